@@ -1,0 +1,150 @@
+"""The LLM judge: builds the judge input for (task, criterion, response) and reads its verdict.
+
+The judge input is the chat template of a grading instruction that holds the question, the
+response and the criterion, with the assistant turn opened right after it (DESIGN step 1). The
+response goes in as token ids, so when judge and policy share a tokenizer every response position
+of the judge input is one policy token. The verdict is read from the next-token distribution at the
+last position: p_true = P(True) / (P(True) + P(False)) (DESIGN step 2).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+
+from tasks import Task
+
+from .models import BUNDLED_NAME, shared_model
+
+SYSTEM_PROMPT = (
+    "You are a strict grader. You read a question, a response to it and one criterion. "
+    "Answer True if the response meets the criterion, otherwise answer False."
+)
+USER_TEMPLATE = (
+    "Question:\n{question}\n\n"
+    "Response:\n{response}\n\n"
+    "Criterion: {criterion}\n\n"
+    "Does the response meet the criterion? Answer with one word: True or False."
+)
+_SLOT = "\uE000G2R-RESPONSE\uE000"  # a private-use marker no tokenizer merges with its neighbours
+
+
+class Judge:
+    """A frozen causal LM used as a rubric judge.
+
+    Args:
+        model: a Hugging Face causal LM; its parameters are frozen here.
+        tokenizer: its tokenizer, with a chat template.
+        micro_batch_size: (response, criterion) pairs per forward/backward pass.
+        system_prompt: the grader's system message (dropped if the template has no system role).
+        user_template: the grading request, with ``{question}``, ``{response}``, ``{criterion}``.
+        true_word / false_word: the verdict words; each must start with a token of its own.
+    """
+
+    def __init__(self, model, tokenizer, micro_batch_size: int = 8,
+                 system_prompt: str = SYSTEM_PROMPT, user_template: str = USER_TEMPLATE,
+                 true_word: str = "True", false_word: str = "False") -> None:
+        if micro_batch_size < 1:
+            raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
+        self.model = model
+        self.model.requires_grad_(False)
+        self.model.eval()
+        self.tokenizer = tokenizer
+        self.micro_batch_size = micro_batch_size
+        self.system_prompt = system_prompt
+        self.user_template = user_template
+        true_ids = tokenizer.encode(true_word, add_special_tokens=False)
+        false_ids = tokenizer.encode(false_word, add_special_tokens=False)
+        if not true_ids or not false_ids or true_ids[0] == false_ids[0]:
+            raise ValueError(f"the judge tokenizer cannot tell {true_word!r} from {false_word!r} "
+                             f"by their first token ({true_ids} vs {false_ids})")
+        self._verdict_ids = (true_ids[0], false_ids[0])
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._frames: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+
+    @classmethod
+    def load(cls, source: str | os.PathLike = BUNDLED_NAME, device: str = "auto",
+             dtype: torch.dtype | None = None, **kwargs) -> "Judge":
+        """A judge on the process-wide shared copy of a model ("bundled", an HF id or a folder)."""
+        model, tokenizer = shared_model(source, device, dtype)
+        return cls(model, tokenizer, **kwargs)
+
+    @property
+    def verdict_ids(self) -> tuple[int, int]:
+        """(true_id, false_id): the first tokens of the verdict words."""
+        return self._verdict_ids
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def max_length(self) -> int:
+        """The judge's context length in tokens."""
+        config = self.model.config
+        return int(getattr(config, "max_position_embeddings", None) or self.tokenizer.model_max_length)
+
+    def _frame(self, task: Task, criterion: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the response slot, cached per (question, criterion)."""
+        key = (task.question, criterion)
+        frame = self._frames.get(key)
+        if frame is None:
+            user = self.user_template.format(question=task.question, response=_SLOT, criterion=criterion)
+            messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]
+            try:
+                text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            except Exception:  # templates without a system role
+                messages = [{"role": "user", "content": f"{self.system_prompt}\n\n{user}"}]
+                text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            before, after = text.split(_SLOT)
+            frame = (self.tokenizer.encode(before, add_special_tokens=False),
+                     self.tokenizer.encode(after, add_special_tokens=False))
+            if len(self._frames) > 4096:
+                self._frames.clear()
+            self._frames[key] = frame
+        return frame
+
+    def build_input(self, task: Task, criterion: str, response_ids: Sequence[int]) -> tuple[list[int], slice]:
+        """Judge input ids for one (task, criterion, response) and the slice of the response in them.
+
+        ``response_ids`` are inserted as they are (self-judging: judge and policy share a tokenizer).
+        """
+        before, after = self._frame(task, criterion)
+        ids = before + [int(t) for t in response_ids] + after
+        return ids, slice(len(before), len(before) + len(response_ids))
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.get_input_embeddings()(input_ids)
+
+    def answer_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Float32 next-token logits at the last position of left-padded sequences only.
+
+        Positions are counted from each sequence's first real token, so a sequence scores the same
+        alone as in a padded batch.
+        """
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                         position_ids=position_ids, logits_to_keep=1, use_cache=False)
+        return out.logits[:, -1, :].float()
+
+    def pad_batch(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-pad id lists into (input_ids, attention_mask) on the judge's device."""
+        width = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            ids[row, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)
+            mask[row, width - len(seq):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def p_true(self, logits: torch.Tensor) -> torch.Tensor:
+        """P(True) / (P(True) + P(False)) from answer logits [B, V]."""
+        true_id, false_id = self._verdict_ids
+        return torch.sigmoid(logits[:, true_id] - logits[:, false_id])
+

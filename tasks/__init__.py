@@ -1,0 +1,6 @@
+"""Tasks and rubrics: types, loaders and the bundled task sets."""
+
+from .loaders import TaskFormatError, iter_tasks, load_taskset
+from .types import Criterion, Task, TaskSet
+
+__all__ = ["Criterion", "Task", "TaskSet", "TaskFormatError", "iter_tasks", "load_taskset"]

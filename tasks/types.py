@@ -1,0 +1,150 @@
+"""Task and rubric types.
+
+A task is a prompt plus a rubric: a list of criteria with weights. A negative weight marks a
+pitfall ("gives unsafe advice"): the judge decides whether the pitfall is present, and when it is,
+the weight is subtracted from the reward.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence, Union
+
+Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One rubric item.
+
+    Args:
+        criterion: a statement about the response that a judge can decide True or False from the
+            response text alone.
+        weight: points for meeting it; negative for a pitfall.
+        tags: free-form labels (e.g. the HealthBench axis).
+    """
+
+    criterion: str
+    weight: float = 1.0
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.criterion, str) or not self.criterion.strip():
+            raise ValueError("a criterion needs a non-empty text")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)):
+            raise ValueError(f"criterion {self.criterion!r}: weight must be a number, got {self.weight!r}")
+        if not math.isfinite(self.weight):
+            raise ValueError(f"criterion {self.criterion!r}: weight must be finite, got {self.weight!r}")
+        object.__setattr__(self, "weight", float(self.weight))
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+
+@dataclass(frozen=True)
+class Task:
+    """A prompt and its rubric.
+
+    Args:
+        task_id: unique id within its task set.
+        prompt: the user's request, as a string or as a list of chat messages.
+        criteria: the rubric; at least one criterion with a positive weight.
+        split: "train" or "test".
+        domain: a label such as "explanation" or "health".
+    """
+
+    task_id: str
+    prompt: Union[str, tuple[Message, ...]]
+    criteria: tuple[Criterion, ...]
+    split: str = "train"
+    domain: str = ""
+    metadata: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task_id, str) or not self.task_id:
+            raise ValueError("a task needs a non-empty string id")
+        prompt = self.prompt
+        if isinstance(prompt, (list, tuple)):
+            prompt = tuple(dict(m) for m in prompt)
+            if not prompt or any(set(m) < {"role", "content"} for m in prompt):
+                raise ValueError(f"task {self.task_id}: prompt messages need 'role' and 'content'")
+            object.__setattr__(self, "prompt", prompt)
+        elif not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"task {self.task_id}: prompt must be a non-empty string or messages")
+        criteria = tuple(self.criteria)
+        if not criteria:
+            raise ValueError(f"task {self.task_id}: the rubric has no criteria")
+        if not any(c.weight > 0 for c in criteria):
+            raise ValueError(f"task {self.task_id}: the rubric has no criterion with a positive weight")
+        object.__setattr__(self, "criteria", criteria)
+
+    @property
+    def messages(self) -> list[Message]:
+        """The prompt as chat messages."""
+        if isinstance(self.prompt, str):
+            return [{"role": "user", "content": self.prompt}]
+        return [dict(m) for m in self.prompt]
+
+    @property
+    def question(self) -> str:
+        """The prompt as plain text, as the judge reads it (earlier turns labelled by role)."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) == 1:
+            return self.prompt[0]["content"]
+        return "\n\n".join(f"{m['role']}: {m['content']}" for m in self.prompt)
+
+    @property
+    def max_score(self) -> float:
+        """Sum of the positive weights: the normaliser of the sequence reward."""
+        return sum(max(c.weight, 0.0) for c in self.criteria)
+
+
+class TaskSet(Sequence[Task]):
+    """An ordered, id-indexed collection of tasks."""
+
+    def __init__(self, tasks: Sequence[Task], name: str = "tasks") -> None:
+        self.name = name
+        self._tasks = list(tasks)
+        self._by_id: dict[str, Task] = {}
+        for task in self._tasks:
+            if task.task_id in self._by_id:
+                raise ValueError(f"{name}: duplicate task id {task.task_id!r}")
+            self._by_id[task.task_id] = task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return TaskSet(self._tasks[index], self.name)
+        return self._tasks[index]
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._by_id
+
+    def get(self, task_id: str) -> Task:
+        """The task with this id (KeyError naming the set if absent)."""
+        try:
+            return self._by_id[task_id]
+        except KeyError:
+            raise KeyError(f"no task {task_id!r} in {self.name} ({len(self)} tasks)") from None
+
+    def split(self, name: str) -> "TaskSet":
+        """The tasks of one split ("train" or "test"); all tasks for "all"."""
+        if name == "all":
+            return self
+        subset = [t for t in self._tasks if t.split == name]
+        if not subset:
+            splits = sorted({t.split for t in self._tasks})
+            raise ValueError(f"{self.name} has no task in split {name!r} (splits: {splits})")
+        return TaskSet(subset, f"{self.name}[{name}]")
+
+    def filter(self, domain: str | None = None) -> "TaskSet":
+        subset = [t for t in self._tasks if domain is None or t.domain == domain]
+        return TaskSet(subset, f"{self.name}[{domain}]")
+
+    def __repr__(self) -> str:
+        return f"TaskSet({self.name!r}, {len(self)} tasks)"
