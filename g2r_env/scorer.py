@@ -20,6 +20,7 @@ from tasks import Task
 from .attribution import Tau, get_attribution
 from .judge import Judge
 from .models import stop_token_ids
+from .rendering import token_pieces
 
 
 @dataclass
@@ -227,9 +228,10 @@ class Grad2Reward:
         it overlaps, in proportion to the overlap; every column sums to 1, so sums are kept.
         """
         policy_tok, judge_tok = self.policy_tokenizer, self.judge.tokenizer
-        ends = [len(policy_tok.decode(content[:n + 1])) for n in range(len(content))]
+        pieces = token_pieces(policy_tok, content)
+        ends = np.cumsum([len(p) for p in pieces]).tolist()
         starts = [0] + ends[:-1]
-        text = policy_tok.decode(content)
+        text = "".join(pieces)
         encoded = judge_tok(text, add_special_tokens=False, return_offsets_mapping=True)
         judge_ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
         token_map = np.zeros((len(content), len(judge_ids)), dtype=np.float64)

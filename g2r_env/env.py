@@ -1,0 +1,228 @@
+"""The token-level environment: one action is one token of the response to an open-ended task."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from tasks import Task, TaskSet, load_taskset
+
+from .attribution import Tau
+from .judge import Judge
+from .models import BUNDLED_NAME, load_tokenizer, stop_token_ids
+from .rendering import render_ansi
+from .scorer import Grad2Reward, ScoreResult
+
+REWARD_MODES = ("dense", "sparse")
+
+
+@functools.lru_cache(maxsize=None)
+def _policy_tokenizer(source: str):
+    return load_tokenizer(source)
+
+
+def build_scorer(model: str = BUNDLED_NAME, judge: Optional[str] = None, device: str = "auto",
+                 attribution: str = "grad_x_embed", tau: Tau = "auto", soft: bool = False,
+                 micro_batch_size: int = 8) -> Grad2Reward:
+    """The scorer an env uses: self-judging with ``model`` unless ``judge`` names another model.
+
+    The judge model is the process-wide shared copy (``g2r_env.models.shared_model``), so any
+    number of envs in one process hold one judge.
+    """
+    judge_model = Judge.load(judge or model, device=device, micro_batch_size=micro_batch_size)
+    policy_tokenizer = None if judge in (None, model) else _policy_tokenizer(str(model))
+    return Grad2Reward(judge_model, attribution=attribution, tau=tau, soft=soft,
+                       policy_tokenizer=policy_tokenizer)
+
+
+class Episode:
+    """One episode's state in preallocated arrays, so a step costs O(1).
+
+    Shared by the single env and the vector env: ``start`` sets a task, ``push`` appends a token,
+    ``observation`` gives the Box arrays, ``final_info`` the contract keys at the end.
+    """
+
+    def __init__(self, prompt_width: int, max_new_tokens: int, stop_ids: Sequence[int]) -> None:
+        self.prompt_ids = np.zeros(prompt_width, dtype=np.int64)
+        self.prompt_mask = np.zeros(prompt_width, dtype=np.int8)
+        self.response_ids = np.zeros(max_new_tokens, dtype=np.int64)
+        self.response_mask = np.zeros(max_new_tokens, dtype=np.int8)
+        self.max_new_tokens = max_new_tokens
+        self.stop_ids = frozenset(int(t) for t in stop_ids)
+        self.task: Optional[Task] = None
+        self.length = 0
+        self.done = False
+        self.result: Optional[ScoreResult] = None
+
+    def start(self, task: Task, prompt_ids: Sequence[int]) -> None:
+        width = len(self.prompt_ids)
+        self.prompt_ids[:] = 0
+        self.prompt_mask[:] = 0
+        self.prompt_ids[width - len(prompt_ids):] = prompt_ids  # left-padded: the prompt ends where the response starts
+        self.prompt_mask[width - len(prompt_ids):] = 1
+        self.response_ids[:] = 0
+        self.response_mask[:] = 0
+        self.task, self.length, self.done, self.result = task, 0, False, None
+
+    def push(self, token: int) -> tuple[bool, bool]:
+        """Append a token; returns (terminated, truncated)."""
+        self.response_ids[self.length] = token
+        self.response_mask[self.length] = 1
+        self.length += 1
+        terminated = token in self.stop_ids
+        truncated = not terminated and self.length >= self.max_new_tokens
+        self.done = terminated or truncated
+        return terminated, truncated
+
+    @property
+    def response(self) -> np.ndarray:
+        return self.response_ids[:self.length]
+
+    def observation(self) -> dict[str, np.ndarray]:
+        return {"prompt_ids": self.prompt_ids.copy(), "prompt_mask": self.prompt_mask.copy(),
+                "response_ids": self.response_ids.copy(), "response_mask": self.response_mask.copy()}
+
+    def final_info(self, result: ScoreResult) -> dict[str, Any]:
+        self.result = result
+        return {"task_id": result.task_id, "response_ids": result.response_ids.copy(),
+                "token_rewards": result.token_rewards.copy(), "sequence_reward": result.sequence_reward,
+                "criteria": [dict(c) for c in result.criteria]}
+
+
+def check_action(action: Any, vocab_size: int) -> int:
+    """The action as an int token id, or a ValueError that names it and the valid range."""
+    try:
+        token = int(np.asarray(action).item())
+    except (TypeError, ValueError):
+        raise ValueError(f"action must be one integer token id, got {action!r}") from None
+    if not 0 <= token < vocab_size or np.asarray(action).dtype.kind not in "iu":
+        raise ValueError(f"action {action!r} is not a token id in Discrete({vocab_size}) (0..{vocab_size - 1})")
+    return token
+
+
+class OpenEndedEnv(gym.Env):
+    """Write a response to an open-ended task, one token per step; a rubric judge scores it.
+
+    ## Observation
+    A Dict of fixed-size int arrays: ``prompt_ids`` (the policy's chat-templated prompt, left-padded
+    to ``prompt_width``), ``prompt_mask``, ``response_ids`` (the tokens chosen so far, right-padded
+    to ``max_new_tokens``) and ``response_mask``. Padding is 0 with mask 0.
+
+    ## Action
+    ``Discrete(vocab_size)``: the next token id of the policy's tokenizer.
+
+    ## Reward
+    At the episode's end the judge decides every rubric criterion and Grad2Reward spreads the
+    sequence reward R = sum_k w_k met_k / sum_k max(w_k, 0) over the tokens. The last step's reward
+    is R and earlier steps' are 0; ``info["token_rewards"]`` (one per step, summing to R) is what a
+    backfill (the bundled trainer, the vector env's users, the SB3 callback) puts in their place.
+    In ``reward_mode="sparse"`` the judge runs without a backward pass and ``token_rewards`` puts R
+    on the last token, so there is nothing to backfill.
+
+    ## Episode end
+    Terminated when the action is an end-of-turn or EOS token; truncated after ``max_new_tokens``
+    tokens. Stepping again before ``reset`` raises RuntimeError.
+
+    ## Info
+    ``reset``: ``task_id``, ``prompt``. Last step: ``task_id``, ``response_ids``,
+    ``token_rewards`` (float32), ``sequence_reward``, ``criteria`` (dicts with ``criterion``,
+    ``weight``, ``met``, ``p_true``, ``alpha``).
+
+    ## Arguments
+    - ``tasks``: a TaskSet, a bundled set name or a task file/folder (default "openended-mini").
+    - ``split``: "train" (default), "test" or "all".
+    - ``model``: the policy model whose tokenizer defines the actions (default "bundled").
+    - ``judge``: None for self-judging with ``model``, else a judge model source.
+    - ``max_new_tokens``: response length limit (default 64).
+    - ``attribution``: "grad_x_embed" (default), "grad_l1", "grad_l2", "uniform", "last_token".
+    - ``tau``: attribution temperature, "auto" (default) or a positive float.
+    - ``soft``: rewards use p_true instead of the 0/1 verdict (default False).
+    - ``reward_mode``: "dense" (default) or "sparse".
+    - ``device``: where the judge runs, "auto" (default: CUDA if present).
+    - ``render_mode``: None or "ansi" (the response coloured by token reward).
+    - ``prompt_width``: prompt array size; default the longest prompt of the task set.
+    - ``micro_batch_size``: judge pairs per forward/backward pass (default 8).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, tasks: str | TaskSet = "openended-mini", model: str = BUNDLED_NAME,
+                 judge: Optional[str] = None, max_new_tokens: int = 64,
+                 attribution: str = "grad_x_embed", tau: Tau = "auto", reward_mode: str = "dense",
+                 device: str = "auto", render_mode: Optional[str] = None, split: str = "train",
+                 soft: bool = False, prompt_width: Optional[int] = None, micro_batch_size: int = 8,
+                 scorer: Optional[Grad2Reward] = None) -> None:
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.tasks = load_taskset(tasks, split=split)
+        self.reward_mode = reward_mode
+        self.render_mode = render_mode
+        self.max_new_tokens = max_new_tokens
+        if scorer is None:
+            scorer = build_scorer(model, judge, device, "last_token" if reward_mode == "sparse" else attribution,
+                                  tau, soft, micro_batch_size)
+        self.scorer = scorer
+        self.tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
+        self.stop_ids = stop_token_ids(self.tokenizer)
+        self.vocab_size = len(self.tokenizer)
+        self.prompts = {t.task_id: self._encode_prompt(t) for t in self.tasks}
+        longest = max(len(p) for p in self.prompts.values())
+        self.prompt_width = prompt_width or longest
+        if longest > self.prompt_width:
+            task_id = max(self.prompts, key=lambda k: len(self.prompts[k]))
+            raise ValueError(f"task {task_id}: its prompt has {longest} tokens, more than prompt_width={self.prompt_width}")
+
+        vocab = self.vocab_size
+        self.action_space = spaces.Discrete(vocab)
+        self.observation_space = spaces.Dict({
+            "prompt_ids": spaces.Box(0, vocab - 1, (self.prompt_width,), np.int64),
+            "prompt_mask": spaces.Box(0, 1, (self.prompt_width,), np.int8),
+            "response_ids": spaces.Box(0, vocab - 1, (max_new_tokens,), np.int64),
+            "response_mask": spaces.Box(0, 1, (max_new_tokens,), np.int8),
+        })
+        self.episode = Episode(self.prompt_width, max_new_tokens, self.stop_ids)
+
+    def _encode_prompt(self, task: Task) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(task.messages, add_generation_prompt=True, tokenize=True)
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    def choose_task(self, options: Optional[dict]) -> Task:
+        if options and options.get("task_id") is not None:
+            return self.tasks.get(options["task_id"])
+        return self.tasks[int(self.np_random.integers(len(self.tasks)))]
+
+    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+        """Start a new episode on a random task of the split, or ``options["task_id"]``."""
+        super().reset(seed=seed)
+        task = self.choose_task(options)
+        self.episode.start(task, self.prompts[task.task_id])
+        return self.episode.observation(), {"task_id": task.task_id, "prompt": task.question}
+
+    def step(self, action):
+        episode = self.episode
+        if episode.task is None:
+            raise RuntimeError("call reset() before step()")
+        if episode.done:
+            raise RuntimeError("the episode has ended (terminated or truncated): call reset() before step()")
+        terminated, truncated = episode.push(check_action(action, self.vocab_size))
+        reward, info = 0.0, {}
+        if episode.done:
+            info = episode.final_info(self.scorer.score(episode.task, episode.response))
+            reward = info["sequence_reward"]
+        return episode.observation(), reward, terminated, truncated, info
+
+    def render(self) -> Optional[str]:
+        if self.render_mode != "ansi" or self.episode.task is None:
+            return None
+        result = self.episode.result
+        return render_ansi(self.tokenizer, self.episode.task, self.episode.response,
+                           None if result is None else result.token_rewards,
+                           None if result is None else result)
