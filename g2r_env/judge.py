@@ -123,7 +123,7 @@ class Judge:
         return self.model.get_input_embeddings()(input_ids)
 
     def answer_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Float32 next-token logits at the last position of left-padded sequences only.
+        """Next-token logits (at least float32) at the last position of left-padded sequences only.
 
         Positions are counted from each sequence's first real token, so a sequence scores the same
         alone as in a padded batch.
@@ -131,7 +131,8 @@ class Judge:
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                          position_ids=position_ids, logits_to_keep=1, use_cache=False)
-        return out.logits[:, -1, :].float()
+        logits = out.logits[:, -1, :]
+        return logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
 
     def pad_batch(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-pad id lists into (input_ids, attention_mask) on the judge's device."""

@@ -91,11 +91,8 @@ def _parse_g2r(row: dict, where: str, default_id: str) -> Task:
 
 
 def _rar_text(item: dict) -> str:
-    description = item.get("description")
-    title = item.get("title")
-    if description and title and title.lower() not in description.lower():
-        return f"{title}: {description}"
-    return description or title
+    # RaR descriptions are self-contained ("Essential Criteria: ..."); the title only names them
+    return item.get("description") or item.get("title")
 
 
 def _parse_rar(row: dict, where: str, default_id: str) -> Task:

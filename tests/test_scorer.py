@@ -1,0 +1,231 @@
+"""The judge and Grad2Reward against the formulas of DESIGN.md, on a tiny float64 model."""
+
+import numpy as np
+import pytest
+import torch
+
+from g2r_env import Grad2Reward, Judge
+from g2r_env.attribution import softmax_with_temperature
+from tasks import Criterion, Task
+
+from conftest import build_tiny_model
+
+
+def encode(tokenizer, text, eos=True):
+    return tokenizer.encode(text, add_special_tokens=False) + ([tokenizer.eos_token_id] if eos else [])
+
+
+def log_p_true_at(judge, input_ids, embeds):
+    mask = torch.ones_like(input_ids)
+    logits = judge.answer_logits(embeds, mask)
+    return torch.log_softmax(logits, -1)[0, judge.verdict_ids[0]]
+
+
+def test_response_positions_hold_the_response_exactly(tiny_judge, rubric_task, bundled_tokenizer):
+    response = encode(bundled_tokenizer, "Sunlight scatters off air molecules; blue scatters most. 😀", eos=False)
+    ids, span = tiny_judge.build_input(rubric_task, rubric_task.criteria[0].criterion, response)
+    assert ids[span] == response
+    assert bundled_tokenizer.decode(ids[span]) == bundled_tokenizer.decode(response)
+    text = bundled_tokenizer.decode(ids)
+    assert rubric_task.question in text and rubric_task.criteria[0].criterion in text
+    assert text.endswith("<|im_start|>assistant\n")  # the assistant turn opens right after
+    true_id, false_id = tiny_judge.verdict_ids
+    assert bundled_tokenizer.decode([true_id]) == "True" and bundled_tokenizer.decode([false_id]) == "False"
+
+
+def test_input_gradient_matches_finite_difference(tiny_judge, rubric_task, bundled_tokenizer):
+    response = encode(bundled_tokenizer, "Rayleigh scattering makes short wavelengths spread.", eos=False)
+    ids, span = tiny_judge.build_input(rubric_task, rubric_task.criteria[0].criterion, response)
+    input_ids = torch.tensor([ids])
+    embeds = tiny_judge.embed(input_ids).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(log_p_true_at(tiny_judge, input_ids, embeds), embeds)
+    direction = torch.zeros_like(embeds)
+    direction[0, span] = torch.randn(len(response), embeds.shape[-1], generator=torch.Generator().manual_seed(0),
+                                     dtype=embeds.dtype)
+    h = 1e-5
+    with torch.no_grad():
+        f_plus = log_p_true_at(tiny_judge, input_ids, embeds + h * direction)
+        f_minus = log_p_true_at(tiny_judge, input_ids, embeds - h * direction)
+    finite_difference = (f_plus - f_minus) / (2 * h)
+    assert float((grad * direction).sum()) == pytest.approx(float(finite_difference), rel=1e-6, abs=1e-9)
+
+
+def test_grad_x_embed_credit_is_softmax_of_gradient_times_input(tiny_judge, rubric_task, bundled_tokenizer):
+    response = encode(bundled_tokenizer, "Air molecules scatter blue light more than red light.")
+    scorer = Grad2Reward(tiny_judge, soft=True)  # soft: every criterion is credited, so each has an alpha
+    result = scorer.score(rubric_task, response)
+    content = response[:-1]  # the final EOS is not shown to the judge
+    for k, criterion in enumerate(rubric_task.criteria):
+        ids, span = tiny_judge.build_input(rubric_task, criterion.criterion, content)
+        input_ids = torch.tensor([ids])
+        embeds = tiny_judge.embed(input_ids).detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(log_p_true_at(tiny_judge, input_ids, embeds), embeds)
+        b = (grad[0, span] * embeds[0, span]).sum(-1).detach().numpy()
+        expected = np.exp((b - b.max()) / b.std()) / np.exp((b - b.max()) / b.std()).sum()
+        alpha = result.criteria[k]["alpha"]
+        assert alpha[-1] == 0.0  # the EOS gets no credit
+        np.testing.assert_allclose(alpha[:-1], expected, rtol=1e-4, atol=1e-7)
+
+
+def test_softmax_temperature_by_hand():
+    scores = torch.tensor([1.0, 2.0, 4.0])
+    std = np.std([1.0, 2.0, 4.0])  # population std, tau="auto"
+    expected = np.exp(np.array([1.0, 2.0, 4.0]) / std)
+    np.testing.assert_allclose(softmax_with_temperature(scores, "auto").numpy(), expected / expected.sum(), rtol=1e-6)
+    expected = np.exp(np.array([1.0, 2.0, 4.0]) / 0.5)
+    np.testing.assert_allclose(softmax_with_temperature(scores, 0.5).numpy(), expected / expected.sum(), rtol=1e-6)
+    np.testing.assert_allclose(softmax_with_temperature(torch.tensor([3.0, 3.0]), "auto").numpy(), [0.5, 0.5])
+    with pytest.raises(ValueError, match="tau"):
+        softmax_with_temperature(scores, -1.0)
+
+
+def test_aggregation_with_negative_weights_by_hand(tiny_judge, bundled_tokenizer):
+    task = Task("agg", "Q", (Criterion("a", 3.0), Criterion("b", 1.0), Criterion("c", -2.0), Criterion("d", 2.0)))
+    p_true = {"a": 0.9, "b": 0.2, "c": 0.7, "d": 0.6}
+    response = encode(bundled_tokenizer, "one two three four five")
+    scorer = Grad2Reward(tiny_judge, attribution="uniform")
+    original = tiny_judge.p_true
+    order = []
+
+    def forced(logits):  # the rows of one micro-batch, in the scorer's (length-sorted) order
+        return torch.tensor([p_true[c] for c in order[: logits.shape[0]]], dtype=torch.float64)
+
+    build = tiny_judge.build_input
+
+    def recording_build(task_, criterion, ids):
+        order.append(criterion)
+        return build(task_, criterion, ids)
+
+    tiny_judge.build_input, tiny_judge.p_true = recording_build, forced
+    try:
+        result = scorer.score(task, response)
+    finally:
+        del tiny_judge.build_input, tiny_judge.p_true
+    assert tiny_judge.p_true == original
+    # all four pairs have the same length, so one micro-batch holds them in build order
+    norm = 3.0 + 1.0 + 2.0  # sum of positive weights
+    expected_R = (3.0 * 1 + 1.0 * 0 + (-2.0) * 1 + 2.0 * 1) / norm
+    assert result.sequence_reward == pytest.approx(expected_R)
+    assert [c["met"] for c in result.criteria] == [True, False, True, True]
+    T = len(response)
+    np.testing.assert_allclose(result.token_rewards, np.full(T, expected_R / T), rtol=1e-6)
+    assert result.criteria[1]["alpha"] is None
+
+    soft = Grad2Reward(tiny_judge, attribution="last_token", soft=True)
+    order.clear()
+    tiny_judge.build_input, tiny_judge.p_true = recording_build, forced
+    try:
+        result = soft.score(task, response)
+    finally:
+        del tiny_judge.build_input, tiny_judge.p_true
+    expected_soft = (3.0 * 0.9 + 1.0 * 0.2 - 2.0 * 0.7 + 2.0 * 0.6) / norm
+    assert result.sequence_reward == pytest.approx(expected_soft)
+    assert result.token_rewards[-1] == pytest.approx(expected_soft) and not result.token_rewards[:-1].any()
+
+
+@pytest.mark.parametrize("attribution", ["grad_x_embed", "grad_l1", "grad_l2", "uniform", "last_token"])
+def test_token_rewards_sum_to_sequence_reward(tiny_judge, rubric_task, bundled_tokenizer, attribution):
+    responses = [encode(bundled_tokenizer, text) for text in
+                 ["Blue light scatters more.", "The ocean reflects into the sky, obviously, always.", "Short"]]
+    scorer = Grad2Reward(tiny_judge, attribution=attribution, soft=True)
+    for result, response in zip(scorer.score_batch([rubric_task] * 3, responses), responses):
+        assert len(result.token_rewards) == len(response)
+        assert result.token_rewards.dtype == np.float32
+        assert float(result.token_rewards.sum()) == pytest.approx(result.sequence_reward, abs=1e-6)
+        weights = np.array([c.weight for c in rubric_task.criteria])
+        p = np.array([c["p_true"] for c in result.criteria])
+        assert result.sequence_reward == pytest.approx(float((weights * p).sum() / 4.0))
+
+
+def test_grad_norm_variants_follow_their_formulas(tiny_judge, rubric_task, bundled_tokenizer):
+    response = encode(bundled_tokenizer, "Scattering of sunlight by the air.", eos=False)
+    criterion = rubric_task.criteria[0].criterion
+    ids, span = tiny_judge.build_input(rubric_task, criterion, response)
+    input_ids = torch.tensor([ids])
+    embeds = tiny_judge.embed(input_ids).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(log_p_true_at(tiny_judge, input_ids, embeds), embeds)
+    g = grad[0, span]
+    for name, scores in (("grad_l1", g.abs().sum(-1)), ("grad_l2", g.norm(dim=-1))):
+        result = Grad2Reward(tiny_judge, attribution=name, tau=0.01, soft=True).score(rubric_task, response)
+        expected = torch.softmax(scores.float() / 0.01, 0).numpy()
+        np.testing.assert_allclose(result.criteria[0]["alpha"], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_batched_scoring_equals_one_at_a_time(tiny_judge, rubric_task, bundled_tokenizer):
+    other = Task("t-2", "Name a fruit.", (Criterion("Names a fruit", 1.0), Criterion("Is rude", -1.0)))
+    tasks = [rubric_task, other, rubric_task]
+    responses = [encode(bundled_tokenizer, t) for t in
+                 ["Because of Rayleigh scattering of sunlight in air.", "Apple.", "It reflects the sea."]]
+    scorer = Grad2Reward(tiny_judge, soft=True)
+    batched = scorer.score_batch(tasks, responses)
+    for task, response, together in zip(tasks, responses, batched):
+        alone = scorer.score(task, response)
+        assert together.sequence_reward == pytest.approx(alone.sequence_reward, abs=1e-9)
+        np.testing.assert_allclose(together.token_rewards, alone.token_rewards, atol=1e-6)
+
+
+def test_judge_stays_frozen(tiny_judge, rubric_task, bundled_tokenizer):
+    before = {k: v.clone() for k, v in tiny_judge.model.state_dict().items()}
+    Grad2Reward(tiny_judge, soft=True).score(rubric_task, encode(bundled_tokenizer, "Scattering."))
+    assert all(not p.requires_grad and p.grad is None for p in tiny_judge.model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in tiny_judge.model.state_dict().items())
+
+
+def test_bad_responses_get_clear_errors(bundled_tokenizer, rubric_task):
+    judge = Judge(build_tiny_model(len(bundled_tokenizer), max_positions=160), bundled_tokenizer)
+    scorer = Grad2Reward(judge)
+    with pytest.raises(ValueError, match="t-1: empty response"):
+        scorer.score(rubric_task, [])
+    with pytest.raises(ValueError, match="token id 99999999 is outside the vocabulary"):
+        scorer.score(rubric_task, [5, 99999999])
+    with pytest.raises(ValueError, match=r"longer than the judge's context of 160; lower max_new_tokens"):
+        scorer.score(rubric_task, [300] * 200)
+
+
+def test_nan_gradient_is_reported(bundled_tokenizer, rubric_task):
+    judge = Judge(build_tiny_model(len(bundled_tokenizer)), bundled_tokenizer)
+    layer = judge.model.model.layers[0]
+    handle = layer.register_full_backward_pre_hook(lambda module, grad_out: tuple(
+        torch.full_like(g, float("nan")) if g is not None else None for g in grad_out))
+    try:
+        with pytest.raises(FloatingPointError, match=r"t-1: the judge gradient for criterion .* is not finite"):
+            Grad2Reward(judge, soft=True).score(rubric_task, encode(bundled_tokenizer, "Scattering."))
+    finally:
+        handle.remove()
+
+
+def test_empty_content_credits_the_stop_token(tiny_judge, rubric_task, bundled_tokenizer):
+    result = Grad2Reward(tiny_judge, soft=True).score(rubric_task, [bundled_tokenizer.eos_token_id])
+    assert result.token_rewards[0] == pytest.approx(result.sequence_reward)
+
+
+def char_tokenizer():
+    """A character-level fast tokenizer built in code: a policy vocabulary unlike the judge's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = [chr(c) for c in range(32, 127)]
+    vocab = {"<eos>": 0, **{ch: n + 1 for n, ch in enumerate(alphabet)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<eos>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>")
+
+
+def test_foreign_policy_tokenizer_maps_credit_by_characters(tiny_judge, rubric_task):
+    policy = char_tokenizer()
+    text = "Sunlight scatters; blue wins."
+    response = policy.encode(text) + [policy.eos_token_id]
+    assert policy.decode(response[:-1]) == text
+    scorer = Grad2Reward(tiny_judge, soft=True, policy_tokenizer=policy)
+    result = scorer.score(rubric_task, response)
+    assert len(result.token_rewards) == len(response)
+    assert float(result.token_rewards.sum()) == pytest.approx(result.sequence_reward, abs=1e-6)
+    judge_ids, token_map = scorer._retokenize(response[:-1])
+    assert tiny_judge.tokenizer.decode(judge_ids) == text
+    np.testing.assert_allclose(token_map.sum(0), 1.0)
+    # each character token receives credit only from the judge token that contains it
+    offsets = tiny_judge.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    for j, (a, b) in enumerate(offsets):
+        np.testing.assert_allclose(token_map[a:b, j], 1.0 / (b - a))
+        assert token_map[:, j].sum() == pytest.approx(token_map[a:b, j].sum())
