@@ -1,0 +1,100 @@
+"""The ``g2r`` command: ``g2r score`` here; ``g2r train`` and ``g2r eval`` live in ``agents.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+SCORE_HELP = """Judge one response to one task and show where its reward went.
+
+The task is an id in a task set (--task expl-001 --tasks openended-mini) or one JSONL line in our
+task format (--task-json '{"id": ..., "prompt": ..., "criteria": [...]}'). The response is text
+(--response, or --response-file, '-' for stdin); it is tokenized with the policy's tokenizer and
+ended with its end-of-turn token.
+"""
+
+
+def _score_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="g2r score", description=SCORE_HELP,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    task = p.add_mutually_exclusive_group(required=True)
+    task.add_argument("--task", help="task id within --tasks")
+    task.add_argument("--task-json", help="one task as a JSON line in the g2r format")
+    p.add_argument("--tasks", default="openended-mini", help="task set name, file or folder (default: %(default)s)")
+    text = p.add_mutually_exclusive_group(required=True)
+    text.add_argument("--response", help="the response text")
+    text.add_argument("--response-file", help="a file holding the response text ('-' for stdin)")
+    p.add_argument("--model", default="bundled", help="policy model (tokenizer of the response) (default: %(default)s)")
+    p.add_argument("--judge", default=None, help="judge model; default: self-judging with --model")
+    p.add_argument("--attribution", default="grad_x_embed", help="attribution method (default: %(default)s)")
+    p.add_argument("--tau", default="auto", help="attribution temperature, 'auto' or a float (default: %(default)s)")
+    p.add_argument("--soft", action="store_true", help="reward p_true instead of the 0/1 verdict")
+    p.add_argument("--device", default="auto", help="judge device (default: %(default)s)")
+    p.add_argument("--html", default="g2r-score.html", help="output HTML file (default: %(default)s)")
+    return p
+
+
+def _load_task(args):
+    from tasks import load_taskset
+    from tasks.loaders import TaskFormatError, _parse_g2r
+
+    if args.task is not None:
+        return load_taskset(args.tasks).get(args.task)
+    try:
+        row = json.loads(args.task_json)
+    except json.JSONDecodeError as err:
+        raise TaskFormatError(f"--task-json: bad JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(row, dict):
+        raise TaskFormatError("--task-json: must be a JSON object")
+    return _parse_g2r(row, "--task-json", "task")
+
+
+def score_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _score_parser().parse_args(argv)
+    from .env import build_scorer
+    from .rendering import render_ansi, render_html
+
+    task = _load_task(args)
+    if args.response is not None:
+        text = args.response
+    else:
+        text = sys.stdin.read() if args.response_file == "-" else Path(args.response_file).read_text(encoding="utf-8")
+    if not text.strip():
+        raise SystemExit("g2r score: the response is empty")
+    tau = args.tau if args.tau == "auto" else float(args.tau)
+    scorer = build_scorer(args.model, args.judge, args.device, args.attribution, tau, args.soft)
+    tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
+    response = tokenizer.encode(text.strip(), add_special_tokens=False) + [tokenizer.eos_token_id]
+    result = scorer.score(task, response)
+    print(render_ansi(tokenizer, task, result.response_ids, result.token_rewards, result))
+    Path(args.html).write_text(render_html(tokenizer, [(task, result)], title=f"g2r score: {task.task_id}"),
+                               encoding="utf-8")
+    print(f"\nwrote {args.html}")
+    return 0
+
+
+COMMANDS = {
+    "score": ("judge one response and write an HTML heatmap of its token rewards", "g2r_env.cli", "score_main"),
+    "train": ("train a policy with the bundled token-level GRPO trainer", "agents.cli", "train_main"),
+    "eval": ("greedy judge score of a model on a task set's test split", "agents.cli", "eval_main"),
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: g2r {score,train,eval} [options]   (g2r COMMAND --help for its options)\n")
+        for name, (summary, _, _) in COMMANDS.items():
+            print(f"  {name:<6} {summary}")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    import importlib
+
+    _, module, function = COMMANDS[argv[0]]
+    return getattr(importlib.import_module(module), function)(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

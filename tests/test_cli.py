@@ -1,0 +1,36 @@
+import json
+import re
+
+import pytest
+
+from g2r_env.cli import main
+
+
+def test_score_writes_heatmap_and_prints_verdicts(tmp_path, tiny_model_dir, capsys):
+    html_path = tmp_path / "out.html"
+    task = {"id": "mine", "prompt": "Name a colour.", "criteria": [{"criterion": "Names a colour", "weight": 2},
+                                                                   {"criterion": "Is rude", "weight": -1}]}
+    assert main(["score", "--task-json", json.dumps(task), "--response", "Blue, like the sky.",
+                 "--model", tiny_model_dir, "--soft", "--device", "cpu", "--html", str(html_path)]) == 0
+    out = capsys.readouterr().out
+    assert "[mine] Name a colour." in out and "Names a colour" in out and "p_true=" in out
+    page = html_path.read_text()
+    spans = re.findall(r'<span style="background:rgb\(\d+,\d+,\d+\)" title="token (\d+): ([-+0-9.e]+)">', page)
+    assert [int(n) for n, _ in spans] == list(range(len(spans)))  # every token, in order
+    total = float(re.search(r"sequence reward <b>([-+0-9.]+)</b>", page).group(1))
+    assert sum(float(v) for _, v in spans) == pytest.approx(total, abs=1e-3)
+    assert "Blue" in page and "Is rude" in page
+
+
+def test_score_errors_are_clear(tiny_model_dir, tmp_path):
+    with pytest.raises(KeyError, match="no task 'nope'"):
+        main(["score", "--task", "nope", "--response", "x", "--model", tiny_model_dir])
+    with pytest.raises(ValueError, match="--task-json: bad JSON"):
+        main(["score", "--task-json", "{", "--response", "x", "--model", tiny_model_dir])
+    with pytest.raises(SystemExit, match="response is empty"):
+        main(["score", "--task", "expl-001", "--response", "  ", "--model", tiny_model_dir])
+
+
+def test_unknown_command_prints_usage(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "g2r {score,train,eval}" in capsys.readouterr().out
