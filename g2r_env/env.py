@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 
 from tasks import Task, TaskSet, load_taskset
@@ -27,16 +29,27 @@ def _policy_tokenizer(source: str):
 
 def build_scorer(model: str = BUNDLED_NAME, judge: Optional[str] = None, device: str = "auto",
                  attribution: str = "grad_x_embed", tau: Tau = "auto", soft: bool = False,
-                 micro_batch_size: int = 8) -> Grad2Reward:
+                 micro_batch_size: int = 8, dtype: Optional[str] = None) -> Grad2Reward:
     """The scorer an env uses: self-judging with ``model`` unless ``judge`` names another model.
 
     The judge model is the process-wide shared copy (``g2r_env.models.shared_model``), so any
     number of envs in one process hold one judge.
     """
-    judge_model = Judge.load(judge or model, device=device, micro_batch_size=micro_batch_size)
+    judge_model = Judge.load(judge or model, device=device, dtype=parse_dtype(dtype),
+                             micro_batch_size=micro_batch_size)
     policy_tokenizer = None if judge in (None, model) else _policy_tokenizer(str(model))
     return Grad2Reward(judge_model, attribution=attribution, tau=tau, soft=soft,
                        policy_tokenizer=policy_tokenizer)
+
+
+def parse_dtype(dtype: Optional[str | torch.dtype]) -> Optional[torch.dtype]:
+    """None/"auto" (bf16 on CUDA, float32 on CPU), or a torch dtype by name ("float32", "bfloat16")."""
+    if dtype is None or dtype == "auto" or isinstance(dtype, torch.dtype):
+        return None if dtype == "auto" else dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}; use 'auto', 'float32', 'bfloat16' or 'float16'")
+    return value
 
 
 class Episode:
@@ -143,8 +156,10 @@ class OpenEndedEnv(gym.Env):
     - ``soft``: rewards use p_true instead of the 0/1 verdict (default False).
     - ``reward_mode``: "dense" (default) or "sparse".
     - ``device``: where the judge runs, "auto" (default: CUDA if present).
+    - ``dtype``: the judge's dtype, "auto" (default: bf16 on CUDA, float32 on CPU) or a name.
     - ``render_mode``: None or "ansi" (the response coloured by token reward).
-    - ``prompt_width``: prompt array size; default the longest prompt of the task set.
+    - ``prompt_width``: prompt array size; default the longest prompt of the whole task set (all
+      splits), so train and test envs share one observation space.
     - ``micro_batch_size``: judge pairs per forward/backward pass (default 8).
     """
 
@@ -155,30 +170,33 @@ class OpenEndedEnv(gym.Env):
                  attribution: str = "grad_x_embed", tau: Tau = "auto", reward_mode: str = "dense",
                  device: str = "auto", render_mode: Optional[str] = None, split: str = "train",
                  soft: bool = False, prompt_width: Optional[int] = None, micro_batch_size: int = 8,
-                 scorer: Optional[Grad2Reward] = None) -> None:
+                 dtype: Optional[str] = None, scorer: Optional[Grad2Reward] = None) -> None:
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+            # wrappers such as SB3's make_vec_env ask for "rgb_array" by default: a text env has none
+            warnings.warn(f"render_mode {render_mode!r} is not supported (only 'ansi'); rendering is off")
+            render_mode = None
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        self.tasks = load_taskset(tasks, split=split)
+        all_tasks = load_taskset(tasks)
+        self.tasks = all_tasks.split(split)
         self.reward_mode = reward_mode
         self.render_mode = render_mode
         self.max_new_tokens = max_new_tokens
         if scorer is None:
             scorer = build_scorer(model, judge, device, "last_token" if reward_mode == "sparse" else attribution,
-                                  tau, soft, micro_batch_size)
+                                  tau, soft, micro_batch_size, dtype)
         self.scorer = scorer
         self.tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
         self.stop_ids = stop_token_ids(self.tokenizer)
         self.vocab_size = len(self.tokenizer)
-        self.prompts = {t.task_id: self._encode_prompt(t) for t in self.tasks}
-        longest = max(len(p) for p in self.prompts.values())
-        self.prompt_width = prompt_width or longest
-        if longest > self.prompt_width:
-            task_id = max(self.prompts, key=lambda k: len(self.prompts[k]))
-            raise ValueError(f"task {task_id}: its prompt has {longest} tokens, more than prompt_width={self.prompt_width}")
+        self.prompts = {t.task_id: self._encode_prompt(t) for t in all_tasks}
+        longest = max(self.prompts, key=lambda k: len(self.prompts[k]))
+        self.prompt_width = prompt_width or len(self.prompts[longest])
+        if len(self.prompts[longest]) > self.prompt_width:
+            raise ValueError(f"task {longest}: its prompt has {len(self.prompts[longest])} tokens, "
+                             f"more than prompt_width={self.prompt_width}")
 
         vocab = self.vocab_size
         self.action_space = spaces.Discrete(vocab)
