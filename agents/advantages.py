@@ -1,0 +1,194 @@
+"""Advantage estimators on padded token rewards.
+
+Every function takes tensors of shape [B, T]: one row per response, padded on the right, with
+`mask` (bool or float) marking the valid response tokens. Rows are grouped by prompt:
+rows i*G .. i*G+G-1 answer the same prompt, G = `group_size`, and B must be divisible by G.
+Padding positions of every returned tensor are 0.
+
+A group whose values are all equal carries no learning signal and gets all-zero advantages
+(checked exactly, so float rounding in the mean can never be blown up by the division by eps).
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+def _float_mask(mask: Tensor, group_size: int, dtype: torch.dtype) -> Tensor:
+    """Check the [B, T] mask against the group size and return it as floats."""
+    if mask.dim() != 2:
+        raise ValueError(f"mask must be [B, T]; got shape {tuple(mask.shape)}")
+    if group_size < 1 or mask.shape[0] % group_size != 0:
+        raise ValueError(
+            f"batch size {mask.shape[0]} is not a multiple of group_size {group_size}; "
+            "put the G responses to each prompt in consecutive rows"
+        )
+    return mask.to(dtype)
+
+
+def _check(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
+    """Check that rewards and mask are both [B, T]; return the mask as floats."""
+    if token_rewards.shape != mask.shape:
+        raise ValueError(
+            f"token_rewards {tuple(token_rewards.shape)} and mask {tuple(mask.shape)} "
+            "must have the same [B, T] shape"
+        )
+    return _float_mask(mask, group_size, token_rewards.dtype)
+
+
+def returns_to_go(token_rewards: Tensor, mask: Tensor) -> Tensor:
+    """Return-to-go R_t = sum_{s >= t} r_s of each row, over valid tokens only.
+
+    Args:
+        token_rewards: [B, T] per-token rewards.
+        mask: [B, T] valid response tokens.
+
+    Returns:
+        [B, T] returns, 0 at padding.
+    """
+    mask = _check(token_rewards, mask, 1)
+    rewards = token_rewards * mask
+    return rewards.flip(-1).cumsum(-1).flip(-1) * mask
+
+
+def sequence_rewards(token_rewards: Tensor, mask: Tensor) -> Tensor:
+    """Sequence reward of each row: the sum of its valid token rewards, shape [B]."""
+    mask = _check(token_rewards, mask, 1)
+    return (token_rewards * mask).sum(-1)
+
+
+def _constant_groups(values: Tensor, mask: Tensor, group_size: int) -> Tensor:
+    """[B // G] bool: True where all valid entries of the group's G rows of [B, T] are equal."""
+    grouped = values.reshape(-1, group_size * values.shape[-1])
+    valid = mask.reshape(grouped.shape) > 0
+    high = torch.where(valid, grouped, -torch.inf).amax(-1)
+    low = torch.where(valid, grouped, torch.inf).amin(-1)
+    return ~(high > low)  # also True for a group without valid tokens
+
+
+def token_grpo(token_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
+    """Token-level GRPO (DESIGN.md, method step 6).
+
+    A_{i,t} = (R_{i,t} - mean) / (std + eps), with R_{i,t} the return-to-go and mean and
+    population std taken over all valid tokens of the G responses to the same prompt.
+
+    Args:
+        token_rewards: [B, T] per-token rewards.
+        mask: [B, T] valid response tokens.
+        group_size: G, responses per prompt.
+        eps: added to the std.
+
+    Returns:
+        [B, T] advantages, 0 at padding and for groups whose returns are all equal.
+    """
+    mask = _check(token_rewards, mask, group_size)
+    returns = returns_to_go(token_rewards, mask)
+    batch, length = returns.shape
+    grouped_returns = returns.reshape(-1, group_size * length)
+    grouped_mask = mask.reshape(grouped_returns.shape)
+    count = grouped_mask.sum(-1, keepdim=True).clamp(min=1)
+    mean = (grouped_returns * grouped_mask).sum(-1, keepdim=True) / count
+    variance = ((grouped_returns - mean) ** 2 * grouped_mask).sum(-1, keepdim=True) / count
+    advantages = (grouped_returns - mean) / (variance.sqrt() + eps)
+    constant = _constant_groups(returns, mask, group_size).unsqueeze(-1)
+    advantages = torch.where(constant, 0.0, advantages) * grouped_mask
+    return advantages.reshape(batch, length)
+
+
+def grpo(sequence_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
+    """Sequence-level GRPO: A_i = (R_i - mean_g R) / (std_g R + eps) on every valid token.
+
+    mean and std (population) are over the G sequence rewards of the group.
+
+    Args:
+        sequence_rewards: [B] one reward per response.
+        mask: [B, T] valid response tokens.
+        group_size: G, responses per prompt.
+        eps: added to the std.
+
+    Returns:
+        [B, T] advantages, 0 at padding and for groups whose rewards are all equal.
+    """
+    if sequence_rewards.shape != mask.shape[:1]:
+        raise ValueError(
+            f"sequence_rewards {tuple(sequence_rewards.shape)} must have one entry per row of "
+            f"mask {tuple(mask.shape)}"
+        )
+    mask = _float_mask(mask, group_size, sequence_rewards.dtype)
+    grouped = sequence_rewards.reshape(-1, group_size)
+    mean = grouped.mean(-1, keepdim=True)
+    std = grouped.std(-1, correction=0, keepdim=True)
+    advantages = (grouped - mean) / (std + eps)
+    constant = grouped.amax(-1, keepdim=True) == grouped.amin(-1, keepdim=True)
+    advantages = torch.where(constant, 0.0, advantages)
+    return advantages.reshape(-1, 1) * mask
+
+
+def rloo(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
+    """REINFORCE leave-one-out on sequence returns (Ahmadian et al., 2024).
+
+    A_i = R_i - mean_{j != i} R_j with R_i the sum of row i's token rewards, the same value
+    on every valid token of row i. No per-token credit: the token rewards only enter through
+    their sum. Needs group_size >= 2.
+
+    Args:
+        token_rewards: [B, T] per-token rewards.
+        mask: [B, T] valid response tokens.
+        group_size: G, responses per prompt.
+
+    Returns:
+        [B, T] advantages, 0 at padding and for groups whose rewards are all equal.
+    """
+    mask = _check(token_rewards, mask, group_size)
+    if group_size < 2:
+        raise ValueError("rloo needs group_size >= 2: the baseline is the other responses' mean")
+    grouped = sequence_rewards(token_rewards, mask).reshape(-1, group_size)
+    baseline = (grouped.sum(-1, keepdim=True) - grouped) / (group_size - 1)
+    advantages = grouped - baseline
+    constant = grouped.amax(-1, keepdim=True) == grouped.amin(-1, keepdim=True)
+    advantages = torch.where(constant, 0.0, advantages)
+    return advantages.reshape(-1, 1) * mask
+
+
+def reinforce(token_rewards: Tensor, mask: Tensor) -> Tensor:
+    """Plain REINFORCE: the return-to-go, no baseline.
+
+    Args:
+        token_rewards: [B, T] per-token rewards.
+        mask: [B, T] valid response tokens.
+
+    Returns:
+        [B, T] advantages, 0 at padding.
+    """
+    return returns_to_go(token_rewards, mask)
+
+
+AdvantageFn = Callable[[Tensor, Tensor, int], Tensor]
+
+# Every entry takes (token_rewards, mask, group_size); sequence rewards are the row sums.
+ADVANTAGES: dict[str, AdvantageFn] = {
+    "token_grpo": token_grpo,
+    "grpo": lambda token_rewards, mask, group_size: grpo(
+        sequence_rewards(token_rewards, mask), mask, group_size
+    ),
+    "rloo": rloo,
+    "reinforce": lambda token_rewards, mask, group_size: reinforce(token_rewards, mask),
+}
+
+
+def compute_advantages(name: str, token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
+    """Advantages by estimator name, one signature for all.
+
+    Args:
+        name: a key of ADVANTAGES ("token_grpo", "grpo", "rloo", "reinforce").
+        token_rewards: [B, T] per-token rewards.
+        mask: [B, T] valid response tokens.
+        group_size: G, responses per prompt (consecutive rows).
+
+    Returns:
+        [B, T] advantages, 0 at padding.
+    """
+    if name not in ADVANTAGES:
+        raise ValueError(f"unknown advantage estimator {name!r}; choose one of {sorted(ADVANTAGES)}")
+    return ADVANTAGES[name](token_rewards, mask, group_size)
