@@ -1,0 +1,542 @@
+"""Token-level GRPO on Grad2Reward token rewards: the bundled trainer, written out like CleanRL.
+
+One training step, one method per phase (``Trainer.train_step`` reads top to bottom):
+
+1. ``rollout``: reset the vector env (``prompts_per_step`` tasks of the train split, each in
+   ``group_size`` consecutive sub-envs), take the prompts from the observation, sample
+   ``group_size`` responses per prompt, play them with ``step_sequences`` (the judge scores all
+   of them in one batched call) and read ``info["token_rewards"]``.
+2. ``compute_advantages(config.advantage, token_rewards, mask, group_size)``.
+3. ``update``: ``update_epochs`` passes of minibatch PPO-clip updates; each minibatch accumulates
+   gradients over micro-batches, then clips the gradient norm and steps AdamW.
+4. ``sync_weights``: the new weights (a LoRA adapter merged in) go to the sampler.
+
+PPO's old log-probs are recomputed by the policy right before the update, not taken from the
+sampler. vLLM computes log-probs with its own kernels (bf16 on GPU), so its numbers differ a little
+from the trainer's forward pass; as the ratio's denominator they would make the first ratio differ
+from 1 and clip tokens that never moved. The mean gap is logged as ``sampler_logprob_gap``.
+
+Self-judging by default: the judge is the process-wide frozen copy of the initial policy
+(``g2r_env.models.shared_model``), a different module from the trainable policy, so training never
+moves it; it doubles as the KL reference when ``kl_coef > 0``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from g2r_env import Grad2Reward, OpenEndedVectorEnv, ScoreResult
+from g2r_env.models import load_model, resolve_device, resolve_source
+from tasks import TaskSet, load_taskset
+
+from .advantages import compute_advantages
+from .config import TrainConfig
+from .losses import policy_loss, token_logprobs
+from .sampling import HFSampler, Sampler, VLLMSampler
+
+
+@dataclass
+class Rollout:
+    """One step's responses as padded tensors; rows i*G .. i*G+G-1 answer prompt i.
+
+    Attributes:
+        prompt_ids: [B, W] chat-templated prompts, left-padded (as the env observes them).
+        prompt_mask: [B, W] 1 on prompt tokens.
+        response_ids: [B, T] responses as the env played them (up to the first stop token),
+            right-padded.
+        response_mask: [B, T] bool, True on response tokens.
+        token_rewards: [B, T] float32 ``info["token_rewards"]``; row sums are the sequence rewards.
+        sequence_rewards: [B] float32 judge score R of each response.
+        sampler_logprobs: [B, T] the sampler's log-probs of the response tokens.
+        finished: [B] bool, the response ended on a stop token.
+        task_ids: [B] the task of each row.
+    """
+
+    prompt_ids: Tensor
+    prompt_mask: Tensor
+    response_ids: Tensor
+    response_mask: Tensor
+    token_rewards: Tensor
+    sequence_rewards: Tensor
+    sampler_logprobs: Tensor
+    finished: Tensor
+    task_ids: list[str]
+
+
+def select_tasks(config: TrainConfig) -> TaskSet:
+    """The task set of ``config.tasks`` restricted to ``config.task_ids`` and ``config.domains``."""
+    tasks = load_taskset(config.tasks)
+    keep = [t for t in tasks if (not config.task_ids or t.task_id in config.task_ids)
+            and (not config.domains or t.domain in config.domains)]
+    missing = sorted(set(config.task_ids) - {t.task_id for t in tasks})
+    if missing or not keep:
+        raise ValueError(f"task_ids {missing or config.task_ids} / domains {config.domains} select no task "
+                         f"of {tasks.name}; check the ids (e.g. {tasks[0].task_id!r})")
+    return TaskSet(keep, tasks.name)
+
+
+def pad_rows(rows: Sequence[Sequence[float]], value: float = 0.0, dtype=torch.float32) -> Tensor:
+    """Right-pad lists into a [len(rows), longest] tensor."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=dtype)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.as_tensor(np.asarray(row), dtype=dtype)
+    return out
+
+
+def make_sampler(config: TrainConfig, policy, tokenizer) -> Sampler:
+    """The sampler named by ``config.sampler``; the HF sampler generates with the policy itself."""
+    if config.sampler == "hf":
+        return HFSampler(policy, tokenizer)
+    vllm_kwargs = dict(config.vllm_kwargs)
+    vllm_kwargs.setdefault("seed", config.seed)
+    return VLLMSampler(resolve_source(config.model), **vllm_kwargs)
+
+
+def evaluate_policy(sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: int) -> dict[str, float]:
+    """The judge score of one greedy response per task of ``envs`` (one sub-env per task).
+
+    Args:
+        sampler: draws the responses (temperature 0).
+        envs: a vector env with one sub-env per task to score, e.g. ``reward_mode="sparse"``
+            (the judge then runs forward only; the sequence reward is the same).
+        max_new_tokens: response length limit (the env's).
+
+    Returns:
+        {task_id: sequence reward}.
+    """
+    task_ids = [t.task_id for t in envs.env.tasks][:envs.num_envs]
+    obs, _ = envs.reset(options={"task_ids": task_ids})
+    groups = sampler.generate(prompts_of(obs, 1), n=1, temperature=0.0, max_tokens=max_new_tokens, seed=0)
+    _, _, _, _, infos = envs.step_sequences([group[0].token_ids for group in groups])
+    return {task_id: float(r) for task_id, r in zip(task_ids, infos["sequence_reward"])}
+
+
+def prompts_of(obs: dict, group_size: int) -> list[list[int]]:
+    """The prompt token ids of every group's first sub-env, from the left-padded observation."""
+    ids, mask = obs["prompt_ids"][::group_size], obs["prompt_mask"][::group_size]
+    return [row[m == 1].tolist() for row, m in zip(ids, mask)]
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch (CPU and CUDA) random states."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Trains a policy LLM with token-level GRPO on Grad2Reward token rewards.
+
+    Args:
+        config: the run's TrainConfig.
+        sampler: a ready Sampler; None builds the one ``config.sampler`` names.
+
+    Attributes:
+        envs: the training vector env (``prompts_per_step * group_size`` sub-envs).
+        policy: the trainable model (a peft model when ``lora_rank > 0``).
+        judge_model: the frozen judge (self-judging: a copy of the initial policy).
+        global_step: training steps done.
+    """
+
+    def __init__(self, config: TrainConfig, sampler: Optional[Sampler] = None) -> None:
+        config.validate()
+        self.config = config
+        self.run_dir = Path(config.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        torch.manual_seed(config.seed)
+        self.device = resolve_device(config.device)
+        if config.cpu_threads and not torch.cuda.is_available():
+            os.environ["OMP_NUM_THREADS"] = str(config.cpu_threads)  # read by vLLM when it starts
+            torch.set_num_threads(config.cpu_threads)
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                         if (self.device.type == "cuda" if config.bf16 is None else config.bf16) else nullcontext())
+
+        self.tasks = select_tasks(config)
+        env_kwargs = dict(tasks=self.tasks, model=config.model, judge=config.judge,
+                          max_new_tokens=config.max_new_tokens, tau=config.tau, device=config.device,
+                          soft=config.soft, micro_batch_size=config.judge_micro_batch_size)
+        self.envs = OpenEndedVectorEnv(num_envs=config.prompts_per_step * config.group_size,
+                                       group_size=config.group_size, split="train",
+                                       attribution=config.attribution, reward_mode=config.reward_mode,
+                                       **env_kwargs)
+        self.eval_envs = None  # greedy responses to the eval tasks, judged forward only
+        if config.eval_every or config.report:
+            try:
+                eval_tasks = self.tasks.split(config.eval_split)
+            except ValueError as err:
+                raise ValueError(f"eval_split={config.eval_split!r}: {err}; choose another eval_split, "
+                                 f"add tasks of that split, or set eval_every=0 and report=false") from None
+            eval_tasks = eval_tasks[:config.eval_tasks or len(eval_tasks)]
+            self.eval_envs = OpenEndedVectorEnv(num_envs=len(eval_tasks), split="all", reward_mode="sparse",
+                                                **{**env_kwargs, "tasks": eval_tasks})
+        self.judge_model = self.envs.scorer.judge.model
+        self.tokenizer = self.envs.env.tokenizer
+
+        self.policy = self._load_policy()
+        self.reference = None
+        if config.kl_coef > 0:  # the judge is the initial policy when self-judging
+            self.reference = self.judge_model if config.judge is None else \
+                load_model(config.model, self.device)[0].requires_grad_(False)
+        self.optimizer = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad],
+                                           lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.sampler = sampler or make_sampler(config, self.policy, self.tokenizer)
+        if sampler is not None:  # a sampler reused from another run may hold other weights
+            self.sync_weights()
+        self.global_step = 0
+        self.writer = None
+        self.history: list[dict] = []
+
+    def _load_policy(self):
+        config = self.config
+        policy, _ = load_model(config.model, self.device, dtype=torch.float32)
+        if config.lora_rank:
+            from peft import LoraConfig, get_peft_model
+
+            targets = config.lora_target_modules
+            targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
+            policy = get_peft_model(policy, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
+                                                       target_modules=targets, lora_dropout=0.0,
+                                                       task_type="CAUSAL_LM"))
+        if config.gradient_checkpointing:
+            policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        policy.train()
+        return policy
+
+    # ---- phase 1: rollout ----------------------------------------------------------------------
+    def sample_seed(self, step: int) -> int:
+        """The sampling seed of a step: reproducible from (seed, step) alone, so a resumed run
+        draws the same responses as an uninterrupted one."""
+        return (self.config.seed * 1_000_003 + step * 10_007) % 2**31  # a stride above any prompt count
+
+    def rollout(self, step: int) -> tuple[Rollout, dict[str, float]]:
+        """Sample G responses per prompt and score them; returns the batch and phase timings."""
+        config, envs = self.config, self.envs
+        obs, _ = envs.reset(seed=config.seed if step == 0 else None)
+        start = time.perf_counter()
+        groups = self.sampler.generate(prompts_of(obs, config.group_size), n=config.group_size,
+                                       temperature=config.temperature, top_p=config.top_p,
+                                       top_k=config.top_k, max_tokens=config.max_new_tokens,
+                                       seed=self.sample_seed(step))
+        samples = [sample for group in groups for sample in group]
+        sampled = time.perf_counter()
+        _, _, terminated, _, infos = envs.step_sequences([s.token_ids for s in samples])
+        judged = time.perf_counter()
+
+        responses = list(infos["response_ids"])  # up to the env's first stop token
+        lengths = [len(r) for r in responses]
+        batch = Rollout(
+            prompt_ids=torch.as_tensor(obs["prompt_ids"]),
+            prompt_mask=torch.as_tensor(obs["prompt_mask"]).long(),
+            response_ids=pad_rows(responses, self.tokenizer.pad_token_id, torch.long),
+            response_mask=pad_rows([[1] * n for n in lengths], 0, torch.bool),
+            token_rewards=pad_rows(list(infos["token_rewards"])),
+            sequence_rewards=torch.as_tensor(np.asarray(infos["sequence_reward"], dtype=np.float32)),
+            sampler_logprobs=pad_rows([s.logprobs[:n] for s, n in zip(samples, lengths)]),
+            finished=torch.as_tensor(terminated),
+            task_ids=list(infos["task_id"]),
+        )
+        return batch, {"time/sampling": sampled - start, "time/judging": judged - sampled}
+
+    # ---- phase 2: advantages ------------------------------------------------------------------
+    def advantages(self, batch: Rollout) -> Tensor:
+        """[B, T] advantages of ``config.advantage`` on the batch's token rewards."""
+        return compute_advantages(self.config.advantage, batch.token_rewards, batch.response_mask,
+                                  self.config.group_size)
+
+    # ---- phase 3: policy update ----------------------------------------------------------------
+    def logprobs(self, model, batch: Rollout, rows: Tensor) -> Tensor:
+        """[len(rows), T] log-probs of the response tokens of ``rows`` under ``model``.
+
+        Columns that are padding for every row of the micro-batch are dropped before the forward
+        pass and padded back after it.
+        """
+        prompt_mask, response_mask = batch.prompt_mask[rows], batch.response_mask[rows]
+        first = int(prompt_mask.any(0).long().argmax())  # first prompt column with a real token
+        length = int(response_mask.any(0).long().sum())
+        input_ids = torch.cat([batch.prompt_ids[rows, first:], batch.response_ids[rows, :length]], 1)
+        attention_mask = torch.cat([prompt_mask[:, first:], response_mask[:, :length].long()], 1)
+        with self.autocast:
+            values = token_logprobs(model, input_ids.to(self.device), attention_mask.to(self.device), length)
+        out = torch.zeros(len(rows), batch.response_ids.shape[1], device=values.device)
+        out[:, :length] = values.float()
+        return out
+
+    @torch.no_grad()
+    def old_logprobs(self, model, batch: Rollout) -> Tensor:
+        """Log-probs of every response under ``model`` before the update, micro-batch by micro-batch."""
+        rows = torch.arange(len(batch.task_ids))
+        return torch.cat([self.logprobs(model, batch, r) for r in rows.split(self.config.micro_batch_size)])
+
+    def update(self, batch: Rollout, advantages: Tensor, step: int) -> dict[str, float]:
+        """``update_epochs`` passes of minibatch PPO-clip updates with gradient accumulation."""
+        config, device = self.config, self.device
+        size = len(batch.task_ids)
+        minibatch = config.minibatch_size or size
+        mask, advantages = batch.response_mask.to(device), advantages.to(device)
+        old = self.old_logprobs(self.policy, batch)
+        reference = None if self.reference is None else self.old_logprobs(self.reference, batch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.learning_rate * min(1.0, (step + 1) / (config.warmup_steps + 1))
+        generator = torch.Generator().manual_seed(self.sample_seed(step))  # reproducible on resume
+        stats: dict[str, list[float]] = {}
+        for _ in range(config.update_epochs):
+            order = torch.randperm(size, generator=generator)
+            for start in range(0, size, minibatch):
+                indices = order[start:start + minibatch]
+                self.optimizer.zero_grad(set_to_none=True)
+                for rows in indices.split(config.micro_batch_size):
+                    logprobs = self.logprobs(self.policy, batch, rows)
+                    loss, info = policy_loss(logprobs, old[rows], advantages[rows], mask[rows],
+                                             None if reference is None else reference[rows],
+                                             config.clip_eps, config.kl_coef)
+                    (loss * len(rows) / len(indices)).backward()  # the minibatch mean over responses
+                    for key, value in {"loss": loss.item(), **info}.items():
+                        stats.setdefault(key, []).append(value)
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.policy.parameters() if p.requires_grad], config.max_grad_norm)
+                stats.setdefault("grad_norm", []).append(float(grad_norm))
+                self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        out = {f"train/{key}": float(np.mean(values)) for key, values in stats.items()}
+        valid = batch.response_mask
+        out["train/sampler_logprob_gap"] = float((old.cpu() - batch.sampler_logprobs)[valid].abs().mean())
+        out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
+        return out
+
+    # ---- phase 4: weight sync ------------------------------------------------------------------
+    @torch.no_grad()
+    def policy_state_dict(self) -> dict[str, Tensor]:
+        """The policy's weights under HF names; a LoRA adapter is merged in (W + B A) without
+        touching the trained module."""
+        if not self.config.lora_rank:
+            return self.policy.state_dict()
+        base = self.policy.get_base_model()
+        state = {name.replace(".base_layer", ""): tensor for name, tensor in base.state_dict().items()
+                 if "lora_" not in name}
+        for name, module in base.named_modules():
+            if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
+                delta = sum(module.get_delta_weight(a) for a in module.active_adapters)
+                state[f"{name}.weight"] = module.base_layer.weight + delta
+        return state
+
+    def sync_weights(self) -> None:
+        """Send the new weights to the sampler (nothing to send when it samples with the policy)."""
+        if getattr(self.sampler, "model", None) is not self.policy:
+            self.sampler.update_weights(self.policy_state_dict())
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        """One step: rollout, advantages, update, sync. Returns the step's metrics."""
+        config, step = self.config, self.global_step
+        start = time.perf_counter()
+        batch, timings = self.rollout(step)
+        advantages = self.advantages(batch)
+        updated = time.perf_counter()
+        metrics = self.update(batch, advantages, step)
+        synced = time.perf_counter()
+        self.sync_weights()
+        end = time.perf_counter()
+        self.global_step += 1
+
+        lengths = batch.response_mask.sum(1).float()
+        rewards = batch.sequence_rewards
+        metrics.update({
+            "step": self.global_step,
+            "train/reward": float(rewards.mean()),
+            "train/reward_std": float(rewards.std(correction=0)),
+            "train/reward_group_std": float(rewards.view(-1, config.group_size).std(1, correction=0).mean()),
+            "train/response_length": float(lengths.mean()),
+            "train/finished": float(batch.finished.float().mean()),
+            "train/advantage_abs": float(advantages[batch.response_mask].abs().mean()),
+            **timings,
+            "time/update": synced - updated,
+            "time/sync": end - synced,
+            "time/step": end - start,
+            "tokens_per_s": float(lengths.sum()) / (end - start),
+        })
+        return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        """Mean judge score of greedy responses to the eval tasks (``eval_split`` of the selected tasks)."""
+        scores = evaluate_policy(self.sampler, self.eval_envs, self.config.max_new_tokens)
+        return {"eval/judge_score": float(np.mean(list(scores.values())))}
+
+    def train(self) -> list[dict]:
+        """Run (or continue) training to ``config.total_steps``; returns the metrics of every logged step."""
+        from tqdm.auto import tqdm
+
+        config = self.config
+        self._open_logs()
+        if self.global_step == 0:
+            if config.report:
+                self.snapshot("before")
+            if config.eval_every:
+                self.log({"step": 0, **self.evaluate()})
+        bar = tqdm(total=config.total_steps, initial=self.global_step, desc="train", unit="step",
+                   disable=not config.progress, dynamic_ncols=True)
+        while self.global_step < config.total_steps:
+            metrics = self.train_step()
+            step = self.global_step
+            if config.eval_every and (step % config.eval_every == 0 or step == config.total_steps):
+                metrics.update(self.evaluate())
+            self.log(metrics)
+            if step == config.total_steps or (config.checkpoint_every and step % config.checkpoint_every == 0):
+                self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}",
+                            **({"eval": f"{metrics['eval/judge_score']:.3f}"} if "eval/judge_score" in metrics else {}))
+        bar.close()
+        self.export_model(self.run_dir / "model")
+        if config.report:
+            self.snapshot("after")
+            from .report import write_report
+
+            write_report(self.run_dir, self.tokenizer, self.tasks)
+        self.close()
+        return self.history
+
+    # ---- logging -------------------------------------------------------------------------------
+    def _open_logs(self) -> None:
+        if self.config.tensorboard and self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.global_step + 1)
+        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+
+    def log(self, metrics: dict) -> None:
+        """Append one record to metrics.jsonl and TensorBoard."""
+        self.history.append(metrics)
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+        if self.writer is not None:
+            for key, value in metrics.items():
+                if key != "step":
+                    self.writer.add_scalar(key, value, metrics["step"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def snapshot(self, name: str) -> list[ScoreResult]:
+        """Greedy responses to the first ``report_prompts`` eval tasks with dense token rewards,
+        saved to report/<name>.json for the before/after heatmaps."""
+        from .report import save_results
+
+        env = self.eval_envs.env
+        task_ids = [t.task_id for t in env.tasks][:self.config.report_prompts]
+        groups = self.sampler.generate([env.prompts[t] for t in task_ids], n=1, temperature=0.0,
+                                       max_tokens=self.config.max_new_tokens, seed=0)
+        scorer = self.envs.scorer
+        if not scorer.attribution.needs_grad:  # show where dense credit would go, even for sparse runs
+            scorer = Grad2Reward(scorer.judge, tau=scorer.tau, soft=scorer.soft,
+                                 policy_tokenizer=scorer.policy_tokenizer)
+        results = scorer.score_batch([env.tasks.get(t) for t in task_ids],
+                                     [g[0].token_ids for g in groups])
+        save_results(self.run_dir / "report" / f"{name}.json", results, step=self.global_step)
+        return results
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write run_dir/checkpoint atomically: policy weights, optimizer, RNG states (python,
+        numpy, torch, the env's task draws), step and config."""
+        from safetensors.torch import save_model
+
+        target, tmp = self.run_dir / "checkpoint", self.run_dir / ".checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_model(self.policy, str(tmp / "policy.safetensors"))
+        torch.save({"step": self.global_step, "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
+                    "env_rng": self.envs.np_random.bit_generator.state}, tmp / "trainer_state.pt")
+        (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        old = self.run_dir / ".checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def export_model(self, folder: Path) -> None:
+        """Save the policy (LoRA merged) and tokenizer as a plain HF model folder (what
+        ``g2r eval --model`` and ``load_model`` read)."""
+        base = self.policy.get_base_model() if self.config.lora_rank else self.policy
+        base.save_pretrained(folder, state_dict=self.policy_state_dict())
+        self.tokenizer.save_pretrained(folder)
+
+    def load_checkpoint(self, folder: str | Path) -> None:
+        """Restore everything ``save_checkpoint`` wrote and sync the weights to the sampler.
+
+        metrics.jsonl keeps only the records up to the checkpoint's step, so steps run after the
+        checkpoint by a killed run are not logged twice.
+        """
+        from safetensors.torch import load_model as load_weights
+
+        folder = Path(folder)
+        load_weights(self.policy, str(folder / "policy.safetensors"))
+        state = torch.load(folder / "trainer_state.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        self.envs.np_random.bit_generator.state = state["env_rng"]
+        self.global_step = int(state["step"])
+        self.sync_weights()
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists():
+            kept = [line for line in metrics.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line)["step"] <= self.global_step]
+            metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            self.history = [json.loads(line) for line in kept]
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: Sequence[str] = (), sampler: Optional[Sampler] = None) -> "Trainer":
+        """A trainer that continues the run in ``run_dir`` from its last checkpoint.
+
+        Args:
+            run_dir: the run folder (holding ``checkpoint/``) or the checkpoint folder itself.
+            overrides: ``key=value`` changes to the saved config (e.g. ``total_steps=400``).
+            sampler: a ready Sampler; None builds the configured one.
+        """
+        folder = Path(run_dir)
+        if not (folder / "trainer_state.pt").exists():
+            folder = folder / "checkpoint"
+        if not (folder / "trainer_state.pt").exists():
+            raise FileNotFoundError(f"no checkpoint in {run_dir} (expected {folder}/trainer_state.pt); "
+                                    f"runs write one every checkpoint_every steps")
+        saved = json.loads((folder / "config.json").read_text())
+        config = TrainConfig.from_dict(saved, where=str(folder / "config.json")).with_overrides(
+            [f"run_dir={folder.parent}", *overrides])
+        trainer = cls(config, sampler=sampler)
+        trainer.load_checkpoint(folder)
+        return trainer
+
+
+def train(config: TrainConfig) -> Trainer:
+    """Train a policy from scratch with ``config``; returns the finished Trainer (see
+    ``Trainer.resume`` to continue a run from its checkpoint)."""
+    trainer = Trainer(config)
+    trainer.train()
+    return trainer

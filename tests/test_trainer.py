@@ -1,0 +1,298 @@
+"""The bundled trainer: reward path, update direction, frozen judge, resume, LoRA sync, config, CLI.
+
+Unit tests run a tiny Llama (random weights, the bundled tokenizer's vocabulary) as policy and
+judge with the HF sampler; one slow test trains the bundled model for 2 steps with vLLM.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import pytest
+import torch
+
+from agents import TrainConfig, Trainer, compute_advantages, token_logprobs
+from agents.cli import eval_main, train_main
+from agents.trainer import Rollout, pad_rows
+
+TIME_KEYS = ("time/", "tokens_per_s")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The tiny model's ops are too small for threads to pay off (and threads crawl on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer Llama with the bundled tokenizer, saved as a local HF folder."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from g2r_env.models import load_tokenizer
+
+    tokenizer = load_tokenizer("bundled")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def tiny_config(tiny_model: str, run_dir, **overrides) -> TrainConfig:
+    values = dict(run_dir=str(run_dir), model=tiny_model, sampler="hf", device="cpu", total_steps=2,
+                  prompts_per_step=2, group_size=2, max_new_tokens=6, learning_rate=1e-3, update_epochs=2,
+                  minibatch_size=2, micro_batch_size=1, task_ids=["creative-006", "creative-012", "creative-018"],
+                  eval_every=0, checkpoint_every=0, tensorboard=False, progress=False, report=False,
+                  judge_micro_batch_size=16, soft=True)  # soft: the random judge still ranks responses
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def scrub(records: list[dict]) -> list[dict]:
+    """Metrics without wall-clock timings."""
+    return [{k: v for k, v in r.items() if not k.startswith(TIME_KEYS)} for r in records]
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+
+
+# ---- reward path and advantages ------------------------------------------------------------------
+def test_rollout_token_rewards_and_advantages_match_scorer_and_compute_advantages(tiny_model, tmp_path):
+    trainer = Trainer(tiny_config(tiny_model, tmp_path, prompts_per_step=2, group_size=3))
+    batch, _ = trainer.rollout(step=0)
+    tasks = [trainer.tasks.get(t) for t in batch.task_ids]
+    responses = [row[mask].tolist() for row, mask in zip(batch.response_ids, batch.response_mask)]
+    rescored = trainer.envs.scorer.score_batch(tasks, responses)
+    expected_rewards = pad_rows([r.token_rewards for r in rescored])
+
+    assert batch.task_ids[0:3] == [batch.task_ids[0]] * 3  # groups of G share a prompt
+    torch.testing.assert_close(batch.token_rewards, expected_rewards, rtol=0, atol=1e-6)
+    torch.testing.assert_close(batch.token_rewards.sum(1), batch.sequence_rewards, rtol=0, atol=1e-5)
+    expected = compute_advantages("token_grpo", expected_rewards, batch.response_mask, 3)
+    torch.testing.assert_close(trainer.advantages(batch), expected, rtol=0, atol=1e-6)
+
+
+def test_sampling_is_reproducible_from_seed_and_step(tiny_model, tmp_path):
+    trainer = Trainer(tiny_config(tiny_model, tmp_path))
+    trainer.envs.reset(seed=0)
+    task_draws = trainer.envs.np_random.bit_generator.state
+    first, _ = trainer.rollout(step=3)
+    trainer.envs.np_random.bit_generator.state = task_draws
+    again, _ = trainer.rollout(step=3)
+    trainer.envs.np_random.bit_generator.state = task_draws
+    other, _ = trainer.rollout(step=4)
+    assert first.task_ids == again.task_ids == other.task_ids
+    assert torch.equal(first.response_ids, again.response_ids)
+    assert torch.equal(first.token_rewards, again.token_rewards)
+    assert not torch.equal(first.response_ids, other.response_ids)
+
+
+def test_sparse_mode_with_grpo_gives_each_response_its_standardised_reward(tiny_model, tmp_path):
+    trainer = Trainer(tiny_config(tiny_model, tmp_path, reward_mode="sparse", advantage="grpo", group_size=4,
+                                  prompts_per_step=1, max_new_tokens=5, temperature=1.5, top_p=1.0, top_k=0))
+    batch, _ = trainer.rollout(step=0)
+    last = batch.response_mask.sum(1) - 1
+    on_last = batch.token_rewards[torch.arange(4), last]
+    torch.testing.assert_close(on_last, batch.sequence_rewards)  # all reward on the last token
+    rewards = batch.sequence_rewards.double()
+    standardised = ((rewards - rewards.mean()) / (rewards.std(correction=0) + 1e-6)).float()
+    if rewards.std() == 0:
+        standardised = torch.zeros(4)
+    advantages = trainer.advantages(batch)
+    torch.testing.assert_close(advantages, standardised[:, None] * batch.response_mask, rtol=0, atol=1e-5)
+
+
+# ---- the update ----------------------------------------------------------------------------------
+def test_update_raises_logprob_of_rewarded_tokens_and_lowers_the_other(tiny_model, tmp_path):
+    trainer = Trainer(tiny_config(tiny_model, tmp_path, learning_rate=3e-3, update_epochs=3, micro_batch_size=2))
+    prompt = trainer.envs.env.prompts["creative-006"]
+    width = len(prompt)
+    rewarded, other = [1001, 1002, 1003, 2], [2001, 2002, 2003, 2004]
+    batch = Rollout(
+        prompt_ids=torch.tensor([prompt, prompt]), prompt_mask=torch.ones(2, width, dtype=torch.long),
+        response_ids=torch.tensor([rewarded, other]), response_mask=torch.ones(2, 4, dtype=torch.bool),
+        token_rewards=torch.tensor([[0.1, 0.2, 0.3, 0.0], [0.0, 0.0, 0.0, 0.0]]),
+        sequence_rewards=torch.tensor([0.6, 0.0]), sampler_logprobs=torch.zeros(2, 4),
+        finished=torch.tensor([True, False]), task_ids=["creative-006"] * 2)
+    before = trainer.old_logprobs(trainer.policy, batch)
+    advantages = compute_advantages("token_grpo", batch.token_rewards, batch.response_mask, 2)
+    stats = trainer.update(batch, advantages, step=0)
+    after = trainer.old_logprobs(trainer.policy, batch)
+
+    credited = advantages > 0  # the first three tokens of the rewarded response
+    assert credited[0, :3].all() and not credited[1].any()
+    assert after[credited].sum() > before[credited].sum() + 0.01
+    assert after[1].sum() < before[1].sum() - 0.01
+    assert stats["train/grad_norm"] > 0
+
+
+def test_gradient_checkpointing_gives_the_same_update(tiny_model, tmp_path):
+    plain = Trainer(tiny_config(tiny_model, tmp_path / "plain"))
+    batch, _ = plain.rollout(step=0)
+    advantages = plain.advantages(batch)
+    plain.update(batch, advantages, step=0)
+    checkpointed = Trainer(tiny_config(tiny_model, tmp_path / "checkpointed", gradient_checkpointing=True))
+    checkpointed.update(batch, advantages, step=0)
+    for (name, a), (_, b) in zip(plain.policy.named_parameters(), checkpointed.policy.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_judge_is_a_frozen_copy_that_training_does_not_move(tiny_model, tmp_path):
+    trainer = Trainer(tiny_config(tiny_model, tmp_path, kl_coef=0.1))
+    judge = trainer.judge_model
+    judge_before = {k: v.clone() for k, v in judge.state_dict().items()}
+    policy_before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+    assert judge is not trainer.policy
+    assert all(torch.equal(judge_before[k], policy_before[k]) for k in judge_before)  # a copy of the initial policy
+
+    history = trainer.train()
+
+    assert all(not p.requires_grad and p.grad is None for p in judge.parameters())
+    assert all(torch.equal(v, judge_before[k]) for k, v in judge.state_dict().items())
+    moved = [k for k, v in trainer.policy.state_dict().items() if not torch.equal(v, policy_before[k])]
+    assert moved, "the policy did not change"
+    assert history[-1]["train/kl_ref"] > 0  # the judge served as the KL reference
+
+
+# ---- checkpoints and resume ----------------------------------------------------------------------
+class Killed(Exception):
+    pass
+
+
+class KilledAfterStep3(Trainer):
+    """Dies after logging step 3, one step after the checkpoint at step 2 and before the final one."""
+
+    def log(self, metrics):
+        super().log(metrics)
+        if metrics["step"] == 3:
+            raise Killed
+
+
+def test_resume_after_a_kill_equals_the_uninterrupted_run(tiny_model, tmp_path):
+    options = dict(total_steps=3, checkpoint_every=2, eval_every=2, tensorboard=True)
+    whole = Trainer(tiny_config(tiny_model, tmp_path / "whole", **options))
+    whole.train()
+
+    killed = KilledAfterStep3(tiny_config(tiny_model, tmp_path / "killed", **options))
+    with pytest.raises(Killed):
+        killed.train()
+    assert [r["step"] for r in read_jsonl(tmp_path / "killed" / "metrics.jsonl")] == [0, 1, 2, 3]
+    resumed = Trainer.resume(tmp_path / "killed")
+    assert resumed.global_step == 2
+    resumed.train()
+
+    whole_metrics = read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+    assert [r["step"] for r in whole_metrics] == [0, 1, 2, 3]
+    assert scrub(read_jsonl(tmp_path / "killed" / "metrics.jsonl")) == scrub(whole_metrics)
+    for (name, a), (_, b) in zip(whole.policy.state_dict().items(), resumed.policy.state_dict().items()):
+        assert torch.equal(a, b), name
+    state_a, state_b = whole.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(state_a[i]["exp_avg"], state_b[i]["exp_avg"]) for i in state_a)
+    assert (tmp_path / "killed" / "model" / "config.json").exists()
+
+
+# ---- LoRA ----------------------------------------------------------------------------------------
+def test_lora_sends_merged_weights_and_keeps_the_base_frozen(tiny_model, tmp_path):
+    trainer = Trainer(tiny_config(tiny_model, tmp_path, lora_rank=4, lora_alpha=8, learning_rate=1e-2))
+    base_before = {k: v.clone() for k, v in trainer.policy_state_dict().items()}
+    trainer.train()
+    sent = trainer.policy_state_dict()
+    merged = copy.deepcopy(trainer.policy).merge_and_unload().state_dict()
+
+    assert set(sent) == set(merged) == set(base_before)
+    assert all(torch.allclose(sent[k], merged[k], atol=1e-6) for k in merged)
+    changed = [k for k in sent if not torch.equal(sent[k], base_before[k])]
+    assert changed and all("proj" in k for k in changed)  # only LoRA-wrapped linear layers move
+    assert all("lora_" not in k for k in sent)
+
+
+# ---- config --------------------------------------------------------------------------------------
+def test_config_file_types_presets_and_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: cpu_demo\nlearning_rate: 3e-5\ntotal_steps: 7\ntau: 0.5\njudge: null\n")
+    config = TrainConfig.from_file(path, ["group_size=3", "task_ids=creative-001,creative-002", "tau=auto",
+                                          "bf16=false"])
+    assert config.learning_rate == 3e-5 and isinstance(config.learning_rate, float)
+    assert (config.total_steps, config.group_size, config.tau, config.bf16) == (7, 3, "auto", False)
+    assert config.task_ids == ["creative-001", "creative-002"]
+    assert config.max_new_tokens == TrainConfig.cpu_demo().max_new_tokens  # from the preset
+    assert TrainConfig().group_size == 8 and TrainConfig().learning_rate == 1e-6  # the paper's defaults
+    with pytest.raises(ValueError, match="unknown config field"):
+        TrainConfig.from_dict({"learning_rat": 1e-5})
+    with pytest.raises(ValueError, match="group_size"):
+        TrainConfig(group_size=0)
+    with pytest.raises(ValueError, match="not a valid int"):
+        TrainConfig().with_overrides(["total_steps=1.5"])
+
+
+def test_bundled_config_files_load():
+    configs = os.path.join(os.path.dirname(__file__), "..", "configs")
+    assert TrainConfig.from_file(os.path.join(configs, "cpu_demo.json")) == TrainConfig.cpu_demo()
+    paper = TrainConfig.from_file(os.path.join(configs, "gpu_paper.json"))
+    assert (paper.group_size, paper.learning_rate, paper.temperature, paper.top_p, paper.top_k, paper.clip_eps) == \
+        (8, 1e-6, 0.7, 0.8, 20, 0.2)
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+def test_cli_trains_resumes_and_evaluates(tiny_model, tmp_path, capsys):
+    run_dir = tmp_path / "cli"
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_config(tiny_model, run_dir, eval_every=1, report=True,
+                                             report_prompts=1).to_dict()))
+    train_main(["--config", str(config), "--set", "total_steps=1"])
+    train_main(["--resume", str(run_dir), "--set", "total_steps=2"])
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in records] == [0, 1, 2]
+    for name in ("judge_score.png", "heatmaps.html", "before.json", "after.json"):
+        assert (run_dir / "report" / name).stat().st_size > 0
+    assert "creative-018" in (run_dir / "report" / "heatmaps.html").read_text()
+
+    capsys.readouterr()
+    eval_main(["--model", str(run_dir / "model"), "--judge", tiny_model, "--sampler", "hf", "--tasks",
+               "openended-mini", "--task-ids", "creative-018", "--max-new-tokens", "6", "--soft", "--json"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["per_task"]) == {"creative-018"}
+    assert result["judge_score"] == pytest.approx(records[-1]["eval/judge_score"], abs=1e-6)
+
+
+# ---- the real thing ------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_two_steps_with_the_bundled_model_and_vllm(tmp_path):
+    pytest.importorskip("vllm")
+    config = TrainConfig.cpu_demo(run_dir=str(tmp_path), total_steps=2, eval_every=2, eval_tasks=1,
+                                  checkpoint_every=2, report=False, progress=False, max_new_tokens=24,
+                                  learning_rate=1e-4)
+    trainer = Trainer(config)
+    history = trainer.train()
+
+    records = [r for r in history if "train/reward" in r]
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(0 < r["train/response_length"] <= 24 and r["time/sampling"] > 0 for r in records)
+    assert all(r["train/sampler_logprob_gap"] < 1e-3 for r in records)  # vLLM samples from the synced policy
+    assert 0.0 <= history[-1]["eval/judge_score"] <= 1.0
+    assert (tmp_path / "checkpoint" / "policy.safetensors").exists()
+
+    # vLLM holds the trained weights, not the initial ones (which the frozen judge still has)
+    prompt = trainer.envs.env.prompts[config.task_ids[0]]
+    [[sample]] = trainer.sampler.generate([prompt], n=1, temperature=0.0, max_tokens=16, seed=0)
+    ids = torch.tensor([prompt + sample.token_ids])
+    mask = torch.ones_like(ids)
+    length = len(sample.token_ids)
+    with torch.no_grad():
+        trained = token_logprobs(trainer.policy, ids, mask, length)[0]
+        initial = token_logprobs(trainer.judge_model, ids, mask, length)[0]
+    vllm_logprobs = torch.tensor(sample.logprobs)
+    assert (vllm_logprobs - trained).abs().max() < 1e-3
+    assert (vllm_logprobs - initial).abs().max() > 1e-2
