@@ -133,7 +133,11 @@ def detect_format(row: dict) -> str:
 
 def iter_tasks(path: str | os.PathLike, format: str = "auto") -> Iterable[Task]:
     """Yield the tasks of one JSONL file, raising TaskFormatError with file and line on bad input."""
-    path = Path(path)
+    for _, task in _numbered_tasks(Path(path), format):
+        yield task
+
+
+def _numbered_tasks(path: Path, format: str) -> Iterable[tuple[int, Task]]:
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"unknown task format {format!r}; choose one of {FORMATS} or 'auto'")
     with open(path, encoding="utf-8") as handle:
@@ -149,7 +153,7 @@ def iter_tasks(path: str | os.PathLike, format: str = "auto") -> Iterable[Task]:
                 raise TaskFormatError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
             fmt = detect_format(row) if format == "auto" else format
             try:
-                yield _PARSERS[fmt](row, where, f"{path.stem}-{line_no}")
+                yield line_no, _PARSERS[fmt](row, where, f"{path.stem}-{line_no}")
             except TaskFormatError:
                 raise
             except (ValueError, TypeError) as err:
@@ -183,9 +187,7 @@ def load_taskset(source: str | os.PathLike = "openended-mini", format: str = "au
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
     for file in files:
-        with open(file, encoding="utf-8") as handle:
-            line_of = [n for n, line in enumerate(handle, start=1) if line.strip()]
-        for task, line_no in zip(iter_tasks(file, format), line_of):
+        for line_no, task in _numbered_tasks(file, format):
             where = f"{file}:{line_no}"
             if task.task_id in first_seen:
                 raise TaskFormatError(
