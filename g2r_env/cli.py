@@ -69,7 +69,7 @@ def score_main(argv: Optional[Sequence[str]] = None) -> int:
     tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
     response = tokenizer.encode(text.strip(), add_special_tokens=False) + [tokenizer.eos_token_id]
     result = scorer.score(task, response)
-    print(render_ansi(tokenizer, task, result.response_ids, result.token_rewards, result))
+    print(render_ansi(tokenizer, task, result.response_ids, result))
     Path(args.html).write_text(render_html(tokenizer, [(task, result)], title=f"g2r score: {task.task_id}"),
                                encoding="utf-8")
     print(f"\nwrote {args.html}")

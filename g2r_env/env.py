@@ -240,7 +240,4 @@ class OpenEndedEnv(gym.Env):
     def render(self) -> Optional[str]:
         if self.render_mode != "ansi" or self.episode.task is None:
             return None
-        result = self.episode.result
-        return render_ansi(self.tokenizer, self.episode.task, self.episode.response,
-                           None if result is None else result.token_rewards,
-                           None if result is None else result)
+        return render_ansi(self.tokenizer, self.episode.task, self.episode.response, self.episode.result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -35,17 +35,17 @@ def _colour(value: float, scale: float) -> tuple[int, int, int]:
     return (fade, 255, fade) if value >= 0 else (255, fade, fade)
 
 
-def render_ansi(tokenizer, task: Task, response_ids: Sequence[int],
-                token_rewards: Optional[np.ndarray] = None, result=None) -> str:
-    """The prompt, then the response with each token's background coloured by its reward."""
+def render_ansi(tokenizer, task: Task, response_ids: Sequence[int], result=None) -> str:
+    """The prompt, then the response; once judged (``result``), each token coloured by its reward."""
     pieces = token_pieces(tokenizer, response_ids)
     lines = [f"[{task.task_id}] {task.question}", ""]
-    if token_rewards is None:
+    if result is None:
         lines.append("".join(pieces))
     else:
-        scale = float(np.abs(token_rewards).max()) if len(token_rewards) else 0.0
+        rewards = result.token_rewards
+        scale = float(np.abs(rewards).max()) if len(rewards) else 0.0
         coloured = []
-        for piece, value in zip(pieces, token_rewards):
+        for piece, value in zip(pieces, rewards):
             r, g, b = _colour(float(value), scale)
             coloured.append(f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{piece}\x1b[0m")
         lines.append("".join(coloured))

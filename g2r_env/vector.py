@@ -171,6 +171,5 @@ class OpenEndedVectorEnv(VectorEnv):
             return None
         from .rendering import render_ansi
         return "\n\n".join(
-            render_ansi(self.env.tokenizer, e.task, e.response,
-                        None if e.result is None else e.result.token_rewards, e.result)
+            render_ansi(self.env.tokenizer, e.task, e.response, e.result)
             for e in self.episodes if e.task is not None)
