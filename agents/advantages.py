@@ -5,6 +5,10 @@ Every function takes tensors of shape [B, T]: one row per response, padded on th
 rows i*G .. i*G+G-1 answer the same prompt, G = `group_size`, and B must be divisible by G.
 Padding positions of every returned tensor are 0.
 
+Estimators are registered by name with ``@register_advantage("name")`` on a function of
+(token_rewards, mask, group_size); ``compute_advantages(name, ...)``, the trainer, the config's
+validation and verl's estimator registry all look them up in ``ADVANTAGES``.
+
 A group whose values are all equal carries no learning signal and gets all-zero advantages
 (checked exactly, so float rounding in the mean can never be blown up by the division by eps).
 """
@@ -13,6 +17,19 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+AdvantageFn = Callable[[Tensor, Tensor, int], Tensor]
+ADVANTAGES: dict[str, AdvantageFn] = {}
+
+
+def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
+    """Register an estimator of (token_rewards [B, T], mask [B, T], group_size) -> [B, T] under ``name``."""
+
+    def decorator(function: AdvantageFn) -> AdvantageFn:
+        ADVANTAGES[name] = function
+        return function
+
+    return decorator
 
 
 def _float_mask(mask: Tensor, group_size: int, dtype: torch.dtype) -> Tensor:
@@ -67,8 +84,9 @@ def _constant_groups(values: Tensor, mask: Tensor, group_size: int) -> Tensor:
     return ~(high > low)  # also True for a group without valid tokens
 
 
+@register_advantage("token_grpo")
 def token_grpo(token_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
-    """Token-level GRPO (DESIGN.md, method step 6).
+    """Token-level GRPO (the paper's token-level advantage; README, "Training").
 
     A_{i,t} = (R_{i,t} - mean) / (std + eps), with R_{i,t} the return-to-go and mean and
     population std taken over all valid tokens of the G responses to the same prompt.
@@ -125,6 +143,7 @@ def grpo(sequence_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1
     return advantages.reshape(-1, 1) * mask
 
 
+@register_advantage("rloo")
 def rloo(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
     """REINFORCE leave-one-out on sequence returns (Ahmadian et al., 2024).
 
@@ -164,24 +183,23 @@ def reinforce(token_rewards: Tensor, mask: Tensor) -> Tensor:
     return returns_to_go(token_rewards, mask)
 
 
-AdvantageFn = Callable[[Tensor, Tensor, int], Tensor]
+@register_advantage("grpo")
+def sequence_grpo(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
+    """Sparse GRPO: ``grpo`` on the row sums of the token rewards (the sequence rewards)."""
+    return grpo(sequence_rewards(token_rewards, mask), mask, group_size)
 
-# Every entry takes (token_rewards, mask, group_size); sequence rewards are the row sums.
-ADVANTAGES: dict[str, AdvantageFn] = {
-    "token_grpo": token_grpo,
-    "grpo": lambda token_rewards, mask, group_size: grpo(
-        sequence_rewards(token_rewards, mask), mask, group_size
-    ),
-    "rloo": rloo,
-    "reinforce": lambda token_rewards, mask, group_size: reinforce(token_rewards, mask),
-}
+
+@register_advantage("reinforce")
+def reinforce_estimator(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
+    """``reinforce`` in the registry's signature (the group size is unused)."""
+    return reinforce(token_rewards, mask)
 
 
 def compute_advantages(name: str, token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
     """Advantages by estimator name, one signature for all.
 
     Args:
-        name: a key of ADVANTAGES ("token_grpo", "grpo", "rloo", "reinforce").
+        name: a registered estimator ("token_grpo", "grpo", "rloo", "reinforce", ...).
         token_rewards: [B, T] per-token rewards.
         mask: [B, T] valid response tokens.
         group_size: G, responses per prompt (consecutive rows).

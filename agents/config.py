@@ -1,21 +1,26 @@
 """The trainer's configuration: one dataclass, every field documented, file and ``key=value`` loading.
 
-Defaults are the paper's settings (G = 8, lr 1e-6, temperature 0.7, top-p 0.8, top-k 20, clip 0.2);
-``TrainConfig.cpu_demo()`` is a preset that learns visibly in minutes on a laptop CPU with the
-bundled model. A config file (YAML or JSON) holds any subset of the fields; ``--set key=value`` on
-the command line overrides single fields. configs/cpu_demo.json and configs/gpu_paper.json are ready-made.
+Defaults are the paper's settings (G = 8, lr 1e-6, temperature 0.7, top-p 0.8, top-k 20, clip 0.2).
+Presets are files of values in ``configs/`` (``cpu_demo.json`` learns visibly in minutes on a
+laptop CPU with the bundled model; ``gpu_paper.json`` is the paper's setting on one GPU): a config
+file holds any subset of the fields, may start from a preset with ``"preset": "cpu_demo"``, and
+``--set key=value`` (or ``--field value``) on the command line overrides single fields.
+Every value is checked against its range, and every name against its registry, when the config
+is made, before any model loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-ATTRIBUTION_CHOICES = ("grad_x_embed", "grad_l1", "grad_l2", "uniform", "last_token")
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
+"""Where ``"preset": NAME`` looks for NAME.json: the repository's configs/ folder."""
 
 
 @dataclass
@@ -34,7 +39,9 @@ class TrainConfig:
     model: str = "bundled"
     """the policy to train: "bundled" (SmolLM2-135M-Instruct), a local HF folder or an HF id"""
     judge: Optional[str] = None
-    """None: self-judging, the judge is a frozen copy of the initial policy; else a judge model source"""
+    """None: the default judge ("bundled-judge", the trained judge, for the bundled policy; "self" for
+    any other); "self": the frozen initial policy (the paper's self-judging); else a judge model or a
+    trained judge folder"""
     device: str = "auto"
     """where the policy and the judge run: "auto" (CUDA when present), "cpu", "cuda", ..."""
     cpu_threads: int = 1
@@ -48,9 +55,9 @@ class TrainConfig:
     # ---- tasks ---------------------------------------------------------------------------------
     tasks: str = "openended-mini"
     """a bundled task set name, a JSONL file or a folder of them"""
-    task_ids: list = field(default_factory=list)
+    task_ids: list[str] = field(default_factory=list)
     """keep only these task ids (both splits); empty keeps all"""
-    domains: list = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
     """keep only tasks of these domains; empty keeps all"""
     eval_split: str = "test"
     """the split the held-out judge score is measured on ("test", "train" or "all")"""
@@ -73,13 +80,14 @@ class TrainConfig:
 
     # ---- reward --------------------------------------------------------------------------------
     attribution: str = "grad_x_embed"
-    """how a met criterion's credit is spread over tokens: "grad_x_embed" (dense, the paper's), "grad_l1",
-    "grad_l2", "uniform", or "last_token"; ignored when reward_mode is "sparse" """
+    """how a met criterion's credit is spread over tokens: a name in g2r_env.ATTRIBUTIONS ("grad_x_embed",
+    the paper's; "grad_l1", "grad_l2", "uniform", "last_token", ...); ignored when reward_mode is "sparse" """
     reward_mode: str = "dense"
     """"dense": token rewards from the attribution; "sparse": the judge runs forward only and R sits on
     the last token (use advantage "grpo" for the sparse GRPO baseline)"""
     advantage: str = "token_grpo"
-    """advantage estimator of agents.advantages: "token_grpo" (the paper's), "grpo", "rloo", "reinforce" """
+    """advantage estimator, a name in agents.advantages.ADVANTAGES ("token_grpo", the paper's; "grpo",
+    "rloo", "reinforce", ...)"""
     tau: Union[str, float] = "auto"
     """attribution softmax temperature: "auto" (std of the scores) or a positive float"""
     soft: bool = False
@@ -137,9 +145,17 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the field when a value is out of range."""
-        from agents.advantages import ADVANTAGES
+        """Raise ValueError naming the field when a value is out of range or a name is unknown."""
+        from g2r_env.attribution import ATTRIBUTIONS
+        from g2r_env.env import REWARD_MODES
 
+        from .advantages import ADVANTAGES
+        from .sampling import SAMPLERS
+
+        def finite(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        tau_ok = self.tau == "auto" or (finite(self.tau) and self.tau > 0)
         checks = [
             (self.group_size >= 1, "group_size must be >= 1"),
             (self.prompts_per_step >= 1, "prompts_per_step must be >= 1"),
@@ -148,15 +164,29 @@ class TrainConfig:
             (self.micro_batch_size >= 1, "micro_batch_size must be >= 1"),
             (self.minibatch_size >= 0, "minibatch_size must be >= 0 (0: the whole batch)"),
             (self.update_epochs >= 1, "update_epochs must be >= 1"),
-            (self.learning_rate > 0, "learning_rate must be > 0"),
-            (self.clip_eps > 0, "clip_eps must be > 0"),
-            (self.kl_coef >= 0, "kl_coef must be >= 0"),
+            (finite(self.learning_rate) and self.learning_rate > 0, "learning_rate must be a finite number > 0"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay must be a finite number >= 0"),
+            (finite(self.clip_eps) and self.clip_eps > 0, "clip_eps must be a finite number > 0"),
+            (finite(self.kl_coef) and self.kl_coef >= 0, "kl_coef must be a finite number >= 0"),
+            (finite(self.max_grad_norm) and self.max_grad_norm > 0, "max_grad_norm must be a finite number > 0"),
+            (finite(self.temperature) and self.temperature >= 0, "temperature must be a finite number >= 0 (0: greedy)"),
+            (finite(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.top_k >= 0, "top_k must be >= 0 (0: off)"),
             (self.lora_rank >= 0, "lora_rank must be >= 0"),
+            (self.lora_alpha > 0, "lora_alpha must be > 0"),
             (self.cpu_threads >= 0, "cpu_threads must be >= 0 (0: the default)"),
-            (self.sampler in ("vllm", "hf"), f"sampler must be 'vllm' or 'hf', got {self.sampler!r}"),
-            (self.reward_mode in ("dense", "sparse"), f"reward_mode must be 'dense' or 'sparse', got {self.reward_mode!r}"),
+            (self.judge_micro_batch_size >= 1, "judge_micro_batch_size must be >= 1"),
+            (self.eval_every >= 0, "eval_every must be >= 0 (0: never)"),
+            (self.eval_tasks >= 0, "eval_tasks must be >= 0 (0: all)"),
+            (self.checkpoint_every >= 0, "checkpoint_every must be >= 0 (0: only at the end)"),
+            (self.report_prompts >= 0, "report_prompts must be >= 0"),
+            (tau_ok, f"tau must be 'auto' or a finite number > 0, got {self.tau!r}"),
+            (self.sampler in SAMPLERS, f"sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}"),
+            (self.reward_mode in REWARD_MODES, f"reward_mode must be one of {list(REWARD_MODES)}, got {self.reward_mode!r}"),
+            (self.attribution in ATTRIBUTIONS, f"attribution must be one of {sorted(ATTRIBUTIONS)}, got {self.attribution!r}"),
             (self.advantage in ADVANTAGES, f"advantage must be one of {sorted(ADVANTAGES)}, got {self.advantage!r}"),
-            (self.eval_split in ("train", "test", "all"), f"eval_split must be 'train', 'test' or 'all', got {self.eval_split!r}"),
+            (isinstance(self.eval_split, str) and bool(self.eval_split), "eval_split must name a split (or 'all')"),
         ]
         for ok, message in checks:
             if not ok:
@@ -164,20 +194,14 @@ class TrainConfig:
 
     # ---- presets -------------------------------------------------------------------------------
     @classmethod
-    def cpu_demo(cls, **overrides: Any) -> "TrainConfig":
-        """Learns visibly in a few minutes on 2 CPU cores with the bundled model and vLLM.
-
-        Same values as configs/cpu_demo.json: 4 responses of up to 40 tokens to one prompt per step,
-        lr 3e-5, 12 steps (about 7 minutes on 2 cores), two training tasks on which the 135M
-        self-judge's verdicts vary between samples (so groups carry a learning signal), scored every
-        2 steps on those two and two held-out tasks (``eval_split="all"``).
-        """
-        demo = dict(run_dir="runs/cpu_demo", total_steps=12, prompts_per_step=1, group_size=4,
-                    max_new_tokens=40, learning_rate=3e-5, update_epochs=2, micro_batch_size=4,
-                    task_ids=list(CPU_DEMO_TASKS), eval_split="all", eval_every=2, checkpoint_every=6,
-                    report_prompts=2)
-        demo.update(overrides)
-        return cls(**demo)
+    def preset(cls, name: str, **overrides: Any) -> "TrainConfig":
+        """The preset ``configs/<name>.json`` with ``overrides`` applied (``"cpu_demo"``, ``"gpu_paper"``)."""
+        path = PRESETS_DIR / f"{name}.json"
+        if not path.is_file():
+            known = sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
+            raise ValueError(f"unknown preset {name!r}; known: {known} (files in {PRESETS_DIR})")
+        values = {**json.loads(path.read_text(encoding="utf-8")), **overrides}
+        return cls.from_dict(values, where=str(path))
 
     # ---- files and overrides -------------------------------------------------------------------
     @classmethod
@@ -215,9 +239,7 @@ class TrainConfig:
         coerced = {key: _coerce(hints[key], value, f"{where}: {key}") for key, value in values.items()}
         if preset is None:
             return cls(**coerced)
-        if preset != "cpu_demo":
-            raise ValueError(f"{where}: unknown preset {preset!r} (known: 'cpu_demo')")
-        return cls.cpu_demo(**coerced)
+        return cls.preset(str(preset), **coerced)
 
     def with_overrides(self, overrides: Sequence[str]) -> "TrainConfig":
         """A copy with ``key=value`` strings applied (values parsed as YAML/JSON scalars or lists)."""
@@ -244,13 +266,6 @@ VARIANTS = {
 benchmarks/sample_efficiency.py: dense (token GRPO on grad x embed token rewards, the paper's
 method), sparse (sequence-level GRPO on the judge score, the baseline) and uniform (token GRPO with
 R spread evenly over the tokens, the no-attribution control)."""
-
-CPU_DEMO_TASKS = ("creative-004", "howto-001", "creative-020", "creative-021")
-"""Tasks of the CPU demo: creative-004 (a child's thank-you letter) and howto-001 are train tasks,
-creative-020 and creative-021 test tasks. On these the 135M judge's P(True) sits near 0.5 for several
-criteria, so its verdicts differ between sampled responses (judge score std 0.17-0.32 in groups of
-6) and GRPO groups carry a signal; on most other tasks it says True to nearly everything."""
-
 
 def _parse_text(text: str) -> Any:
     """A --set value: JSON/YAML scalar or list when it parses, else the string itself."""
@@ -290,7 +305,7 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
                 return value.lower() in ("true", "1", "yes")
             raise ValueError
         if kind is int:
-            if isinstance(value, bool) or float(value) != int(float(value)):
+            if isinstance(value, bool) or not math.isfinite(float(value)) or float(value) != int(float(value)):
                 raise ValueError
             return int(float(value))
         if kind is float:

@@ -2,7 +2,7 @@
 
 Tensors are [B, T], one response per row, padded on the right, `mask` (bool or float) marking
 the valid tokens. Every loss is averaged per response over its valid tokens, then over the
-responses that have at least one valid token (DESIGN.md, method step 6), so a long response
+responses that have at least one valid token (README, "Training"), so a long response
 weighs as much as a short one.
 
 Log-probs here and in the samplers (agents/sampling.py) are of the model's raw distribution:

@@ -15,6 +15,7 @@ import numpy as np
 
 from g2r_env import ScoreResult
 from g2r_env.rendering import render_html
+from g2r_env.runlog import read_metrics
 from tasks import TaskSet
 
 
@@ -42,11 +43,6 @@ def load_results(path: str | Path) -> tuple[int, list[ScoreResult]]:
                                    np.asarray(row["token_rewards"], np.float32),
                                    float(row["sequence_reward"]), criteria))
     return int(data["step"]), results
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a metrics.jsonl file."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def plot_metrics(records: Sequence[dict], out: str | Path, title: str = "Grad2Reward training") -> Path:

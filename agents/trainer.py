@@ -16,9 +16,14 @@ sampler. vLLM computes log-probs with its own kernels (bf16 on GPU), so its numb
 from the trainer's forward pass; as the ratio's denominator they would make the first ratio differ
 from 1 and clip tokens that never moved. The mean gap is logged as ``sampler_logprob_gap``.
 
-Self-judging by default: the judge is the process-wide frozen copy of the initial policy
-(``g2r_env.models.shared_model``), a different module from the trainable policy, so training never
-moves it; it doubles as the KL reference when ``kl_coef > 0``.
+The trainer builds its judge and scorer once (``g2r_env.build_scorer``: the trained bundled judge
+for the bundled policy, the frozen initial policy, the paper's self-judging, for any other) and
+hands the same scorer to its train and eval envs. The judge is a frozen, process-wide shared model,
+a different module from the trainable policy, so training never moves it; a self-judge doubles as
+the KL reference when ``kl_coef > 0``.
+
+Checkpoints (``agents.checkpoint``), the policy's loading and export (``agents.policy``) and the
+metrics log (``g2r_env.runlog``) live in their own modules.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -37,14 +41,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from g2r_env import Grad2Reward, OpenEndedVectorEnv, ScoreResult
-from g2r_env.models import load_model, resolve_device, resolve_source
+from g2r_env import OpenEndedVectorEnv, ScoreResult, build_scorer
+from g2r_env.env import SELF_JUDGE, default_judge
+from g2r_env.models import load_model, resolve_device
+from g2r_env.runlog import MetricsLog, latest_checkpoint
 from tasks import TaskSet, load_taskset
 
 from .advantages import compute_advantages
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .losses import policy_loss, token_logprobs
-from .sampling import HFSampler, Sampler, VLLMSampler
+from .policy import export_policy, load_policy, merged_state_dict
+from .sampling import Sampler, make_sampler
 
 
 @dataclass
@@ -75,33 +83,12 @@ class Rollout:
     task_ids: list[str]
 
 
-def select_tasks(config: TrainConfig) -> TaskSet:
-    """The task set of ``config.tasks`` restricted to ``config.task_ids`` and ``config.domains``."""
-    tasks = load_taskset(config.tasks)
-    keep = [t for t in tasks if (not config.task_ids or t.task_id in config.task_ids)
-            and (not config.domains or t.domain in config.domains)]
-    missing = sorted(set(config.task_ids) - {t.task_id for t in tasks})
-    if missing or not keep:
-        raise ValueError(f"task_ids {missing or config.task_ids} / domains {config.domains} select no task "
-                         f"of {tasks.name}; check the ids (e.g. {tasks[0].task_id!r})")
-    return TaskSet(keep, tasks.name)
-
-
 def pad_rows(rows: Sequence[Sequence[float]], value: float = 0.0, dtype=torch.float32) -> Tensor:
     """Right-pad lists into a [len(rows), longest] tensor."""
     out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=dtype)
     for i, row in enumerate(rows):
         out[i, :len(row)] = torch.as_tensor(np.asarray(row), dtype=dtype)
     return out
-
-
-def make_sampler(config: TrainConfig, policy, tokenizer) -> Sampler:
-    """The sampler named by ``config.sampler``; the HF sampler generates with the policy itself."""
-    if config.sampler == "hf":
-        return HFSampler(policy, tokenizer)
-    vllm_kwargs = dict(config.vllm_kwargs)
-    vllm_kwargs.setdefault("seed", config.seed)
-    return VLLMSampler(resolve_source(config.model), **vllm_kwargs)
 
 
 def evaluate_policy(sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: int) -> dict[str, float]:
@@ -116,7 +103,7 @@ def evaluate_policy(sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: 
     Returns:
         {task_id: sequence reward}.
     """
-    task_ids = [t.task_id for t in envs.env.tasks][:envs.num_envs]
+    task_ids = [t.task_id for t in envs.tasks][:envs.num_envs]
     obs, _ = envs.reset(options={"task_ids": task_ids})
     groups = sampler.generate(prompts_of(obs, 1), n=1, temperature=0.0, max_tokens=max_new_tokens, seed=0)
     _, _, _, _, infos = envs.step_sequences([group[0].token_ids for group in groups])
@@ -127,22 +114,6 @@ def prompts_of(obs: dict, group_size: int) -> list[list[int]]:
     """The prompt token ids of every group's first sub-env, from the left-padded observation."""
     ids, mask = obs["prompt_ids"][::group_size], obs["prompt_mask"][::group_size]
     return [row[m == 1].tolist() for row, m in zip(ids, mask)]
-
-
-def rng_state() -> dict:
-    """Python, numpy and torch (CPU and CUDA) random states."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class Trainer:
@@ -174,14 +145,13 @@ class Trainer:
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if (self.device.type == "cuda" if config.bf16 is None else config.bf16) else nullcontext())
 
-        self.tasks = select_tasks(config)
-        env_kwargs = dict(tasks=self.tasks, model=config.model, judge=config.judge,
-                          max_new_tokens=config.max_new_tokens, tau=config.tau, device=config.device,
-                          soft=config.soft, micro_batch_size=config.judge_micro_batch_size)
+        self.tasks = load_taskset(config.tasks).select(config.task_ids, config.domains)
+        self.scorer = build_scorer(config.model, config.judge, config.device, config.attribution, config.tau,
+                                   config.soft, config.judge_micro_batch_size)
         self.envs = OpenEndedVectorEnv(num_envs=config.prompts_per_step * config.group_size,
-                                       group_size=config.group_size, split="train",
-                                       attribution=config.attribution, reward_mode=config.reward_mode,
-                                       **env_kwargs)
+                                       group_size=config.group_size, tasks=self.tasks, split="train",
+                                       max_new_tokens=config.max_new_tokens, reward_mode=config.reward_mode,
+                                       scorer=self.scorer)
         self.eval_envs = None  # greedy responses to the eval tasks, judged forward only
         if config.eval_every or config.report:
             try:
@@ -190,40 +160,29 @@ class Trainer:
                 raise ValueError(f"eval_split={config.eval_split!r}: {err}; choose another eval_split, "
                                  f"add tasks of that split, or set eval_every=0 and report=false") from None
             eval_tasks = eval_tasks[:config.eval_tasks or len(eval_tasks)]
-            self.eval_envs = OpenEndedVectorEnv(num_envs=len(eval_tasks), split="all", reward_mode="sparse",
-                                                **{**env_kwargs, "tasks": eval_tasks})
-        self.judge_model = self.envs.scorer.judge.model
-        self.tokenizer = self.envs.env.tokenizer
+            self.eval_envs = OpenEndedVectorEnv(num_envs=len(eval_tasks), tasks=eval_tasks, split="all",
+                                                max_new_tokens=config.max_new_tokens, reward_mode="sparse",
+                                                scorer=self.scorer)
+        self.judge_model = self.scorer.judge.model
+        self.tokenizer = self.envs.tokenizer
 
-        self.policy = self._load_policy()
+        self.policy = load_policy(config, self.device)
         self.reference = None
-        if config.kl_coef > 0:  # the judge is the initial policy when self-judging
-            self.reference = self.judge_model if config.judge is None else \
+        if config.kl_coef > 0:  # a self-judge is the initial policy
+            self_judging = (config.judge or default_judge(config.model)) in (SELF_JUDGE, config.model)
+            self.reference = self.judge_model if self_judging else \
                 load_model(config.model, self.device)[0].requires_grad_(False)
         self.optimizer = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad],
                                            lr=config.learning_rate, weight_decay=config.weight_decay)
-        self.sampler = sampler or make_sampler(config, self.policy, self.tokenizer)
+        self.sampler = sampler or make_sampler(config.sampler, config.model, config.device, seed=config.seed,
+                                               vllm_kwargs=config.vllm_kwargs, policy=self.policy,
+                                               tokenizer=self.tokenizer)
         if sampler is not None:  # a sampler reused from another run may hold other weights
             self.sync_weights()
         self.global_step = 0
         self.writer = None
+        self.metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
         self.history: list[dict] = []
-
-    def _load_policy(self):
-        config = self.config
-        policy, _ = load_model(config.model, self.device, dtype=torch.float32)
-        if config.lora_rank:
-            from peft import LoraConfig, get_peft_model
-
-            targets = config.lora_target_modules
-            targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
-            policy = get_peft_model(policy, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
-                                                       target_modules=targets, lora_dropout=0.0,
-                                                       task_type="CAUSAL_LM"))
-        if config.gradient_checkpointing:
-            policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        policy.train()
-        return policy
 
     # ---- phase 1: rollout ----------------------------------------------------------------------
     def sample_seed(self, step: int) -> int:
@@ -327,20 +286,9 @@ class Trainer:
         return out
 
     # ---- phase 4: weight sync ------------------------------------------------------------------
-    @torch.no_grad()
     def policy_state_dict(self) -> dict[str, Tensor]:
-        """The policy's weights under HF names; a LoRA adapter is merged in (W + B A) without
-        touching the trained module."""
-        if not self.config.lora_rank:
-            return self.policy.state_dict()
-        base = self.policy.get_base_model()
-        state = {name.replace(".base_layer", ""): tensor for name, tensor in base.state_dict().items()
-                 if "lora_" not in name}
-        for name, module in base.named_modules():
-            if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
-                delta = sum(module.get_delta_weight(a) for a in module.active_adapters)
-                state[f"{name}.weight"] = module.base_layer.weight + delta
-        return state
+        """The policy's weights under HF names, a LoRA adapter merged in (``agents.policy``)."""
+        return merged_state_dict(self.policy)
 
     def sync_weights(self) -> None:
         """Send the new weights to the sampler (nothing to send when it samples with the policy)."""
@@ -429,8 +377,7 @@ class Trainer:
     def log(self, metrics: dict) -> None:
         """Append one record to metrics.jsonl and TensorBoard."""
         self.history.append(metrics)
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(metrics) + "\n")
+        self.metrics_log.append(metrics)
         if self.writer is not None:
             for key, value in metrics.items():
                 if key != "step":
@@ -447,46 +394,28 @@ class Trainer:
         saved to report/<name>.json for the before/after heatmaps."""
         from .report import save_results
 
-        env = self.eval_envs.env
-        task_ids = [t.task_id for t in env.tasks][:self.config.report_prompts]
-        groups = self.sampler.generate([env.prompts[t] for t in task_ids], n=1, temperature=0.0,
+        envs = self.eval_envs
+        task_ids = [t.task_id for t in envs.tasks][:self.config.report_prompts]
+        groups = self.sampler.generate([envs.prompts[t] for t in task_ids], n=1, temperature=0.0,
                                        max_tokens=self.config.max_new_tokens, seed=0)
-        scorer = self.envs.scorer
-        if not scorer.attribution.needs_grad:  # show where dense credit would go, even for sparse runs
-            scorer = Grad2Reward(scorer.judge, tau=scorer.tau, soft=scorer.soft,
-                                 policy_tokenizer=scorer.policy_tokenizer)
-        results = scorer.score_batch([env.tasks.get(t) for t in task_ids],
-                                     [g[0].token_ids for g in groups])
+        # dense credit of the run's attribution (grad_x_embed for runs whose attribution gives none)
+        scorer = self.scorer if self.scorer.attribution.needs_grad else \
+            build_scorer(self.config.model, self.config.judge, self.config.device, tau=self.config.tau,
+                         soft=self.config.soft, micro_batch_size=self.config.judge_micro_batch_size)
+        results = scorer.score_batch([envs.tasks.get(t) for t in task_ids], [g[0].token_ids for g in groups])
         save_results(self.run_dir / "report" / f"{name}.json", results, step=self.global_step)
         return results
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write run_dir/checkpoint atomically: policy weights, optimizer, RNG states (python,
-        numpy, torch, the env's task draws), step and config."""
-        from safetensors.torch import save_model
-
-        target, tmp = self.run_dir / "checkpoint", self.run_dir / ".checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_model(self.policy, str(tmp / "policy.safetensors"))
-        torch.save({"step": self.global_step, "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
-                    "env_rng": self.envs.np_random.bit_generator.state}, tmp / "trainer_state.pt")
-        (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        old = self.run_dir / ".checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-        return target
+        """Write run_dir/checkpoint atomically: policy weights, optimizer, random states (python,
+        numpy, torch, the env's task draws), step and config; nothing pickled."""
+        return save_checkpoint(self.run_dir, self.policy, self.optimizer, self.global_step,
+                               self.envs.np_random.bit_generator.state, self.config.to_dict())
 
     def export_model(self, folder: Path) -> None:
-        """Save the policy (LoRA merged) and tokenizer as a plain HF model folder (what
-        ``g2r eval --model`` and ``load_model`` read)."""
-        base = self.policy.get_base_model() if self.config.lora_rank else self.policy
-        base.save_pretrained(folder, state_dict=self.policy_state_dict())
-        self.tokenizer.save_pretrained(folder)
+        """Save the policy (LoRA merged) and tokenizer as a plain HF model folder."""
+        export_policy(self.policy, self.tokenizer, folder)
 
     def load_checkpoint(self, folder: str | Path) -> None:
         """Restore everything ``save_checkpoint`` wrote and sync the weights to the sampler.
@@ -494,44 +423,68 @@ class Trainer:
         metrics.jsonl keeps only the records up to the checkpoint's step, so steps run after the
         checkpoint by a killed run are not logged twice.
         """
-        from safetensors.torch import load_model as load_weights
-
-        folder = Path(folder)
-        load_weights(self.policy, str(folder / "policy.safetensors"))
-        state = torch.load(folder / "trainer_state.pt", weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
+        state = load_checkpoint(folder, self.policy, self.optimizer)
         self.envs.np_random.bit_generator.state = state["env_rng"]
         self.global_step = int(state["step"])
         self.sync_weights()
-        metrics = self.run_dir / "metrics.jsonl"
-        if metrics.exists():
-            kept = [line for line in metrics.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line)["step"] <= self.global_step]
-            metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-            self.history = [json.loads(line) for line in kept]
+        self.history = self.metrics_log.truncate(self.global_step)
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: Sequence[str] = (), sampler: Optional[Sampler] = None) -> "Trainer":
-        """A trainer that continues the run in ``run_dir`` from its last checkpoint.
+        """A trainer that continues the run in ``run_dir`` from its newest complete checkpoint.
 
         Args:
             run_dir: the run folder (holding ``checkpoint/``) or the checkpoint folder itself.
-            overrides: ``key=value`` changes to the saved config (e.g. ``total_steps=400``).
+            overrides: ``key=value`` changes to the saved config (e.g. ``total_steps=400``); the
+                saved ``vllm_kwargs`` keep only engine settings that run no code unless given here.
             sampler: a ready Sampler; None builds the configured one.
         """
-        folder = Path(run_dir)
-        if not (folder / "trainer_state.pt").exists():
-            folder = folder / "checkpoint"
-        if not (folder / "trainer_state.pt").exists():
-            raise FileNotFoundError(f"no checkpoint in {run_dir} (expected {folder}/trainer_state.pt); "
-                                    f"runs write one every checkpoint_every steps")
+        folder = resolve_checkpoint(run_dir)
         saved = json.loads((folder / "config.json").read_text())
+        saved["vllm_kwargs"] = safe_vllm_kwargs(saved.get("vllm_kwargs") or {}, str(folder / "config.json"))
         config = TrainConfig.from_dict(saved, where=str(folder / "config.json")).with_overrides(
             [f"run_dir={folder.parent}", *overrides])
         trainer = cls(config, sampler=sampler)
         trainer.load_checkpoint(folder)
         return trainer
+
+
+SAFE_VLLM_KWARGS = ("gpu_memory_utilization", "max_model_len", "kv_cache_memory_bytes", "enforce_eager", "dtype",
+                    "seed", "max_num_seqs", "swap_space", "block_size", "tensor_parallel_size")
+"""Engine settings a saved config may carry into a resumed run; anything else (trust_remote_code,
+a tokenizer mode that runs code, ...) must be given again on the command line."""
+
+
+def safe_vllm_kwargs(values: dict, where: str) -> dict:
+    """The settings of ``values`` in SAFE_VLLM_KWARGS; the others are dropped with a warning."""
+    import warnings
+
+    dropped = sorted(set(values) - set(SAFE_VLLM_KWARGS))
+    if dropped:
+        warnings.warn(f"{where}: vllm_kwargs {dropped} from the saved config are not applied on resume; "
+                      f"pass them again with --set vllm_kwargs=... if you trust them")
+    return {k: v for k, v in values.items() if k in SAFE_VLLM_KWARGS}
+
+
+def resolve_checkpoint(run_dir: str | Path) -> Path:
+    """The newest complete checkpoint of a run folder (or the checkpoint folder itself), checked
+    before any model loads."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no run folder {run_dir}")
+    folder = path if (path / "state.json").is_file() else latest_checkpoint(path)
+    if folder is None:
+        raise FileNotFoundError(f"no complete checkpoint in {run_dir} (expected {path}/checkpoint/state.json); "
+                                f"runs write one every checkpoint_every steps")
+    for name in ("state.json", "config.json", "policy.safetensors", "optimizer.safetensors", "rng.safetensors"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"checkpoint {folder} lacks {name}: it is incomplete or from an older version")
+    metrics = (folder.parent if folder.parent != path.parent or folder != path else path) / "metrics.jsonl"
+    if metrics.exists():
+        from g2r_env.runlog import read_metrics
+
+        read_metrics(metrics)  # a damaged log fails here, before models load (a torn last line is dropped)
+    return folder
 
 
 def train(config: TrainConfig) -> Trainer:

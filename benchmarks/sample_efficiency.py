@@ -22,7 +22,6 @@ import json
 import os
 import time
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 # The demo's two training tasks, scored on the 8 held-out (test split) creative and how-to tasks.

@@ -14,7 +14,6 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 PHASES = (("time/sampling", "sampling (vLLM)"), ("time/judging", "judging + attribution"),
           ("time/update", "policy update"), ("time/sync", "weight sync"))

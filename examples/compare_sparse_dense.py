@@ -15,7 +15,6 @@ import argparse
 import gc
 import os
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 def main() -> None:

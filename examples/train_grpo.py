@@ -10,7 +10,6 @@ task's rubric, and one backward pass through the judge turns each verdict into p
 import argparse
 import os
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # vLLM in this process: weights sync in place
 
 
 def main() -> None:

@@ -5,9 +5,13 @@ Importing the package registers ``Grad2Reward/OpenEnded-v0`` (dense token reward
 imports it on the fly.
 """
 
-from gymnasium.envs.registration import register, registry
+from .packages import require_own
 
-from .attribution import ATTRIBUTIONS, Attribution, register as register_attribution
+require_own("tasks")  # a user's tasks.py must not stand in for ours (see g2r_env.packages)
+
+from gymnasium.envs.registration import register, registry  # noqa: E402
+
+from .attribution import ATTRIBUTIONS, Attribution, register_attribution
 from .env import OpenEndedEnv, build_scorer
 from .judge import Judge
 from .models import load_model, shared_model

@@ -1,12 +1,19 @@
 """Token attribution: how one met criterion's credit is spread over the response tokens.
 
 For criterion k the judge's log-probability of its True token, log softmax(logits)[z], is
-differentiated with respect to the input embedding e_t of every response position t, giving g_t.
-A method turns (g_t, e_t) into a score b_t; the credit is alpha_k = softmax(b / tau) over the
-response positions (DESIGN step 4). Methods that need no gradient (``uniform``, ``last_token``)
-give alpha directly.
+differentiated with respect to the input embedding e_t of every response position t, giving g_t
+(the README's reward section, step 3; the paper's gradient-based credit). A method turns (g_t, x_t)
+into a score b_t, where x_t is e_t itself or, for methods with a null baseline, e_t minus the mean
+input embedding; the credit is alpha_k = softmax(b / tau) over the response positions. Methods
+that need no gradient (``uniform``, ``last_token``) give alpha directly.
 
-Add a method with ``register``; it is then selectable by name everywhere (env, scorer, trainer).
+Research variants change one part each: the differentiated objective (``objective="margin"``:
+log p(True) - log p(False), which also pushes the False logit down), the baseline (``baseline=
+"mean"``), or the path (``steps > 1``: integrated gradients, g averaged over embeddings scaled
+from the baseline to the input).
+
+Add a method with ``register_attribution``; it is then selectable by name everywhere (env, scorer,
+trainer, config validation).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from typing import Callable, Optional, Union
 import torch
 
 Tau = Union[str, float]
+OBJECTIVES = ("log_p_true", "margin")
+BASELINES = ("none", "mean")
 
 
 @dataclass(frozen=True)
@@ -26,23 +35,44 @@ class Attribution:
     Args:
         name: the name users select it by.
         needs_grad: whether it reads the judge's input gradient (else no backward pass is run).
-        score: (grads [T, H] float32, embeds [T, H] float32) -> scores b [T]; softmax(b / tau)
-            gives alpha. Unused when ``weights`` is set.
+        score: (grads [T, H] float32, inputs [T, H] float32) -> scores b [T]; softmax(b / tau)
+            gives alpha. ``inputs`` are the embeddings, minus the baseline when there is one.
+            Unused when ``weights`` is set.
         weights: T -> alpha [T] directly, for methods that ignore the judge.
+        objective: "log_p_true" (log softmax(logits)[True], the paper's) or "margin"
+            (logit(True) - logit(False), the contrastive objective).
+        baseline: "none" or "mean" (the mean input embedding of the vocabulary, a null input).
+        steps: 1, or the number of points of integrated gradients from the baseline.
     """
 
     name: str
     needs_grad: bool
     score: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None
     weights: Optional[Callable[[int], torch.Tensor]] = None
+    objective: str = "log_p_true"
+    baseline: str = "none"
+    steps: int = 1
 
-    def alpha(self, grads: Optional[torch.Tensor], embeds: Optional[torch.Tensor], length: int,
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES or self.baseline not in BASELINES or self.steps < 1:
+            raise ValueError(f"attribution {self.name!r}: objective in {OBJECTIVES}, baseline in {BASELINES}, "
+                             f"steps >= 1 (got {self.objective!r}, {self.baseline!r}, {self.steps})")
+        if (self.score is None) == (self.weights is None):
+            raise ValueError(f"attribution {self.name!r}: give exactly one of score and weights")
+
+    def alpha(self, grads: Optional[torch.Tensor], inputs: Optional[torch.Tensor], length: int,
               tau: Tau = "auto") -> torch.Tensor:
         """Credit over ``length`` response positions; float32, non-negative, sums to 1."""
         if self.weights is not None:
             return self.weights(length)
-        scores = self.score(grads.float(), embeds.float())
+        scores = self.score(grads.float(), inputs.float())
         return softmax_with_temperature(scores, tau)
+
+    def objective_of(self, logits: torch.Tensor, true_id: int, false_id: int) -> torch.Tensor:
+        """The differentiated quantity per row of answer logits [B, V]."""
+        if self.objective == "margin":
+            return logits[:, true_id] - logits[:, false_id]
+        return torch.log_softmax(logits, dim=-1)[:, true_id]
 
 
 def softmax_with_temperature(scores: torch.Tensor, tau: Tau = "auto") -> torch.Tensor:
@@ -59,11 +89,34 @@ def softmax_with_temperature(scores: torch.Tensor, tau: Tau = "auto") -> torch.T
     return torch.softmax(scores / tau_value, dim=0)
 
 
-def _uniform(length: int) -> torch.Tensor:
+# ---- the methods: plain functions, so that envs and scorers pickle ----------------------------
+def grad_dot_input(grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """b_t = g_t . x_t (gradient x input)."""
+    return (grads * inputs).sum(-1)
+
+
+def abs_grad_dot_input(grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """b_t = |g_t . x_t|: gradient x input, either sign counting as evidence."""
+    return (grads * inputs).sum(-1).abs()
+
+
+def grad_l1(grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """b_t = ||g_t||_1."""
+    return grads.abs().sum(-1)
+
+
+def grad_l2(grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """b_t = ||g_t||_2."""
+    return grads.norm(dim=-1)
+
+
+def uniform(length: int) -> torch.Tensor:
+    """alpha_t = 1 / T."""
     return torch.full((length,), 1.0 / length)
 
 
-def _last_token(length: int) -> torch.Tensor:
+def last_token(length: int) -> torch.Tensor:
+    """All credit on the last token: the sparse reward."""
     alpha = torch.zeros(length)
     alpha[-1] = 1.0
     return alpha
@@ -72,17 +125,27 @@ def _last_token(length: int) -> torch.Tensor:
 ATTRIBUTIONS: dict[str, Attribution] = {}
 
 
-def register(attribution: Attribution) -> Attribution:
+def register_attribution(attribution: Attribution) -> Attribution:
     """Make an attribution method selectable by its name."""
+    if not isinstance(attribution, Attribution):
+        raise TypeError(f"register_attribution takes an Attribution, got {type(attribution).__name__}")
     ATTRIBUTIONS[attribution.name] = attribution
     return attribution
 
 
-register(Attribution("grad_x_embed", True, score=lambda g, e: (g * e).sum(-1)))
-register(Attribution("grad_l1", True, score=lambda g, e: g.abs().sum(-1)))
-register(Attribution("grad_l2", True, score=lambda g, e: g.norm(dim=-1)))
-register(Attribution("uniform", False, weights=_uniform))
-register(Attribution("last_token", False, weights=_last_token))
+register = register_attribution  # the earlier name
+
+register_attribution(Attribution("grad_x_embed", True, score=grad_dot_input))
+register_attribution(Attribution("grad_l1", True, score=grad_l1))
+register_attribution(Attribution("grad_l2", True, score=grad_l2))
+register_attribution(Attribution("uniform", False, weights=uniform))
+register_attribution(Attribution("last_token", False, weights=last_token))
+# research variants (see the README's attribution table for how they place credit)
+register_attribution(Attribution("abs_grad_x_embed", True, score=abs_grad_dot_input))
+register_attribution(Attribution("contrastive_grad_x_embed", True, score=grad_dot_input, objective="margin"))
+register_attribution(Attribution("contrastive_grad_l2", True, score=grad_l2, objective="margin"))
+register_attribution(Attribution("grad_x_delta", True, score=grad_dot_input, baseline="mean"))
+register_attribution(Attribution("integrated_gradients", True, score=grad_dot_input, baseline="mean", steps=8))
 
 
 def get_attribution(name: str | Attribution) -> Attribution:
@@ -91,5 +154,5 @@ def get_attribution(name: str | Attribution) -> Attribution:
         return name
     try:
         return ATTRIBUTIONS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(f"unknown attribution {name!r}; choose one of {sorted(ATTRIBUTIONS)}") from None

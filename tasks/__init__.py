@@ -1,6 +1,6 @@
 """Tasks and rubrics: types, loaders and the bundled task sets."""
 
-from .loaders import TaskFormatError, iter_tasks, load_taskset
+from .loaders import TaskFormatError, iter_tasks, load_taskset, parse_task
 from .types import Criterion, Task, TaskSet
 
-__all__ = ["Criterion", "Task", "TaskSet", "TaskFormatError", "iter_tasks", "load_taskset"]
+__all__ = ["Criterion", "Task", "TaskSet", "TaskFormatError", "iter_tasks", "load_taskset", "parse_task"]

@@ -29,8 +29,21 @@ from typing import Any, Callable, Iterable
 from .types import Criterion, Task, TaskSet
 
 BUNDLED_DIR = Path(__file__).parent / "data"
-BUNDLED = {"openended-mini": BUNDLED_DIR / "openended-mini"}
-FORMATS = ("g2r", "rar", "healthbench")
+BUNDLED = {folder.name: folder for folder in sorted(BUNDLED_DIR.iterdir()) if folder.is_dir()}
+"""The bundled task sets by name: every folder of tasks/data (openended-mini, judge-extra)."""
+TaskParser = Callable[[dict, str, str], Task]
+FORMATS: dict[str, TaskParser] = {}
+"""Task formats by name; each parses one row (the row, ``file:line`` for errors, a default id)."""
+
+
+def register_format(name: str) -> Callable[[TaskParser], TaskParser]:
+    """Register a row parser under a format name (``load_taskset(..., format=name)``)."""
+
+    def decorator(parser: TaskParser) -> TaskParser:
+        FORMATS[name] = parser
+        return parser
+
+    return decorator
 
 
 class TaskFormatError(ValueError):
@@ -76,6 +89,7 @@ def _criteria(items: Any, where: str, text_of: Callable[[dict], str], weight_key
     return criteria
 
 
+@register_format("g2r")
 def _parse_g2r(row: dict, where: str, default_id: str) -> Task:
     task_id = str(_require(row, "id", where))
     prompt = _require(row, "prompt", where)
@@ -95,6 +109,7 @@ def _rar_text(item: dict) -> str:
     return item.get("description") or item.get("title")
 
 
+@register_format("rar")
 def _parse_rar(row: dict, where: str, default_id: str) -> Task:
     question = _require(row, "question", where)
     criteria = _criteria(_require(row, "rubric", where), where, _rar_text, "weight")
@@ -104,6 +119,7 @@ def _parse_rar(row: dict, where: str, default_id: str) -> Task:
                 metadata={"reference_answer": row.get("reference_answer")})
 
 
+@register_format("healthbench")
 def _parse_healthbench(row: dict, where: str, default_id: str) -> Task:
     prompt = _require(row, "prompt", where)
     if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
@@ -119,7 +135,11 @@ def _parse_healthbench(row: dict, where: str, default_id: str) -> Task:
                 domain=domain, metadata={"example_tags": tags})
 
 
-_PARSERS = {"g2r": _parse_g2r, "rar": _parse_rar, "healthbench": _parse_healthbench}
+def parse_task(row: dict, where: str = "task", default_id: str = "task", format: str = "g2r") -> Task:
+    """One task from a parsed row in ``format`` ("g2r", "rar" or "healthbench"); errors name ``where``."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown task format {format!r}; choose one of {list(FORMATS)}")
+    return FORMATS[format](row, where, default_id)
 
 
 def detect_format(row: dict) -> str:
@@ -137,27 +157,41 @@ def iter_tasks(path: str | os.PathLike, format: str = "auto") -> Iterable[Task]:
         yield task
 
 
-def _numbered_tasks(path: Path, format: str) -> Iterable[tuple[int, Task]]:
-    if format != "auto" and format not in FORMATS:
-        raise ValueError(f"unknown task format {format!r}; choose one of {FORMATS} or 'auto'")
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
+def read_rows(path: Path) -> Iterable[tuple[str, dict]]:
+    """(``file:line``, object) for every non-blank line of a JSON Lines file.
+
+    A UTF-8 byte-order mark is accepted; bad UTF-8, bad JSON and lines that are not objects raise
+    TaskFormatError naming the file and line.
+    """
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            where = f"{path}:{line_no}"
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise TaskFormatError(f"{where}: not valid UTF-8 (byte {err.start + 1} of the line)") from None
             if not line.strip():
                 continue
-            where = f"{path}:{line_no}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise TaskFormatError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
             if not isinstance(row, dict):
                 raise TaskFormatError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
-            fmt = detect_format(row) if format == "auto" else format
-            try:
-                yield line_no, _PARSERS[fmt](row, where, f"{path.stem}-{line_no}")
-            except TaskFormatError:
-                raise
-            except (ValueError, TypeError) as err:
-                raise TaskFormatError(f"{where}: {err}") from None
+            yield where, row
+
+
+def _numbered_tasks(path: Path, format: str) -> Iterable[tuple[str, Task]]:
+    if format != "auto" and format not in FORMATS:
+        raise ValueError(f"unknown task format {format!r}; choose one of {list(FORMATS)} or 'auto'")
+    for where, row in read_rows(path):
+        fmt = detect_format(row) if format == "auto" else format
+        try:
+            yield where, parse_task(row, where, f"{path.stem}-{where.rsplit(':', 1)[-1]}", fmt)
+        except TaskFormatError:
+            raise
+        except (ValueError, TypeError) as err:
+            raise TaskFormatError(f"{where}: {err}") from None
 
 
 def load_taskset(source: str | os.PathLike = "openended-mini", format: str = "auto",
@@ -187,8 +221,7 @@ def load_taskset(source: str | os.PathLike = "openended-mini", format: str = "au
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
     for file in files:
-        for line_no, task in _numbered_tasks(file, format):
-            where = f"{file}:{line_no}"
+        for where, task in _numbered_tasks(file, format):
             if task.task_id in first_seen:
                 raise TaskFormatError(
                     f"{where}: duplicate task id {task.task_id!r} (first at {first_seen[task.task_id]})")

@@ -142,9 +142,24 @@ class TaskSet(Sequence[Task]):
             raise ValueError(f"{self.name} has no task in split {name!r} (splits: {splits})")
         return TaskSet(subset, f"{self.name}[{name}]")
 
-    def filter(self, domain: str | None = None) -> "TaskSet":
-        subset = [t for t in self._tasks if domain is None or t.domain == domain]
-        return TaskSet(subset, f"{self.name}[{domain}]")
+    def select(self, task_ids: Sequence[str] = (), domains: Sequence[str] = ()) -> "TaskSet":
+        """The tasks with these ids (in the order given) and/or of these domains; empty keeps all.
+
+        Raises:
+            ValueError: an id not in the set, or a selection that keeps no task.
+        """
+        missing = [t for t in task_ids if t not in self._by_id]
+        if missing:
+            raise ValueError(f"{self.name} has no task {missing[0]!r} ({len(missing)} unknown id(s)); "
+                             f"ids look like {self._tasks[0].task_id!r}" if self._tasks else f"{self.name} is empty")
+        chosen = [self._by_id[t] for t in dict.fromkeys(task_ids)] if task_ids else list(self._tasks)
+        if domains:
+            chosen = [t for t in chosen if t.domain in set(domains)]
+        if not chosen:
+            domains_here = sorted({t.domain for t in self._tasks})
+            raise ValueError(f"the selection keeps no task of {self.name} (domains here: {domains_here})")
+        label = ",".join(list(task_ids)[:3] + list(domains)) + ("..." if len(task_ids) > 3 else "")
+        return TaskSet(chosen, f"{self.name}[{label}]" if label else self.name)
 
     def __repr__(self) -> str:
         return f"TaskSet({self.name!r}, {len(self)} tasks)"

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from g2r_env.cli import main
+from g2r_cli import main
 
 
 def test_score_writes_heatmap_and_prints_verdicts(tmp_path, tiny_model_dir, capsys):
@@ -33,4 +33,4 @@ def test_score_errors_are_clear(tiny_model_dir, tmp_path):
 
 def test_unknown_command_prints_usage(capsys):
     assert main(["frobnicate"]) == 2
-    assert "g2r {score,train,eval}" in capsys.readouterr().out
+    assert "g2r {score,train,eval,judge}" in capsys.readouterr().out

@@ -1,5 +1,8 @@
 """The env, the vector env and step_sequences, on the tiny model (and once on the bundled model)."""
 
+import contextlib
+import io
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -125,7 +128,7 @@ def test_vector_env_equals_single_envs_stepped_token_by_token(tiny_model_dir):
     vec.reset(seed=0, options={"task_ids": task_ids})
     calls = []
     score_batch = vec.unwrapped.scorer.score_batch
-    vec.unwrapped.scorer.score_batch = lambda tasks, responses: calls.append(len(tasks)) or score_batch(tasks, responses)
+    vec.unwrapped.scorer.score_batch = lambda tasks, responses, **kw: calls.append(len(tasks)) or score_batch(tasks, responses, **kw)
     try:
         obs, step_rewards, terminated, truncated, infos = vec.step_sequences(RESPONSES)
     finally:
@@ -146,7 +149,7 @@ def test_vector_env_equals_single_envs_stepped_token_by_token(tiny_model_dir):
 
     # the same episodes stepped token by token through the vector env: ends on the same step are judged together
     vec.reset(options={"task_ids": task_ids})
-    vec.unwrapped.scorer.score_batch = lambda tasks, responses: calls.append(len(tasks)) or score_batch(tasks, responses)
+    vec.unwrapped.scorer.score_batch = lambda tasks, responses, **kw: calls.append(len(tasks)) or score_batch(tasks, responses, **kw)
     calls.clear()
     finals = {}
     try:
@@ -201,3 +204,48 @@ def test_bundled_model_end_to_end():
     assert tokenizer.decode(info["response_ids"]).strip()
     assert any(c["met"] for c in info["criteria"]) and 0 < max(c["p_true"] for c in info["criteria"]) < 1
     assert np.abs(info["token_rewards"]).max() > 0
+
+
+ENV_ID = "Grad2Reward/OpenEnded-v0"
+
+
+# ---- Gymnasium manners (wrappers, spec round trip, registry) ----------------------------------------------------------------------
+
+def test_record_episode_statistics_and_time_limit(tiny_model_dir):
+    env = gym.wrappers.RecordEpisodeStatistics(
+        gym.wrappers.TimeLimit(gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6, soft=True),
+                               max_episode_steps=3))
+    env.reset(seed=0)
+    for step in range(3):
+        _, reward, terminated, truncated, info = env.step(600 + step)
+    assert truncated and not terminated and info["episode"]["l"] == 3
+    assert "token_rewards" not in info and info["episode"]["r"] == 0  # cut by the wrapper: never judged
+
+    env = gym.wrappers.RecordEpisodeStatistics(gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=4, soft=True))
+    env.reset(seed=0)
+    total = 0.0
+    for step in range(4):
+        _, reward, terminated, truncated, info = env.step(600 + step)
+        total += reward
+    assert truncated and info["episode"]["l"] == 4
+    assert info["episode"]["r"] == pytest.approx(info["sequence_reward"]) == pytest.approx(total)
+    assert info["sequence_reward"] != 0
+
+
+def test_spec_kwargs_round_trip_through_make(tiny_model_dir):
+    env = gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=5, tau=0.5, reward_mode="sparse")
+    assert env.spec.kwargs == {"model": tiny_model_dir, "max_new_tokens": 5, "tau": 0.5, "reward_mode": "sparse"}
+    again = gym.make(env.spec)
+    assert again.spec.kwargs == env.spec.kwargs
+    assert again.unwrapped.max_new_tokens == 5 and again.unwrapped.reward_mode == "sparse"
+    assert again.observation_space == env.observation_space and again.action_space == env.action_space
+    first, _ = env.reset(seed=3)
+    second, _ = again.reset(seed=3)
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_pprint_registry_lists_the_ids():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        gym.pprint_registry()
+    assert "Grad2Reward/OpenEnded-v0" in out.getvalue() and "Grad2Reward/OpenEnded-Sparse-v0" in out.getvalue()

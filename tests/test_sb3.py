@@ -266,48 +266,6 @@ def test_ppo_with_the_bundled_model_updates_it():
     assert torch.isfinite(after).all() and not torch.equal(embeddings, after)
 
 
-# --- Gymnasium manners --------------------------------------------------------------------------
-
-def test_record_episode_statistics_and_time_limit(tiny_model_dir):
-    env = gym.wrappers.RecordEpisodeStatistics(
-        gym.wrappers.TimeLimit(gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6, soft=True),
-                               max_episode_steps=3))
-    env.reset(seed=0)
-    for step in range(3):
-        _, reward, terminated, truncated, info = env.step(600 + step)
-    assert truncated and not terminated and info["episode"]["l"] == 3
-    assert "token_rewards" not in info and info["episode"]["r"] == 0  # cut by the wrapper: never judged
-
-    env = gym.wrappers.RecordEpisodeStatistics(gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=4, soft=True))
-    env.reset(seed=0)
-    total = 0.0
-    for step in range(4):
-        _, reward, terminated, truncated, info = env.step(600 + step)
-        total += reward
-    assert truncated and info["episode"]["l"] == 4
-    assert info["episode"]["r"] == pytest.approx(info["sequence_reward"]) == pytest.approx(total)
-    assert info["sequence_reward"] != 0
-
-
-def test_spec_kwargs_round_trip_through_make(tiny_model_dir):
-    env = gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=5, tau=0.5, reward_mode="sparse")
-    assert env.spec.kwargs == {"model": tiny_model_dir, "max_new_tokens": 5, "tau": 0.5, "reward_mode": "sparse"}
-    again = gym.make(env.spec)
-    assert again.spec.kwargs == env.spec.kwargs
-    assert again.unwrapped.max_new_tokens == 5 and again.unwrapped.reward_mode == "sparse"
-    assert again.observation_space == env.observation_space and again.action_space == env.action_space
-    first, _ = env.reset(seed=3)
-    second, _ = again.reset(seed=3)
-    assert all(np.array_equal(first[k], second[k]) for k in first)
-
-
-def test_pprint_registry_lists_the_ids():
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        gym.pprint_registry()
-    assert "Grad2Reward/OpenEnded-v0" in out.getvalue() and "Grad2Reward/OpenEnded-Sparse-v0" in out.getvalue()
-
-
 def test_make_vec_env_dummy_shares_one_judge_per_process(tiny_model_dir):
     before = dict(models._shared)
     vec = make_vec_env(ENV_ID, n_envs=3, vec_env_cls=DummyVecEnv,

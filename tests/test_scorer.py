@@ -1,4 +1,4 @@
-"""The judge and Grad2Reward against the formulas of DESIGN.md, on a tiny float64 model."""
+"""The judge and Grad2Reward against the formulas of the README's reward section, on a tiny float64 model."""
 
 import numpy as np
 import pytest

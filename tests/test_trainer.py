@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import pytest
 import torch
 
 from agents import TrainConfig, Trainer, compute_advantages, token_logprobs
-from agents.cli import eval_main, train_main
+from g2r_cli.train import eval_main, train_main
 from agents.trainer import Rollout, pad_rows
 
 TIME_KEYS = ("time/", "tokens_per_s")
@@ -116,7 +115,7 @@ def test_sparse_mode_with_grpo_gives_each_response_its_standardised_reward(tiny_
 # ---- the update ----------------------------------------------------------------------------------
 def test_update_raises_logprob_of_rewarded_tokens_and_lowers_the_other(tiny_model, tmp_path):
     trainer = Trainer(tiny_config(tiny_model, tmp_path, learning_rate=3e-3, update_epochs=3, micro_batch_size=2))
-    prompt = trainer.envs.env.prompts["creative-006"]
+    prompt = trainer.envs.prompts["creative-006"]
     width = len(prompt)
     rewarded, other = [1001, 1002, 1003, 2], [2001, 2002, 2003, 2004]
     batch = Rollout(
@@ -217,33 +216,6 @@ def test_lora_sends_merged_weights_and_keeps_the_base_frozen(tiny_model, tmp_pat
     assert all("lora_" not in k for k in sent)
 
 
-# ---- config --------------------------------------------------------------------------------------
-def test_config_file_types_presets_and_overrides(tmp_path):
-    path = tmp_path / "run.yaml"
-    path.write_text("preset: cpu_demo\nlearning_rate: 3e-5\ntotal_steps: 7\ntau: 0.5\njudge: null\n")
-    config = TrainConfig.from_file(path, ["group_size=3", "task_ids=creative-001,creative-002", "tau=auto",
-                                          "bf16=false"])
-    assert config.learning_rate == 3e-5 and isinstance(config.learning_rate, float)
-    assert (config.total_steps, config.group_size, config.tau, config.bf16) == (7, 3, "auto", False)
-    assert config.task_ids == ["creative-001", "creative-002"]
-    assert config.max_new_tokens == TrainConfig.cpu_demo().max_new_tokens  # from the preset
-    assert TrainConfig().group_size == 8 and TrainConfig().learning_rate == 1e-6  # the paper's defaults
-    with pytest.raises(ValueError, match="unknown config field"):
-        TrainConfig.from_dict({"learning_rat": 1e-5})
-    with pytest.raises(ValueError, match="group_size"):
-        TrainConfig(group_size=0)
-    with pytest.raises(ValueError, match="not a valid int"):
-        TrainConfig().with_overrides(["total_steps=1.5"])
-
-
-def test_bundled_config_files_load():
-    configs = os.path.join(os.path.dirname(__file__), "..", "configs")
-    assert TrainConfig.from_file(os.path.join(configs, "cpu_demo.json")) == TrainConfig.cpu_demo()
-    paper = TrainConfig.from_file(os.path.join(configs, "gpu_paper.json"))
-    assert (paper.group_size, paper.learning_rate, paper.temperature, paper.top_p, paper.top_k, paper.clip_eps) == \
-        (8, 1e-6, 0.7, 0.8, 20, 0.2)
-
-
 # ---- CLI -----------------------------------------------------------------------------------------
 def test_cli_trains_resumes_and_evaluates(tiny_model, tmp_path, capsys):
     run_dir = tmp_path / "cli"
@@ -271,7 +243,7 @@ def test_cli_trains_resumes_and_evaluates(tiny_model, tmp_path, capsys):
 @pytest.mark.vllm
 def test_two_steps_with_the_bundled_model_and_vllm(tmp_path):
     pytest.importorskip("vllm")
-    config = TrainConfig.cpu_demo(run_dir=str(tmp_path), total_steps=2, eval_every=2, eval_tasks=1,
+    config = TrainConfig.preset("cpu_demo", run_dir=str(tmp_path), total_steps=2, eval_every=2, eval_tasks=1,
                                   checkpoint_every=2, report=False, progress=False, max_new_tokens=24,
                                   learning_rate=1e-4)
     trainer = Trainer(config)
@@ -285,7 +257,7 @@ def test_two_steps_with_the_bundled_model_and_vllm(tmp_path):
     assert (tmp_path / "checkpoint" / "policy.safetensors").exists()
 
     # vLLM holds the trained weights, not the initial ones (which the frozen judge still has)
-    prompt = trainer.envs.env.prompts[config.task_ids[0]]
+    prompt = trainer.envs.prompts[config.task_ids[0]]
     [[sample]] = trainer.sampler.generate([prompt], n=1, temperature=0.0, max_tokens=16, seed=0)
     ids = torch.tensor([prompt + sample.token_ids])
     mask = torch.ones_like(ids)

@@ -1,4 +1,4 @@
-"""The ``g2r`` command: ``g2r score`` here; ``g2r train`` and ``g2r eval`` live in ``agents.cli``."""
+"""``g2r score``: judge one response to one task and show where its reward went."""
 
 from __future__ import annotations
 
@@ -38,8 +38,7 @@ def _score_parser() -> argparse.ArgumentParser:
 
 
 def _load_task(args):
-    from tasks import load_taskset
-    from tasks.loaders import TaskFormatError, _parse_g2r
+    from tasks import TaskFormatError, load_taskset, parse_task
 
     if args.task is not None:
         return load_taskset(args.tasks).get(args.task)
@@ -49,13 +48,14 @@ def _load_task(args):
         raise TaskFormatError(f"--task-json: bad JSON ({err.msg} at column {err.colno})") from None
     if not isinstance(row, dict):
         raise TaskFormatError("--task-json: must be a JSON object")
-    return _parse_g2r(row, "--task-json", "task")
+    return parse_task(row, "--task-json", "task")
 
 
-def score_main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``g2r score``; returns the exit status."""
     args = _score_parser().parse_args(argv)
-    from .env import build_scorer
-    from .rendering import render_ansi, render_html
+    from g2r_env import build_scorer
+    from g2r_env.rendering import render_ansi, render_html
 
     task = _load_task(args)
     if args.response is not None:
@@ -74,27 +74,3 @@ def score_main(argv: Optional[Sequence[str]] = None) -> int:
                                encoding="utf-8")
     print(f"\nwrote {args.html}")
     return 0
-
-
-COMMANDS = {
-    "score": ("judge one response and write an HTML heatmap of its token rewards", "g2r_env.cli", "score_main"),
-    "train": ("train a policy with the bundled token-level GRPO trainer", "agents.cli", "train_main"),
-    "eval": ("greedy judge score of a model on a task set's test split", "agents.cli", "eval_main"),
-}
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: g2r {score,train,eval} [options]   (g2r COMMAND --help for its options)\n")
-        for name, (summary, _, _) in COMMANDS.items():
-            print(f"  {name:<6} {summary}")
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    import importlib
-
-    _, module, function = COMMANDS[argv[0]]
-    return getattr(importlib.import_module(module), function)(argv[1:]) or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The ``g2r`` command line, above ``tasks``, ``g2r_env`` and ``agents``: one module per command.
+
+    g2r score         judge one response and write an HTML heatmap of its token rewards
+    g2r train         train a policy with the bundled token-level GRPO trainer
+    g2r eval          greedy judge score of a model on a task split
+    g2r judge train   fine-tune a rubric judge on the evidence corpus (and labelled verdicts)
+    g2r judge eval    measure a judge: AUC, accuracy, calibration, credit lift and specificity
+
+A user error (bad input, a missing file) prints one line and exits with status 2; ``--debug``
+anywhere on the command line shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+from . import judge, score, train
+
+COMMANDS = {
+    "score": (score.main, "judge one response and write an HTML heatmap of its token rewards"),
+    "train": (train.train_main, "train a policy with the bundled token-level GRPO trainer"),
+    "eval": (train.eval_main, "greedy judge score of a model on a task set's test split"),
+    "judge": (judge.main, "train (g2r judge train) or measure (g2r judge eval) a rubric judge"),
+}
+USAGE = "usage: g2r {" + ",".join(COMMANDS) + "} [options]   (g2r COMMAND --help for its options)"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(USAGE + "\n")
+        for name, (_, summary) in COMMANDS.items():
+            print(f"  {name:<6} {summary}")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command, _ = COMMANDS[argv[0]]
+    return command(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Measure a judge: how well p_true separates met from unmet criteria, and where its credit lands.
+
+Verdicts: AUC of p_true (met vs unmet), accuracy at 0.5, expected calibration error, and the share of
+unmet criteria the judge calls met, overall, per kind of criterion, per domain, and separately
+for in-task negatives (other criteria of the same task) and mismatched ones (criteria of other
+tasks).
+
+Credit, for met criteria whose evidence is known (character spans of the response), per
+attribution method:
+
+- lift: the share of the criterion's credit on its evidence tokens divided by their share of the
+  response (1 = no better than uniform);
+- specificity: in a response that meets criteria k and j, the credit k puts per evidence token of
+  k divided by the credit it puts per evidence token of j (median over pairs, and the share of
+  pairs below 1, where k's credit prefers j's evidence to its own).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Optional, Sequence
+
+import numpy as np
+
+from tasks import Criterion, Task
+from tasks.compose import JudgedCase
+
+from .judge import Judge
+from .judge_training import predict_p_true
+
+
+# ---- verdict metrics -------------------------------------------------------------------------
+def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve (ties count half); nan without both classes."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    positives, negatives = scores[labels], scores[~labels]
+    if not len(positives) or not len(negatives):
+        return float("nan")
+    order = np.argsort(np.concatenate([positives, negatives]), kind="mergesort")
+    ranks = np.empty(len(order))
+    values = np.concatenate([positives, negatives])[order]
+    i = 0
+    while i < len(values):  # average ranks over ties
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = ranks[:len(positives)].sum()
+    return float((rank_sum - len(positives) * (len(positives) + 1) / 2) / (len(positives) * len(negatives)))
+
+
+def calibration_error(p: Sequence[float], labels: Sequence[bool], bins: int = 10) -> float:
+    """Expected calibration error: sum over equal-width bins of |mean p - share met| x bin share."""
+    p, labels = np.asarray(p, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            total += chosen.mean() * abs(p[chosen].mean() - labels[chosen].mean())
+    return float(total)
+
+
+def _summary(p: np.ndarray, labels: np.ndarray) -> dict:
+    called = p > 0.5
+    return {"n": int(len(p)), "met": int(labels.sum()), "auc": roc_auc(p, labels),
+            "accuracy": float((called == labels).mean()) if len(p) else float("nan"),
+            "false_met_rate": float(called[~labels].mean()) if (~labels).any() else float("nan"),
+            "missed_rate": float((~called[labels]).mean()) if labels.any() else float("nan")}
+
+
+def verdict_report(cases: Sequence[JudgedCase], p: np.ndarray) -> dict:
+    """Verdict metrics of p_true ``p`` on ``cases`` (see the module doc)."""
+    labels = np.array([c.label for c in cases], dtype=bool)
+    negative = np.array([c.negative for c in cases])
+    report = {**_summary(p, labels), "ece": calibration_error(p, labels)}
+    for name in ("in-task", "mismatched"):
+        chosen = labels | (negative == name)
+        if (negative == name).any():
+            report[name] = _summary(p[chosen], labels[chosen])
+    in_task = labels | (negative != "mismatched")
+    for field, values in (("kind", [c.kind or "unknown" for c in cases]), ("domain", [c.domain or "-" for c in cases])):
+        values = np.array(values)
+        report[f"per_{field}"] = {v: _summary(p[(values == v) & in_task], labels[(values == v) & in_task])
+                                  for v in sorted(set(values))}
+    return report
+
+
+# ---- credit placement ------------------------------------------------------------------------
+def evidence_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Tokens (by character offsets) that overlap any evidence span."""
+    return np.array([any(a < e and s < b for s, e in spans) for a, b in offsets], dtype=bool)
+
+
+def credit_report(judge: Judge, cases: Sequence[JudgedCase], methods: Sequence[str], tau="auto",
+                  max_cases: Optional[int] = None, progress: bool = False) -> dict:
+    """Lift and specificity per attribution method over the met cases that have evidence.
+
+    Args:
+        judge: the judge whose gradients are read.
+        cases: judged cases; met ones with ``evidence`` are used.
+        methods: attribution method names.
+        tau: the attribution temperature.
+        max_cases: use at most this many met cases (those in responses with two or more evidenced
+            criteria first, since specificity needs them).
+    """
+    from .scorer import Grad2Reward
+
+    met = [c for c in cases if c.label and c.evidence]
+    by_response: dict[tuple, list[JudgedCase]] = defaultdict(list)
+    for case in met:
+        by_response[(case.task.question, case.response)].append(case)
+    ordered = [c for group in sorted(by_response.values(), key=len, reverse=True) for c in group]
+    chosen = ordered[:max_cases] if max_cases else ordered
+    encoded = {}
+    for case in chosen:
+        if case.response not in encoded:
+            enc = judge.tokenizer(case.response, add_special_tokens=False, return_offsets_mapping=True)
+            encoded[case.response] = (enc["input_ids"], enc["offset_mapping"])
+    tasks = [Task(case.task.task_id, case.task.prompt, (Criterion(case.criterion, 1.0),), domain=case.domain)
+             for case in chosen]
+    responses = [encoded[c.response][0] for c in chosen]
+    report = {}
+    iterator = methods
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(methods, desc="credit", unit="method")
+    for name in iterator:
+        scorer = Grad2Reward(judge, attribution=name, tau=tau)
+        alphas = [alpha for _, alpha in scorer.attribute(tasks, responses)]
+        lifts, specificity = [], []
+        own = {}
+        for case, alpha in zip(chosen, alphas):
+            mask = evidence_mask(encoded[case.response][1], case.evidence)
+            if alpha is None or not mask.any() or mask.all():
+                continue
+            lifts.append(float(alpha[mask].sum() / (mask.sum() / len(mask))))
+            own[id(case)] = (alpha, mask)
+        for group in by_response.values():
+            for k in group:
+                for j in group:
+                    if k is j or id(k) not in own or id(j) not in own:
+                        continue
+                    alpha, mask_k = own[id(k)]
+                    mask_j = own[id(j)][1] & ~mask_k
+                    if not mask_j.any():
+                        continue
+                    per_own = alpha[mask_k].sum() / mask_k.sum()
+                    per_other = alpha[mask_j].sum() / mask_j.sum()
+                    specificity.append(float(per_own / per_other) if per_other > 0 else math.inf)
+        spec = np.array(specificity)
+        report[name] = {"cases": len(lifts), "lift_mean": float(np.mean(lifts)) if lifts else float("nan"),
+                        "lift_median": float(np.median(lifts)) if lifts else float("nan"),
+                        "pairs": len(spec), "specificity_median": float(np.median(spec)) if len(spec) else float("nan"),
+                        "pairs_below_1": float((spec < 1).mean()) if len(spec) else float("nan")}
+    return report
+
+
+def evaluate_judge(judge: Judge, cases: Sequence[JudgedCase], methods: Sequence[str] = (),
+                   credit_cases: Optional[int] = 200, progress: bool = False) -> dict:
+    """Verdict metrics on every case and credit metrics per method on the met ones with evidence."""
+    p = predict_p_true(judge, cases, progress=progress)
+    report = {"verdicts": verdict_report(cases, p)}
+    if methods:
+        report["credit"] = credit_report(judge, cases, methods, max_cases=credit_cases, progress=progress)
+    return report
+
+
+def format_report(report: dict, title: str = "") -> str:
+    """The report as plain-text tables."""
+    def fmt(value):
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    lines = [title] if title else []
+    v = report["verdicts"]
+    lines.append(f"verdicts: n={v['n']} met={v['met']}  AUC {fmt(v['auc'])}  accuracy {fmt(v['accuracy'])}  "
+                 f"ECE {fmt(v['ece'])}  unmet called met {fmt(v['false_met_rate'])}")
+    for name in ("in-task", "mismatched"):
+        if name in v:
+            s = v[name]
+            lines.append(f"  {name:<11} negatives: AUC {fmt(s['auc'])}  accuracy {fmt(s['accuracy'])}  "
+                         f"unmet called met {fmt(s['false_met_rate'])}")
+    for field in ("per_kind", "per_domain"):
+        lines.append(f"  {field.replace('per_', 'per ')} (in-task negatives):")
+        for name, s in v[field].items():
+            lines.append(f"    {name:<14} n={s['n']:<5} AUC {fmt(s['auc'])}  accuracy {fmt(s['accuracy'])}  "
+                         f"unmet called met {fmt(s['false_met_rate'])}  met called unmet {fmt(s['missed_rate'])}")
+    if "credit" in report:
+        lines.append("credit (met criteria with evidence):")
+        lines.append(f"    {'method':<26} {'cases':>5} {'lift mean':>9} {'lift med':>9} {'pairs':>6} "
+                     f"{'spec med':>9} {'below 1':>8}")
+        for name, c in report["credit"].items():
+            lines.append(f"    {name:<26} {c['cases']:>5} {fmt(c['lift_mean']):>9} {fmt(c['lift_median']):>9} "
+                         f"{c['pairs']:>6} {fmt(c['specificity_median']):>9} {fmt(c['pairs_below_1']):>8}")
+    return "\n".join(lines)

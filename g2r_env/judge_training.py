@@ -1,0 +1,445 @@
+"""Fine-tune a causal LM as a rubric judge, on the verdict at the answer position of exactly the
+input ``Judge.build_input`` makes.
+
+The loss is the binary cross-entropy of the verdict margin m = logit(True) - logit(False), whose
+sigmoid is the judge's p_true, with the two classes weighted equally. LoRA (peft) by default, full
+fine-tuning as an option. Examples come from the evidence corpus through the composer (a fresh,
+seeded draw of responses every step, from train-split tasks only) and from labelled verdict files.
+
+Criteria judged on the same response share everything before the criterion in the judge input, so
+they are packed into one sequence: the shared prefix (system prompt, question, response) once, then
+each criterion's suffix attending to the prefix and to itself only, with its own positions
+continuing the prefix's. This gives the same verdicts as judging each pair alone (tested) for a
+fraction of the tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from tasks.compose import JudgedCase
+
+from .judge import Judge
+
+
+# ---- packing ---------------------------------------------------------------------------------
+@dataclass
+class Pack:
+    """Cases judged on one response, as one packed sequence: ``prefix`` + each of ``suffixes``."""
+
+    prefix: list[int]
+    suffixes: list[list[int]]
+    cases: list[int]  # indices into the case list
+
+
+def response_ids(tokenizer, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def pack_cases(judge: Judge, cases: Sequence[JudgedCase]) -> list[Pack]:
+    """Group cases by (question, response) into packs; a template whose text before the response
+    depends on the criterion gets one pack per case."""
+    packs: dict[tuple, Pack] = {}
+    encoded: dict[str, list[int]] = {}
+    for n, case in enumerate(cases):
+        ids = encoded.get(case.response)
+        if ids is None:
+            ids = encoded[case.response] = response_ids(judge.tokenizer, case.response)
+        before, after = judge.frame(case.task, case.criterion)
+        key = (tuple(before), case.response)
+        pack = packs.get(key)
+        if pack is None:
+            pack = packs[key] = Pack(before + ids, [], [])
+        pack.suffixes.append(after)
+        pack.cases.append(n)
+    return list(packs.values())
+
+
+def packed_batch(packs: Sequence[Pack], pad_id: int, dtype: torch.dtype, device) -> tuple:
+    """(input_ids [B, L], 4D additive attention mask [B, 1, L, L], position_ids [B, L], answers).
+
+    ``answers`` lists (row, column, case index) of every suffix's last token, where the verdict is read.
+    """
+    lengths = [len(p.prefix) + sum(len(s) for s in p.suffixes) for p in packs]
+    width = max(lengths)
+    ids = torch.full((len(packs), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(packs), width), dtype=torch.long)
+    allowed = torch.zeros((len(packs), width, width), dtype=torch.bool)
+    answers = []
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    for row, pack in enumerate(packs):
+        start = len(pack.prefix)
+        ids[row, :start] = torch.tensor(pack.prefix)
+        positions[row, :start] = torch.arange(start)
+        allowed[row, :start, :start] = causal[:start, :start]
+        cursor = start
+        for suffix, case in zip(pack.suffixes, pack.cases):
+            end = cursor + len(suffix)
+            ids[row, cursor:end] = torch.tensor(suffix)
+            positions[row, cursor:end] = torch.arange(start, start + len(suffix))
+            allowed[row, cursor:end, :start] = True
+            allowed[row, cursor:end, cursor:end] = causal[:len(suffix), :len(suffix)]
+            answers.append((row, end - 1, case))
+            cursor = end
+        pad = torch.arange(cursor, width)
+        allowed[row, pad, pad] = True  # padding attends to itself only: no empty softmax rows
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+    return ids.to(device), mask.unsqueeze(1).to(device), positions.to(device), answers
+
+
+def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Tensor, list[int]]:
+    """Verdict margins logit(True) - logit(False) (float32) of every case in ``packs``, and their
+    case indices in the same order."""
+    dtype = next(model.parameters()).dtype
+    ids, mask, positions, answers = packed_batch(packs, judge.pad_id, dtype, judge.device)
+    columns = sorted({column for _, column, _ in answers})
+    index = {column: n for n, column in enumerate(columns)}
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
+                   logits_to_keep=torch.tensor(columns, device=ids.device)).logits
+    rows = torch.tensor([row for row, _, _ in answers], device=ids.device)
+    cols = torch.tensor([index[column] for _, column, _ in answers], device=ids.device)
+    true_id, false_id = judge.verdict_ids
+    picked = logits[rows, cols].float()
+    return picked[:, true_id] - picked[:, false_id], [case for _, _, case in answers]
+
+
+def batches_of_packs(packs: Sequence[Pack], max_tokens: int) -> list[list[Pack]]:
+    """Packs sorted by length and cut into batches of at most ``max_tokens`` padded tokens."""
+    order = sorted(packs, key=lambda p: len(p.prefix) + sum(map(len, p.suffixes)))
+    batches, current, widest = [], [], 0
+    for pack in order:
+        size = len(pack.prefix) + sum(map(len, pack.suffixes))
+        if current and max(widest, size) * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, widest = [], 0
+        current.append(pack)
+        widest = max(widest, size)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@torch.no_grad()
+def predict_p_true(judge: Judge, cases: Sequence[JudgedCase], max_tokens: int = 4096,
+                   progress: bool = False) -> np.ndarray:
+    """p_true of every case under ``judge`` (forward only, packed), in the order of ``cases``."""
+    out = np.zeros(len(cases), dtype=np.float64)
+    batches = batches_of_packs(pack_cases(judge, cases), max_tokens)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="judging", unit="batch")
+    for batch in batches:
+        margins, order = packed_margins(judge.model, judge, batch)
+        out[order] = torch.sigmoid(margins).double().cpu().numpy()
+    return out
+
+
+# ---- training --------------------------------------------------------------------------------
+@dataclass
+class JudgeTrainConfig:
+    """Judge fine-tuning. Field docstrings follow each field."""
+
+    out_dir: str = "runs/judge"
+    """folder for the adapter (or full model), metrics.jsonl and checkpoints"""
+    base: str = "bundled"
+    """the model to fine-tune: "bundled", a local HF folder or an HF id"""
+    corpora: list[str] = field(default_factory=lambda: ["openended-mini", "judge-extra"])
+    """task sets whose evidence corpus (<task folder>/evidence) is composed into examples; train split only"""
+    verdicts: list[str] = field(default_factory=list)
+    """labelled verdict files (JSONL: prompt, response, criterion, label) trained on beside the corpus"""
+    half: Optional[int] = None
+    """0 or 1: use only that half of every passage list (two judges on disjoint passages); None: all"""
+    seed: int = 0
+    """seeds the composer (a fresh draw every step), LoRA initialisation and example order"""
+    steps: int = 600
+    """optimizer steps"""
+    responses_per_step: int = 4
+    """composed responses per step; each brings one example per judgeable criterion plus mismatched ones"""
+    verdicts_per_step: int = 8
+    """examples drawn from the verdict files per step (when any are given)"""
+    learning_rate: float = 3e-4
+    """AdamW learning rate, after warmup, decayed linearly to 10% at the last step"""
+    warmup_steps: int = 30
+    """linear learning-rate warmup"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    max_grad_norm: float = 1.0
+    """gradient norm clip"""
+    lora_rank: int = 16
+    """LoRA rank; 0 means full fine-tuning"""
+    lora_alpha: int = 32
+    """LoRA scaling numerator"""
+    lora_dropout: float = 0.05
+    """dropout on the LoRA input"""
+    max_tokens: int = 3072
+    """padded tokens per forward/backward pass (packs of one step are split to fit)"""
+    paraphrase_rate: float = 0.5
+    """share of corpus examples that show a paraphrase of the criterion"""
+    mismatched_per_response: int = 2
+    """criteria of other tasks of the domain added, unmet, to each composed response"""
+    wordings: int = 2
+    """examples per criterion and composed response, each in another wording (the criterion, its paraphrases)"""
+    checkpoint_every: int = 100
+    """write a resumable checkpoint every N steps (and at the end)"""
+    bf16: bool = True
+    """bfloat16 autocast for the forward pass (float32 weights); about 2x faster on CPUs with bf16
+    instructions and on GPUs"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)"""
+    progress: bool = True
+    """show a progress bar"""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field when a value is out of range."""
+        checks = [
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.responses_per_step >= 0 and self.verdicts_per_step >= 0, "examples per step must be >= 0"),
+            (self.responses_per_step > 0 or (self.verdicts and self.verdicts_per_step > 0),
+             "nothing to train on: responses_per_step is 0 and no verdict file is given"),
+            (math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate must be a finite number > 0"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
+            (self.lora_rank >= 0, "lora_rank must be >= 0 (0: full fine-tuning)"),
+            (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
+            (self.max_tokens >= 64, "max_tokens must be >= 64"),
+            (self.half in (None, 0, 1), "half must be 0, 1 or None"),
+            (0 <= self.paraphrase_rate <= 1, "paraphrase_rate must be in [0, 1]"),
+            (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"JudgeTrainConfig: {message}")
+
+
+def corpus_of(name: str):
+    """The evidence corpus of a task set name or folder (its ``evidence/`` folder)."""
+    from tasks import load_taskset
+    from tasks.evidence import load_corpus, tasks_folder
+
+    tasks = load_taskset(name)
+    return load_corpus(tasks_folder(name), tasks)
+
+
+def corpus_hash(names: Sequence[str]) -> str:
+    """sha256 of the task and evidence files of the named task sets (what a judge was trained on)."""
+    import hashlib
+
+    from tasks.evidence import tasks_folder
+
+    digest = hashlib.sha256()
+    for name in names:
+        folder = tasks_folder(name)
+        for file in sorted(folder.glob("*.jsonl")) + sorted((folder / "evidence").glob("*.jsonl")):
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+class JudgeTrainer:
+    """Fine-tunes a judge; ``train()`` runs to ``config.steps`` and writes the result.
+
+    Args:
+        config: the run's JudgeTrainConfig.
+        command: the command line that started the run, recorded beside the result.
+    """
+
+    def __init__(self, config: JudgeTrainConfig, command: str = "") -> None:
+        from .models import load_model
+
+        config.validate()
+        self.config = config
+        self.command = command
+        self.out_dir = Path(config.out_dir)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.corpora = [corpus_of(name) for name in config.corpora]
+        self.entries = [e for corpus in self.corpora for e in corpus.split("train")]
+        if config.responses_per_step and not self.entries:
+            raise ValueError(f"no train-split evidence in {config.corpora}")
+        self.verdict_cases = self._load_verdicts()
+        model, tokenizer = load_model(config.base, "cpu" if not torch.cuda.is_available() else "auto",
+                                      dtype=torch.float32)
+        if config.lora_rank:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
+                                                     lora_dropout=config.lora_dropout, target_modules="all-linear",
+                                                     task_type="CAUSAL_LM"))
+        self.model = model
+        self.judge = Judge(model, tokenizer, freeze=False)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.step = 0
+
+    def _load_verdicts(self) -> list[JudgedCase]:
+        from tasks.verdicts import load_verdicts
+
+        cases = []
+        for path in self.config.verdicts:
+            cases.extend(load_verdicts(path))
+        return cases
+
+    # ---- data ------------------------------------------------------------------------------
+    def examples(self, step: int) -> list[JudgedCase]:
+        """The step's examples: a fresh seeded draw, reproducible from (seed, step) alone."""
+        from tasks.compose import Composer
+
+        config = self.config
+        rng = random.Random(config.seed * 1_000_003 + step)
+        cases: list[JudgedCase] = []
+        if config.responses_per_step:
+            picks = [rng.randrange(len(self.entries)) for _ in range(config.responses_per_step)]
+            for n, pick in enumerate(picks):
+                entry = self.entries[pick]
+                corpus = next(c for c in self.corpora if entry.task.task_id in c.entries)
+                composer = Composer(corpus, seed=rng.randrange(2**31), half=config.half,
+                                    paraphrase_rate=config.paraphrase_rate,
+                                    mismatched_per_response=config.mismatched_per_response,
+                                    wordings=config.wordings)
+                cases.extend(composer.compose(entry))
+        if self.verdict_cases and config.verdicts_per_step:
+            cases.extend(rng.choices(self.verdict_cases, k=config.verdicts_per_step))
+        return cases
+
+    # ---- one step --------------------------------------------------------------------------
+    def learning_rate(self, step: int) -> float:
+        config = self.config
+        warm = min(1.0, (step + 1) / (config.warmup_steps + 1))
+        decay = 1.0 - 0.9 * step / max(1, config.steps - 1)
+        return config.learning_rate * warm * decay
+
+    def train_step(self) -> dict[str, float]:
+        config, judge = self.config, self.judge
+        cases = self.examples(self.step)
+        labels = torch.tensor([float(c.label) for c in cases])
+        positives = float(labels.sum())
+        # balanced classes: each class carries half of the step's loss
+        weights = torch.where(labels > 0, 0.5 / max(positives, 1.0), 0.5 / max(len(cases) - positives, 1.0))
+        if positives == 0 or positives == len(cases):
+            weights = torch.full_like(labels, 1.0 / len(cases))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.step)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_total, correct = 0.0, 0
+        autocast = torch.autocast(judge.device.type, dtype=torch.bfloat16, enabled=config.bf16)
+        for batch in batches_of_packs(pack_cases(judge, cases), config.max_tokens):
+            with autocast:
+                margins, order = packed_margins(self.model, judge, batch)
+            target, weight = labels[order].to(margins.device), weights[order].to(margins.device)
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(margins, target, reduction="none")
+                    * weight).sum()
+            loss.backward()
+            loss_total += float(loss)
+            correct += int(((margins > 0).float() == target).sum())
+        grads = [p for p in self.model.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(grads, config.max_grad_norm)
+        if not torch.isfinite(norm):
+            raise FloatingPointError(f"judge training step {self.step}: the gradient norm is {float(norm)}; "
+                                     f"lower learning_rate or check the base model")
+        self.optimizer.step()
+        self.step += 1
+        return {"step": self.step, "loss": loss_total, "accuracy": correct / len(cases), "examples": len(cases),
+                "positives": positives / len(cases), "grad_norm": float(norm), "learning_rate": self.learning_rate(self.step - 1)}
+
+    # ---- the loop --------------------------------------------------------------------------
+    def train(self) -> Path:
+        """Train to ``config.steps`` (resuming from ``out_dir/checkpoint`` if present) and write
+        the judge to ``out_dir/judge``; returns that folder."""
+        from tqdm.auto import tqdm
+
+        from .runlog import MetricsLog, latest_checkpoint
+
+        config = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        log = MetricsLog(self.out_dir / "metrics.jsonl")
+        checkpoint = latest_checkpoint(self.out_dir)
+        if checkpoint is not None:
+            self.load_checkpoint(checkpoint)
+            log.truncate(self.step)
+        (self.out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        bar = tqdm(total=config.steps, initial=self.step, desc="judge train", unit="step",
+                   disable=not config.progress, dynamic_ncols=True)
+        start, done_before = time.perf_counter(), self.step
+        while self.step < config.steps:
+            metrics = self.train_step()
+            metrics["seconds"] = time.perf_counter() - start
+            log.append(metrics)
+            if self.step == config.steps or (config.checkpoint_every and self.step % config.checkpoint_every == 0):
+                self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.2f}")
+        bar.close()
+        elapsed = time.perf_counter() - start
+        return self.export(self.out_dir / "judge", train_seconds=elapsed, steps_this_run=self.step - done_before)
+
+    # ---- files -----------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Atomically write the trainable weights, optimizer state, step and config."""
+        from safetensors.torch import save_file
+
+        from .runlog import optimizer_tensors, write_checkpoint
+
+        with write_checkpoint(self.out_dir) as folder:
+            trainable = {n: p.detach().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
+            save_file(trainable, str(folder / "trainable.safetensors"))
+            save_file(optimizer_tensors(self.optimizer), str(folder / "optimizer.safetensors"))
+            (folder / "state.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config)}))
+        return self.out_dir / "checkpoint"
+
+    def load_checkpoint(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        from .runlog import load_optimizer_tensors
+
+        state = json.loads((folder / "state.json").read_text())
+        weights = load_file(str(folder / "trainable.safetensors"))
+        params = dict(self.model.named_parameters())
+        unknown = sorted(set(weights) - set(params))
+        if unknown:
+            raise ValueError(f"{folder}: the checkpoint holds weights this model lacks ({unknown[:3]}...); "
+                             f"was it made with another lora_rank or base?")
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+        load_optimizer_tensors(self.optimizer, load_file(str(folder / "optimizer.safetensors")))
+        self.step = int(state["step"])
+
+    def export(self, folder: Path, **record) -> Path:
+        """Write the judge: a LoRA adapter (fp16, with a ``g2r-judge.json`` record of its making)
+        or, for full fine-tuning, a whole model folder."""
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        if self.config.lora_rank:
+            from peft import get_peft_model_state_dict
+            from safetensors.torch import save_file
+
+            tmp.mkdir(parents=True)
+            self.model.peft_config["default"].save_pretrained(str(tmp))
+            state = {k: v.detach().to(torch.float16).contiguous()
+                     for k, v in get_peft_model_state_dict(self.model).items()}
+            save_file(state, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+        else:
+            self.model.save_pretrained(tmp)
+            self.judge.tokenizer.save_pretrained(tmp)
+        manifest = {"base": self.config.base, "corpora": self.config.corpora,
+                    "corpus_sha256": corpus_hash(self.config.corpora), "verdicts": self.config.verdicts,
+                    "seed": self.config.seed, "half": self.config.half, "steps": self.step,
+                    "command": self.command, "config": asdict(self.config), **record}
+        (tmp / "g2r-judge.json").write_text(json.dumps(manifest, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        return folder
+

@@ -1,0 +1,246 @@
+"""The composer: labelled judge examples built from the evidence corpus, seeded and deterministic.
+
+A composed response is a random subset of a task's evidence passages and distractors in random
+order, laid out as one paragraph, several paragraphs, one passage per line, a numbered list or a
+bullet list, with the task's structure material (a title, a greeting, a question to the reader, a
+sign-off, a required opening) added or left out at random. Every judgeable criterion of the task
+then has an exact verdict:
+
+- content and pitfall criteria are met iff one of the passages that meets them is in the response
+  (at the first or last place of the body, for criteria with ``place``);
+- structure criteria are decided by their check on the final text.
+
+Each criterion's evidence is recorded as character spans of the response (the passages that meet
+it, or the material that was placed for it). Mismatched negatives add criteria of other tasks of
+the same domain, unmet by construction.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+from .evidence import Corpus, CriterionEvidence, TaskEvidence
+from .types import Criterion, Task
+
+MATERIAL_AT_START = ("title", "greeting", "starts_with")
+MATERIAL_AT_END = ("sign_off", "question")
+NEGATIVE_KINDS = ("in-task", "mismatched")
+
+
+@dataclass(frozen=True)
+class JudgedCase:
+    """One (task, response, criterion) with a known verdict: a judge training or test example.
+
+    Attributes:
+        task: the task (its question is what the judge reads as the prompt).
+        response: the response text.
+        criterion: the criterion text shown to the judge (the original or a paraphrase).
+        label: True when the response meets the criterion.
+        kind: "content", "pitfall", "structure" (or "" when unknown).
+        negative: for unmet criteria, "in-task" (a criterion of this task) or "mismatched" (a
+            criterion of another task); "" for met ones.
+        evidence: character spans [start, end) of the response that make the criterion met.
+        group: an id shared by the criteria judged on the same response.
+        weight: the criterion's rubric weight.
+        agreement: share of graders who gave ``label`` (1.0 for constructed labels).
+    """
+
+    task: Task
+    response: str
+    criterion: str
+    label: bool
+    kind: str = ""
+    negative: str = ""
+    evidence: tuple[tuple[int, int], ...] = ()
+    group: str = ""
+    weight: float = 1.0
+    agreement: float = 1.0
+
+    @property
+    def domain(self) -> str:
+        return self.task.domain
+
+
+def half_of(items: Sequence, half: Optional[int]) -> list:
+    """Items of one half (index parity 0 or 1); all items for None, or when the half would be empty."""
+    if half is None:
+        return list(items)
+    chosen = [item for i, item in enumerate(items) if i % 2 == half]
+    return chosen or list(items)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3}
+
+
+def _similar(a: str, b: str, threshold: float = 0.5) -> bool:
+    wa, wb = _words(a), _words(b)
+    return bool(wa and wb) and len(wa & wb) / min(len(wa), len(wb)) >= threshold
+
+
+class Composer:
+    """Builds labelled responses for the tasks of an evidence corpus.
+
+    Args:
+        corpus: the evidence corpus.
+        seed: the seed; the same seed gives the same examples.
+        half: 0 or 1 to use only one half of every passage list (to train two judges on disjoint
+            passages), None for all.
+        paraphrase_rate: share of examples that show a paraphrase instead of the criterion.
+        mismatched_per_response: criteria of other tasks (same domain) added as unmet examples.
+        wordings: examples per criterion and response, each in a different wording (the criterion
+            and its paraphrases; fewer when it has fewer). More than 1 makes judge training cheaper
+            per example: the response is read once for all of them.
+    """
+
+    def __init__(self, corpus: Corpus, seed: int = 0, half: Optional[int] = None,
+                 paraphrase_rate: float = 0.5, mismatched_per_response: int = 2, wordings: int = 1) -> None:
+        if wordings < 1:
+            raise ValueError(f"wordings must be >= 1, got {wordings}")
+        self.corpus = corpus
+        self.rng = random.Random(seed)
+        self.half = half
+        self.paraphrase_rate = paraphrase_rate
+        self.mismatched_per_response = mismatched_per_response
+        self.wordings = wordings
+        self._counter = 0
+        by_domain: dict[str, list[tuple[TaskEvidence, CriterionEvidence]]] = {}
+        for entry in corpus:
+            for c in entry.criteria:
+                if c.kind in ("content", "pitfall"):
+                    by_domain.setdefault(entry.task.domain, []).append((entry, c))
+        self._foreign = by_domain
+
+    # ------------------------------------------------------------------------------------------
+    def examples(self, entries: Iterable[TaskEvidence], responses_per_task: int) -> list[JudgedCase]:
+        """``responses_per_task`` composed responses per entry, every criterion judged on each."""
+        out = []
+        for entry in entries:
+            for _ in range(responses_per_task):
+                out.extend(self.compose(entry))
+        return out
+
+    def compose(self, entry: TaskEvidence) -> list[JudgedCase]:
+        """One composed response to ``entry``'s task and an example per judgeable criterion."""
+        rng = self.rng
+        self._counter += 1
+        group = f"{entry.task.task_id}#{self._counter}"
+        body: list[tuple[str, tuple[int, ...]]] = []  # (text, criteria it meets)
+        for c in entry.criteria:
+            if c.kind in ("content", "pitfall") and rng.random() < (0.35 if c.kind == "pitfall" else 0.5):
+                passage = rng.choice(half_of(c.evidence, self.half))
+                body.append((passage.text, passage.meets))
+        material = [c for c in entry.criteria if c.kind == "structure" and c.evidence]
+        placed: dict[int, str] = {}
+        for c in material:
+            if rng.random() < 0.5:
+                placed[c.index] = rng.choice(half_of(c.evidence, self.half)).text
+        inline = [(text, (k,)) for k, text in placed.items()
+                  if entry.criteria[k].check.type not in MATERIAL_AT_START + MATERIAL_AT_END]
+        body.extend(inline)
+        size = rng.choices(range(1, 13), weights=[4, 8, 9, 9, 8, 6, 5, 4, 3, 2, 2, 2])[0]
+        distractors = half_of(entry.distractors, self.half)
+        extra = max(0, size - len(body))
+        body.extend((text, ()) for text in rng.sample(distractors, min(extra, len(distractors))))
+        rng.shuffle(body)
+        for c in entry.criteria:  # criteria about the first or last place: usually put a passage there
+            if c.place != "any" and rng.random() < 0.6:
+                at = [i for i, (_, meets) in enumerate(body) if c.index in meets]
+                if at:
+                    item = body.pop(at[0])
+                    body.insert(0 if c.place == "first" else len(body), item)
+
+        text, spans = self._layout(entry, body, placed)
+        cases = []
+        for c in entry.criteria:
+            if not c.judgeable:
+                continue
+            if c.kind == "structure":
+                label = c.check(text)
+                span = spans.get(("material", c.index))
+                evidence = (span,) if label and span else ()
+            else:
+                hits = [i for i, (_, meets) in enumerate(body) if c.index in meets]
+                if c.place == "first":
+                    hits = [i for i in hits if i == 0]
+                elif c.place == "last":
+                    hits = [i for i in hits if i == len(body) - 1]
+                label = bool(hits)
+                evidence = tuple(spans[("body", i)] for i in hits)
+            for wording in self._wordings(c):
+                cases.append(JudgedCase(entry.task, text, wording, label, c.kind,
+                                        "" if label else "in-task", evidence, group, c.weight))
+        cases.extend(self._mismatched(entry, text, group))
+        return cases
+
+    # ------------------------------------------------------------------------------------------
+    def _layout(self, entry: TaskEvidence, body: list[tuple[str, tuple[int, ...]]],
+                placed: dict[int, str]) -> tuple[str, dict[tuple[str, int], tuple[int, int]]]:
+        """The response text and the character span of every body item and placed material."""
+        rng = self.rng
+        layout = rng.choice(entry.layouts)
+        if layout in ("numbered", "bullets") and len(body) < 2:
+            layout = "paragraph"
+        marker = rng.choice(["- ", "* ", "\u2022 "])
+        head = [(k, placed[k]) for k in placed if entry.criteria[k].check.type in MATERIAL_AT_START]
+        tail = [(k, placed[k]) for k in placed if entry.criteria[k].check.type in MATERIAL_AT_END]
+        order = {"starts_with": 0, "greeting": 1, "title": 2}
+        head.sort(key=lambda item: order[entry.criteria[item[0]].check.type])
+        tail.sort(key=lambda item: entry.criteria[item[0]].check.type == "sign_off")  # the sign-off last
+
+        parts: list[tuple[str, Optional[tuple[str, int]]]] = []  # (text, span key)
+        for k, material in head:
+            kind = entry.criteria[k].check.type
+            separator = " " if kind == "starts_with" else "\n\n"
+            parts += [(material, ("material", k)), (separator, None)]
+        breaks = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randint(1, 2)))) \
+            if layout == "paragraphs" and len(body) > 1 else []
+        for i, (passage, _) in enumerate(body):
+            if layout == "numbered":
+                parts.append((f"{i + 1}. ", None))
+            elif layout == "bullets":
+                parts.append((marker, None))
+            parts.append((passage, ("body", i)))
+            if i < len(body) - 1:
+                joiner = {"paragraph": " ", "lines": "\n", "numbered": "\n", "bullets": "\n"}.get(layout, " ")
+                parts.append(("\n\n" if i + 1 in breaks else joiner, None))
+        for k, material in tail:
+            separator = "\n\n" if entry.criteria[k].check.type == "sign_off" or layout != "paragraph" else " "
+            parts += [(separator, None), (material, ("material", k))]
+
+        text, spans, offset = "", {}, 0
+        for piece, key in parts:
+            if key is not None:
+                spans[key] = (offset, offset + len(piece))
+            text += piece
+            offset += len(piece)
+        return text, spans
+
+    def _wordings(self, c: CriterionEvidence) -> list[str]:
+        """``wordings`` distinct wordings; the first is a paraphrase with probability paraphrase_rate."""
+        paraphrases = list(c.paraphrases)
+        self.rng.shuffle(paraphrases)
+        first_original = not paraphrases or self.rng.random() >= self.paraphrase_rate
+        ordered = [c.criterion] + paraphrases if first_original else paraphrases[:1] + [c.criterion] + paraphrases[1:]
+        return ordered[:self.wordings]
+
+    def _mismatched(self, entry: TaskEvidence, text: str, group: str) -> list[JudgedCase]:
+        """Criteria of other tasks of the domain, unmet here: skipped when close in wording to one
+        of this task's criteria (a generic "see a doctor" criterion may well be met)."""
+        pool = [(e, c) for e, c in self._foreign.get(entry.task.domain, []) if e.task.task_id != entry.task.task_id
+                and not any(_similar(c.criterion, own.criterion) for own in entry.criteria)]
+        cases = []
+        for other, c in self.rng.sample(pool, min(self.mismatched_per_response, len(pool))):
+            cases.append(JudgedCase(entry.task, text, self._wordings(c)[0], False, c.kind, "mismatched", (), group,
+                                    c.weight))
+        return cases
+
+
+def task_for_prompt(prompt, task_id: str = "case", domain: str = "", split: str = "test") -> Task:
+    """A one-criterion stand-in task for a prompt (string or messages) judged outside a task set."""
+    if not isinstance(prompt, str):
+        prompt = tuple(prompt)
+    return Task(task_id, prompt, (Criterion("(judged case)", 1.0),), split=split, domain=domain)
