@@ -15,9 +15,10 @@ import dataclasses
 import json
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 """Where ``"preset": NAME`` looks for NAME.json: the repository's configs/ folder."""
@@ -194,7 +195,7 @@ class TrainConfig:
 
     # ---- presets -------------------------------------------------------------------------------
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "TrainConfig":
+    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
         """The preset ``configs/<name>.json`` with ``overrides`` applied (``"cpu_demo"``, ``"gpu_paper"``)."""
         path = PRESETS_DIR / f"{name}.json"
         if not path.is_file():
@@ -205,7 +206,7 @@ class TrainConfig:
 
     # ---- files and overrides -------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> "TrainConfig":
+    def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
         """Read a JSON (or, with PyYAML, .yaml/.yml) file of fields, then apply ``key=value`` overrides.
 
         A file may start from a preset with ``"preset": "cpu_demo"``; its other keys override it.
@@ -227,7 +228,7 @@ class TrainConfig:
         return cls.from_dict(values, where=str(path)).with_overrides(overrides)
 
     @classmethod
-    def from_dict(cls, values: dict, where: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: dict, where: str = "config") -> TrainConfig:
         """Fields from a mapping, values coerced to the field types; unknown keys raise."""
         values = {key: value for key, value in values.items() if not key.startswith("_")}  # "_comment"
         preset = values.pop("preset", None)
@@ -241,7 +242,7 @@ class TrainConfig:
             return cls(**coerced)
         return cls.preset(str(preset), **coerced)
 
-    def with_overrides(self, overrides: Sequence[str]) -> "TrainConfig":
+    def with_overrides(self, overrides: Sequence[str]) -> TrainConfig:
         """A copy with ``key=value`` strings applied (values parsed as YAML/JSON scalars or lists)."""
         values = self.to_dict()
         for item in overrides:

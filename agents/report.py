@@ -8,8 +8,8 @@ saved by ``Trainer.snapshot``), and writes ``report/judge_score.png`` and ``repo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def write_report(run_dir: str | Path, tokenizer, tasks: TaskSet) -> Path:
     items = []
     if snapshots:
         first = next(iter(snapshots.values()))[1]
-        for n, result in enumerate(first):
+        for n, _result in enumerate(first):
             for name, (step, results) in snapshots.items():
                 if n < len(results):
                     items.append((tasks.get(results[n].task_id), results[n],

@@ -21,7 +21,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Generator, Optional
+from collections.abc import Generator
+from typing import Any, Optional
 
 import numpy as np
 import torch

@@ -32,10 +32,11 @@ import json
 import os
 import random
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ from g2r_env import OpenEndedVectorEnv, ScoreResult, build_scorer
 from g2r_env.env import SELF_JUDGE, default_judge
 from g2r_env.models import load_model, resolve_device
 from g2r_env.runlog import MetricsLog, latest_checkpoint
-from tasks import TaskSet, load_taskset
+from tasks import load_taskset
 
 from .advantages import compute_advantages
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -430,7 +431,7 @@ class Trainer:
         self.history = self.metrics_log.truncate(self.global_step)
 
     @classmethod
-    def resume(cls, run_dir: str | Path, overrides: Sequence[str] = (), sampler: Optional[Sampler] = None) -> "Trainer":
+    def resume(cls, run_dir: str | Path, overrides: Sequence[str] = (), sampler: Optional[Sampler] = None) -> Trainer:
         """A trainer that continues the run in ``run_dir`` from its newest complete checkpoint.
 
         Args:

@@ -21,7 +21,7 @@ import time
 import torch
 
 from g2r_env import Grad2Reward, Judge
-from g2r_env.models import resolve_device, default_dtype, shared_model
+from g2r_env.models import default_dtype, resolve_device, shared_model
 from tasks import Task, load_taskset
 
 PARAGRAPH = (

@@ -77,7 +77,7 @@ def main() -> None:
         # soft: every criterion is credited, so each case has an alpha whatever the verdict
         results = Grad2Reward(judge, attribution=name, tau=tau, soft=True).score_batch(tasks, responses)
         lifts = []
-        for (task, ids, (a, b)), result in zip(cases, results):
+        for (_task, ids, (a, b)), result in zip(cases, results):
             alpha = result.criteria[0]["alpha"]
             lifts.append(float(alpha[a:b].sum()) / ((b - a) / len(ids)))
         print(f"{name:<14}{np.mean(lifts):>10.2f}{min(lifts):>8.2f}{max(lifts):>8.2f}   "

@@ -19,10 +19,7 @@ paper reports the same score in 1/1.7 to 1/1.9 of the steps.
 import argparse
 import gc
 import json
-import os
 import time
-
-
 
 # The demo's two training tasks, scored on the 8 held-out (test split) creative and how-to tasks.
 HELD_OUT_SETUP = ["creative-004", "howto-001"] + [f"{domain}-0{n}" for domain in ("creative", "howto")

@@ -11,9 +11,7 @@ verdicts), and prints the ratio.
 """
 
 import argparse
-import os
 import time
-
 
 PHASES = (("time/sampling", "sampling (vLLM)"), ("time/judging", "judging + attribution"),
           ("time/update", "policy update"), ("time/sync", "weight sync"))

@@ -13,8 +13,6 @@ steps-to-match ratio, see benchmarks/sample_efficiency.py.
 
 import argparse
 import gc
-import os
-
 
 
 def main() -> None:

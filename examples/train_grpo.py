@@ -8,8 +8,6 @@ task's rubric, and one backward pass through the judge turns each verdict into p
 """
 
 import argparse
-import os
-
 
 
 def main() -> None:

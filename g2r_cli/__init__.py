@@ -13,7 +13,8 @@ anywhere on the command line shows the traceback instead.
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from . import judge, score, train
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 DEFAULT_METHODS = ("grad_x_embed", "grad_l1", "grad_l2")
 

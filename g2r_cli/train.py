@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 TRAIN_HELP = "Train a policy with token-level GRPO on Grad2Reward token rewards."
 

@@ -9,7 +9,7 @@ from .packages import require_own
 
 require_own("tasks")  # a user's tasks.py must not stand in for ours (see g2r_env.packages)
 
-from gymnasium.envs.registration import register, registry  # noqa: E402
+from gymnasium.envs.registration import register, registry
 
 from .attribution import ATTRIBUTIONS, Attribution, register_attribution
 from .env import OpenEndedEnv, build_scorer

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -25,7 +26,7 @@ REWARD_MODES = ("dense", "sparse")
 SELF_JUDGE = "self"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _policy_tokenizer(source: str):
     return load_tokenizer(source)
 

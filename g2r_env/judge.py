@@ -10,7 +10,7 @@ last position: p_true = P(True) / (P(True) + P(False)) (same section, step 1).
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -69,7 +69,7 @@ class Judge:
 
     @classmethod
     def load(cls, source: str | os.PathLike = BUNDLED_NAME, device: str = "auto",
-             dtype: torch.dtype | None = None, **kwargs) -> "Judge":
+             dtype: torch.dtype | None = None, **kwargs) -> Judge:
         """A judge on the process-wide shared copy of a model ("bundled", an HF id or a folder)."""
         model, tokenizer = shared_model(source, device, dtype)
         return cls(model, tokenizer, **kwargs)

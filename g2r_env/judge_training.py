@@ -20,9 +20,10 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -301,7 +302,7 @@ class JudgeTrainer:
         cases: list[JudgedCase] = []
         if config.responses_per_step:
             picks = [rng.randrange(len(self.entries)) for _ in range(config.responses_per_step)]
-            for n, pick in enumerate(picks):
+            for pick in picks:
                 entry = self.entries[pick]
                 corpus = next(c for c in self.corpora if entry.task.task_id in c.entries)
                 composer = Composer(corpus, seed=rng.randrange(2**31), half=config.half,

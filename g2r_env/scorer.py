@@ -9,10 +9,10 @@ bundled agents all call ``Grad2Reward.score_batch``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
-
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import torch

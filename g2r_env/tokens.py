@@ -4,7 +4,7 @@ tokenizers by character overlap)."""
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def token_pieces(tokenizer, token_ids: Sequence[int]) -> list[str]:

@@ -8,7 +8,8 @@ token would give, with a single judge call.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 from gymnasium import spaces

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 from .evidence import Corpus, CriterionEvidence, TaskEvidence
 from .types import Criterion, Task
@@ -233,7 +234,7 @@ class Composer:
         pool = [(e, c) for e, c in self._foreign.get(entry.task.domain, []) if e.task.task_id != entry.task.task_id
                 and not any(_similar(c.criterion, own.criterion) for own in entry.criteria)]
         cases = []
-        for other, c in self.rng.sample(pool, min(self.mismatched_per_response, len(pool))):
+        for _other, c in self.rng.sample(pool, min(self.mismatched_per_response, len(pool))):
             cases.append(JudgedCase(entry.task, text, self._wordings(c)[0], False, c.kind, "mismatched", (), group,
                                     c.weight))
         return cases

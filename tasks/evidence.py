@@ -47,9 +47,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 from .types import Task, TaskSet
 
@@ -181,7 +182,7 @@ class Check:
     negate: bool = False
 
     @classmethod
-    def parse(cls, spec: Any, where: str) -> "Check":
+    def parse(cls, spec: Any, where: str) -> Check:
         if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
             raise CorpusFormatError(f"{where}: check must be an object with a 'type', got {spec!r}")
         kind, negate = spec["type"], spec.get("negate", False)

@@ -8,8 +8,9 @@ the weight is subtracted from the reward.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence, Union
+from typing import Union
 
 Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
 
@@ -132,7 +133,7 @@ class TaskSet(Sequence[Task]):
         except KeyError:
             raise KeyError(f"no task {task_id!r} in {self.name} ({len(self)} tasks)") from None
 
-    def split(self, name: str) -> "TaskSet":
+    def split(self, name: str) -> TaskSet:
         """The tasks of one split ("train" or "test"); all tasks for "all"."""
         if name == "all":
             return self
@@ -142,7 +143,7 @@ class TaskSet(Sequence[Task]):
             raise ValueError(f"{self.name} has no task in split {name!r} (splits: {splits})")
         return TaskSet(subset, f"{self.name}[{name}]")
 
-    def select(self, task_ids: Sequence[str] = (), domains: Sequence[str] = ()) -> "TaskSet":
+    def select(self, task_ids: Sequence[str] = (), domains: Sequence[str] = ()) -> TaskSet:
         """The tasks with these ids (in the order given) and/or of these domains; empty keeps all.
 
         Raises:

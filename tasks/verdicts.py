@@ -15,8 +15,9 @@ reported as ``file:line: what is wrong``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .compose import JudgedCase, task_for_prompt
 from .loaders import TaskFormatError, read_rows

@@ -7,7 +7,6 @@ import pytest
 from agents import TrainConfig
 
 
-
 def test_config_file_types_presets_and_overrides(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("preset: cpu_demo\nlearning_rate: 3e-5\ntotal_steps: 7\ntau: 0.5\njudge: null\n")

@@ -7,7 +7,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import g2r_env
 from g2r_env import models
 from g2r_env.env import OpenEndedEnv
 
@@ -194,7 +193,6 @@ def test_bundled_model_end_to_end():
     prompt = [int(t) for t, m in zip(obs["prompt_ids"], obs["prompt_mask"]) if m]
     with torch.no_grad():
         out = model.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False)
-    done = False
     for token in out[0, len(prompt):].tolist():
         obs, reward, terminated, truncated, info = env.step(token)
         if terminated or truncated:

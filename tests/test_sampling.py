@@ -146,7 +146,8 @@ def test_vllm_update_weights_syncs_a_changed_model(vllm_sampler, hf_model, promp
         for parameter in changed.parameters():
             noise = torch.randn(parameter.shape, generator=generator)
             parameter.add_(0.05 * parameter.std() * noise)
-    draw = lambda: vllm_sampler.generate(prompts, n=2, temperature=1.0, max_tokens=MAX_TOKENS, seed=3)
+    def draw():
+        return vllm_sampler.generate(prompts, n=2, temperature=1.0, max_tokens=MAX_TOKENS, seed=3)
     try:
         stale_gap = max_logprob_gap(changed, prompts, draw())
         vllm_sampler.update_weights(changed.state_dict())
@@ -171,7 +172,8 @@ def test_hf_sampler_stops_or_hits_max_tokens_with_raw_logprobs(hf_model, tokeniz
 
 def test_hf_sampler_same_seed_same_samples(hf_model, tokenizer, prompts):
     sampler = HFSampler(hf_model, tokenizer)
-    draw = lambda seed: sampler.generate(prompts, n=2, max_tokens=8, seed=seed)
+    def draw(seed):
+        return sampler.generate(prompts, n=2, max_tokens=8, seed=seed)
     first = draw(5)
     assert [s.token_ids for g in first for s in g] == [s.token_ids for g in draw(5) for s in g]
     assert [s.token_ids for g in first for s in g] != [s.token_ids for g in draw(6) for s in g]

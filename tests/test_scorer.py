@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_model
 
 from g2r_env import Grad2Reward, Judge
 from g2r_env.attribution import softmax_with_temperature
 from tasks import Criterion, Task
-
-from conftest import build_tiny_model
 
 
 def encode(tokenizer, text, eos=True):
@@ -201,7 +200,7 @@ def test_empty_content_credits_the_stop_token(tiny_judge, rubric_task, bundled_t
 
 def char_tokenizer():
     """A character-level fast tokenizer built in code: a policy vocabulary unlike the judge's."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     alphabet = [chr(c) for c in range(32, 127)]

@@ -87,7 +87,7 @@ def test_bad_lines_name_file_and_line(tmp_path, bad_line, message):
 def test_duplicate_ids_name_both_lines(tmp_path):
     row = '{"id": "dup", "prompt": "p", "criteria": [{"criterion": "c"}]}'
     path = write_lines(tmp_path / "d.jsonl", [row, row])
-    with pytest.raises(TaskFormatError, match=rf"d.jsonl:2: duplicate task id 'dup' \(first at .*d.jsonl:1\)"):
+    with pytest.raises(TaskFormatError, match=r"d.jsonl:2: duplicate task id 'dup' \(first at .*d.jsonl:1\)"):
         load_taskset(path)
 
 

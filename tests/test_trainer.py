@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from agents import TrainConfig, Trainer, compute_advantages, token_logprobs
-from g2r_cli.train import eval_main, train_main
 from agents.trainer import Rollout, pad_rows
+from g2r_cli.train import eval_main, train_main
 
 TIME_KEYS = ("time/", "tokens_per_s")
 
