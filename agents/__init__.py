@@ -8,13 +8,24 @@ imports vllm or stable-baselines3 by itself.
 import importlib
 
 _EXPORTS = {
-    "ADVANTAGES": "advantages", "compute_advantages": "advantages",
-    "kl_k3": "losses", "policy_loss": "losses", "ppo_clip_loss": "losses", "token_logprobs": "losses",
-    "HFSampler": "sampling", "Sample": "sampling", "Sampler": "sampling", "VLLMSampler": "sampling",
+    "ADVANTAGES": "advantages",
+    "compute_advantages": "advantages",
+    "kl_k3": "losses",
+    "policy_loss": "losses",
+    "ppo_clip_loss": "losses",
+    "token_logprobs": "losses",
+    "HFSampler": "sampling",
+    "Sample": "sampling",
+    "Sampler": "sampling",
+    "VLLMSampler": "sampling",
     "TrainConfig": "config",
-    "Rollout": "trainer", "Trainer": "trainer", "evaluate_policy": "trainer", "train": "trainer",
+    "Rollout": "trainer",
+    "Trainer": "trainer",
+    "evaluate_policy": "trainer",
+    "train": "trainer",
     "write_report": "report",
-    "LLMActorCriticPolicy": "sb3", "DenseRewardBackfill": "sb3",  # need stable-baselines3
+    "LLMActorCriticPolicy": "sb3",
+    "DenseRewardBackfill": "sb3",  # need stable-baselines3
 }
 
 __all__ = sorted(_EXPORTS)

@@ -48,8 +48,7 @@ def _check(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
     """Check that rewards and mask are both [B, T]; return the mask as floats."""
     if token_rewards.shape != mask.shape:
         raise ValueError(
-            f"token_rewards {tuple(token_rewards.shape)} and mask {tuple(mask.shape)} "
-            "must have the same [B, T] shape"
+            f"token_rewards {tuple(token_rewards.shape)} and mask {tuple(mask.shape)} must have the same [B, T] shape"
         )
     return _float_mask(mask, group_size, token_rewards.dtype)
 
@@ -130,8 +129,7 @@ def grpo(sequence_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1
     """
     if sequence_rewards.shape != mask.shape[:1]:
         raise ValueError(
-            f"sequence_rewards {tuple(sequence_rewards.shape)} must have one entry per row of "
-            f"mask {tuple(mask.shape)}"
+            f"sequence_rewards {tuple(sequence_rewards.shape)} must have one entry per row of mask {tuple(mask.shape)}"
         )
     mask = _float_mask(mask, group_size, sequence_rewards.dtype)
     grouped = sequence_rewards.reshape(-1, group_size)

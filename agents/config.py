@@ -171,7 +171,10 @@ class TrainConfig:
             (finite(self.clip_eps) and self.clip_eps > 0, "clip_eps must be a finite number > 0"),
             (finite(self.kl_coef) and self.kl_coef >= 0, "kl_coef must be a finite number >= 0"),
             (finite(self.max_grad_norm) and self.max_grad_norm > 0, "max_grad_norm must be a finite number > 0"),
-            (finite(self.temperature) and self.temperature >= 0, "temperature must be a finite number >= 0 (0: greedy)"),
+            (
+                finite(self.temperature) and self.temperature >= 0,
+                "temperature must be a finite number >= 0 (0: greedy)",
+            ),
             (finite(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.top_k >= 0, "top_k must be >= 0 (0: off)"),
             (self.lora_rank >= 0, "lora_rank must be >= 0"),
@@ -184,8 +187,14 @@ class TrainConfig:
             (self.report_prompts >= 0, "report_prompts must be >= 0"),
             (tau_ok, f"tau must be 'auto' or a finite number > 0, got {self.tau!r}"),
             (self.sampler in SAMPLERS, f"sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}"),
-            (self.reward_mode in REWARD_MODES, f"reward_mode must be one of {list(REWARD_MODES)}, got {self.reward_mode!r}"),
-            (self.attribution in ATTRIBUTIONS, f"attribution must be one of {sorted(ATTRIBUTIONS)}, got {self.attribution!r}"),
+            (
+                self.reward_mode in REWARD_MODES,
+                f"reward_mode must be one of {list(REWARD_MODES)}, got {self.reward_mode!r}",
+            ),
+            (
+                self.attribution in ATTRIBUTIONS,
+                f"attribution must be one of {sorted(ATTRIBUTIONS)}, got {self.attribution!r}",
+            ),
             (self.advantage in ADVANTAGES, f"advantage must be one of {sorted(ADVANTAGES)}, got {self.advantage!r}"),
             (isinstance(self.eval_split, str) and bool(self.eval_split), "eval_split must name a split (or 'all')"),
         ]
@@ -267,6 +276,7 @@ VARIANTS = {
 benchmarks/sample_efficiency.py: dense (token GRPO on grad x embed token rewards, the paper's
 method), sparse (sequence-level GRPO on the judge score, the baseline) and uniform (token GRPO with
 R spread evenly over the tokens, the no-attribution control)."""
+
 
 def _parse_text(text: str) -> Any:
     """A --set value: JSON/YAML scalar or list when it parses, else the string itself."""

@@ -139,9 +139,7 @@ def build_batch(
     return torch.tensor(rows), torch.tensor(masks), response_width
 
 
-def token_logprobs(
-    model: nn.Module, input_ids: Tensor, attention_mask: Tensor, response_length: int
-) -> Tensor:
+def token_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, response_length: int) -> Tensor:
     """Log-probs of the response tokens under a HF causal LM, in one forward pass.
 
     Each row is its prompt (left-padded) followed by its response (right-padded), so the

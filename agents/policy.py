@@ -22,8 +22,16 @@ def load_policy(config: TrainConfig, device: torch.device):
 
         targets = config.lora_target_modules
         targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
-        policy = get_peft_model(policy, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
-                                                   target_modules=targets, lora_dropout=0.0, task_type="CAUSAL_LM"))
+        policy = get_peft_model(
+            policy,
+            LoraConfig(
+                r=config.lora_rank,
+                lora_alpha=config.lora_alpha,
+                target_modules=targets,
+                lora_dropout=0.0,
+                task_type="CAUSAL_LM",
+            ),
+        )
     if config.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     policy.train()
@@ -41,8 +49,9 @@ def merged_state_dict(policy) -> dict[str, Tensor]:
     if not is_lora(policy):
         return policy.state_dict()
     base = policy.get_base_model()
-    state = {name.replace(".base_layer", ""): tensor for name, tensor in base.state_dict().items()
-             if "lora_" not in name}
+    state = {
+        name.replace(".base_layer", ""): tensor for name, tensor in base.state_dict().items() if "lora_" not in name
+    }
     for name, module in base.named_modules():
         if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
             delta = sum(module.get_delta_weight(a) for a in module.active_adapters)

@@ -21,12 +21,20 @@ from tasks import TaskSet
 
 def save_results(path: str | Path, results: Sequence[ScoreResult], step: int) -> None:
     """Write scored responses as JSON (arrays as lists) with the step they were drawn at."""
+
     def criterion(c: dict) -> dict:
         return {**c, "met": bool(c["met"]), "alpha": None if c["alpha"] is None else c["alpha"].tolist()}
 
-    rows = [{"task_id": r.task_id, "response_ids": r.response_ids.tolist(),
-             "token_rewards": r.token_rewards.tolist(), "sequence_reward": r.sequence_reward,
-             "criteria": [criterion(c) for c in r.criteria]} for r in results]
+    rows = [
+        {
+            "task_id": r.task_id,
+            "response_ids": r.response_ids.tolist(),
+            "token_rewards": r.token_rewards.tolist(),
+            "sequence_reward": r.sequence_reward,
+            "criteria": [criterion(c) for c in r.criteria],
+        }
+        for r in results
+    ]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"step": step, "results": rows}))
@@ -37,11 +45,18 @@ def load_results(path: str | Path) -> tuple[int, list[ScoreResult]]:
     data = json.loads(Path(path).read_text())
     results = []
     for row in data["results"]:
-        criteria = [{**c, "alpha": None if c["alpha"] is None else np.asarray(c["alpha"], np.float32)}
-                    for c in row["criteria"]]
-        results.append(ScoreResult(row["task_id"], np.asarray(row["response_ids"], np.int64),
-                                   np.asarray(row["token_rewards"], np.float32),
-                                   float(row["sequence_reward"]), criteria))
+        criteria = [
+            {**c, "alpha": None if c["alpha"] is None else np.asarray(c["alpha"], np.float32)} for c in row["criteria"]
+        ]
+        results.append(
+            ScoreResult(
+                row["task_id"],
+                np.asarray(row["response_ids"], np.int64),
+                np.asarray(row["token_rewards"], np.float32),
+                float(row["sequence_reward"]),
+                criteria,
+            )
+        )
     return int(data["step"]), results
 
 
@@ -98,19 +113,31 @@ def write_report(run_dir: str | Path, tokenizer, tasks: TaskSet) -> Path:
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
     if (run_dir / "metrics.jsonl").exists():
-        plot_metrics(read_metrics(run_dir / "metrics.jsonl"), folder / "judge_score.png",
-                     title=f"Grad2Reward training: {run_dir.name}")
-    snapshots = {name: load_results(folder / f"{name}.json") for name in ("before", "after")
-                 if (folder / f"{name}.json").exists()}
+        plot_metrics(
+            read_metrics(run_dir / "metrics.jsonl"),
+            folder / "judge_score.png",
+            title=f"Grad2Reward training: {run_dir.name}",
+        )
+    snapshots = {
+        name: load_results(folder / f"{name}.json")
+        for name in ("before", "after")
+        if (folder / f"{name}.json").exists()
+    }
     items = []
     if snapshots:
         first = next(iter(snapshots.values()))[1]
         for n, _result in enumerate(first):
             for name, (step, results) in snapshots.items():
                 if n < len(results):
-                    items.append((tasks.get(results[n].task_id), results[n],
-                                  f"{results[n].task_id}: {name} training (step {step})"))
+                    items.append(
+                        (
+                            tasks.get(results[n].task_id),
+                            results[n],
+                            f"{results[n].task_id}: {name} training (step {step})",
+                        )
+                    )
     (folder / "heatmaps.html").write_text(
         render_html(tokenizer, items, title=f"Token rewards before and after training: {run_dir.name}"),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return folder

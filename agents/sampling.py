@@ -36,8 +36,15 @@ def use_in_process_engine() -> None:
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 
 
-def make_sampler(kind: str | None, model: str, device: str = "auto", seed: int = 0,
-                 vllm_kwargs: Mapping | None = None, policy=None, tokenizer=None) -> "Sampler":
+def make_sampler(
+    kind: str | None,
+    model: str,
+    device: str = "auto",
+    seed: int = 0,
+    vllm_kwargs: Mapping | None = None,
+    policy=None,
+    tokenizer=None,
+) -> "Sampler":
     """The sampler named ``kind``: "vllm" (an engine on ``model``'s weights), "hf" (transformers
     generate with ``policy``, or a fresh copy of ``model``), or None (vllm when importable).
 
@@ -196,10 +203,7 @@ class VLLMSampler(Sampler):
             [
                 Sample(
                     token_ids=list(completion.token_ids),
-                    logprobs=[
-                        step[token].logprob
-                        for token, step in zip(completion.token_ids, completion.logprobs)
-                    ],
+                    logprobs=[step[token].logprob for token, step in zip(completion.token_ids, completion.logprobs)],
                     finished=completion.finish_reason == "stop",
                 )
                 for completion in output.outputs
@@ -230,15 +234,12 @@ class HFSampler(Sampler):
         stop_token_ids: tokens that end a response; None means the env's (see module doc).
     """
 
-    def __init__(
-        self, model: torch.nn.Module, tokenizer, stop_token_ids: Sequence[int] | None = None
-    ) -> None:
+    def __init__(self, model: torch.nn.Module, tokenizer, stop_token_ids: Sequence[int] | None = None) -> None:
         self.model = model
         if stop_token_ids is None:
             stop_token_ids = default_stop_token_ids(tokenizer)
         if not stop_token_ids:
-            raise ValueError("HFSampler: the tokenizer names no EOS or end-of-turn token; "
-                             "pass stop_token_ids")
+            raise ValueError("HFSampler: the tokenizer names no EOS or end-of-turn token; pass stop_token_ids")
         self.stop_ids = sorted(set(stop_token_ids))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
 
@@ -261,9 +262,7 @@ class HFSampler(Sampler):
         width = max(len(ids) for ids in rows)
         device = next(self.model.parameters()).device
         input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in rows], device=device)
-        attention_mask = torch.tensor(
-            [[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=device
-        )
+        attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=device)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k}
         was_training = self.model.training
         self.model.eval()

@@ -38,7 +38,7 @@ from torch import nn
 from g2r_env.models import BUNDLED_NAME, load_model
 
 OBSERVATION_KEYS = ("prompt_ids", "prompt_mask", "response_ids", "response_mask")
-_FLOAT32_EXACT_INTS = 2 ** 24  # SB3 stores observations as float32: token ids must stay exact
+_FLOAT32_EXACT_INTS = 2**24  # SB3 stores observations as float32: token ids must stay exact
 
 
 class TokenIdsExtractor(BaseFeaturesExtractor):
@@ -123,17 +123,27 @@ class LLMActorCriticPolicy(ActorCriticPolicy):
             net_arch and ortho_init have no effect.
     """
 
-    def __init__(self, observation_space: spaces.Dict, action_space: spaces.Discrete, lr_schedule: Schedule,
-                 model: str | os.PathLike = BUNDLED_NAME, dtype: torch.dtype = torch.float32,
-                 share_prefix: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        model: str | os.PathLike = BUNDLED_NAME,
+        dtype: torch.dtype = torch.float32,
+        share_prefix: bool = True,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(action_space, spaces.Discrete):
             raise ValueError(f"LLMActorCriticPolicy needs a Discrete action space (token ids), got {action_space}")
         if not isinstance(observation_space, spaces.Dict) or set(OBSERVATION_KEYS) - set(observation_space.spaces):
-            raise ValueError(f"LLMActorCriticPolicy needs a Dict observation with keys {OBSERVATION_KEYS}, "
-                             f"got {observation_space}")
+            raise ValueError(
+                f"LLMActorCriticPolicy needs a Dict observation with keys {OBSERVATION_KEYS}, got {observation_space}"
+            )
         if action_space.n >= _FLOAT32_EXACT_INTS:
-            raise ValueError(f"a vocabulary of {action_space.n} tokens does not fit SB3's float32 observations "
-                             f"(token ids must be below {_FLOAT32_EXACT_INTS})")
+            raise ValueError(
+                f"a vocabulary of {action_space.n} tokens does not fit SB3's float32 observations "
+                f"(token ids must be below {_FLOAT32_EXACT_INTS})"
+            )
         self.model_source = str(model)
         self.lm_dtype = dtype
         self.share_prefix = share_prefix
@@ -148,8 +158,10 @@ class LLMActorCriticPolicy(ActorCriticPolicy):
             raise ValueError(f"the model {self.model_source!r} soft-caps its logits, which this policy does not apply")
         head = self.lm.get_output_embeddings()
         if head.out_features < self.action_space.n:
-            raise ValueError(f"the model {self.model_source!r} has {head.out_features} output tokens, fewer than the "
-                             f"env's {self.action_space.n} actions: the policy must use the env's tokenizer")
+            raise ValueError(
+                f"the model {self.model_source!r} has {head.out_features} output tokens, fewer than the "
+                f"env's {self.action_space.n} actions: the policy must use the env's tokenizer"
+            )
         self.value_head = nn.Linear(head.in_features, 1)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
@@ -168,21 +180,21 @@ class LLMActorCriticPolicy(ActorCriticPolicy):
         last = obs["prompt_ids"].shape[1] + obs["response_mask"].sum(1) - 1
         return ids * mask, mask, last
 
-    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor,
-                columns: torch.Tensor) -> torch.Tensor:
+    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Run the LM on every row of ids and return its last hidden state at (rows[i], columns[i])."""
         # skip the columns that are padding in every row (early in an episode most of the response)
         start = int(mask.any(0).nonzero()[0])
         end = int(columns.max()) + 1
         ids, mask = ids[:, start:end], mask[:, start:end]
         position_ids = (mask.cumsum(1) - 1).clamp(min=0)
-        hidden = self.lm.base_model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
-                                    use_cache=False).last_hidden_state
+        hidden = self.lm.base_model(
+            input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False
+        ).last_hidden_state
         return hidden[rows, columns - start]
 
     def _heads(self, hidden: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
         """The action distribution and the value [B, 1] from last hidden states [B, H]."""
-        logits = self.lm.get_output_embeddings()(hidden)[:, :self.action_space.n].float()
+        logits = self.lm.get_output_embeddings()(hidden)[:, : self.action_space.n].float()
         values = self.value_head(hidden.float())
         return self.action_dist.proba_distribution(action_logits=logits), values
 
@@ -196,15 +208,17 @@ class LLMActorCriticPolicy(ActorCriticPolicy):
         return self._heads(self._hidden(ids[unique], mask[unique], rows, last))
 
     # ----------------------------------------------------------------------------------------
-    def forward(self, obs: dict[str, torch.Tensor], deterministic: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: dict[str, torch.Tensor], deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (or, deterministic, take the argmax) next tokens; returns (actions, values, log_probs)."""
         distribution, values = self._evaluate(obs)
         actions = distribution.get_actions(deterministic=deterministic)
         return actions, values, distribution.log_prob(actions)
 
-    def evaluate_actions(self, obs: dict[str, torch.Tensor], actions: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate_actions(
+        self, obs: dict[str, torch.Tensor], actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values, log-probs of ``actions`` and entropies for a minibatch of transitions."""
         distribution, values = self._evaluate(obs)
         return values, distribution.log_prob(actions), distribution.entropy()
@@ -231,7 +245,7 @@ class EpisodeRolloutBuffer(DictRolloutBuffer):
         batch_size = batch_size or total
         # SB3 flattens env-major (index = env * buffer_size + step): an episode is a contiguous range
         starts = self.episode_starts.T.reshape(-1).astype(bool)
-        starts[::self.buffer_size] = True
+        starts[:: self.buffer_size] = True
         bounds = np.append(np.flatnonzero(starts), total)
         episodes = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         if not self.generator_ready:
@@ -293,14 +307,15 @@ class DenseRewardBackfill(BaseCallback):
                 continue
             first = row - len(token_rewards) + 1
             # the episode's rows already in the buffer: only the first (if in this rollout) starts an episode
-            starts = buffer.episode_starts[max(0, first):row, env_index].astype(bool)
+            starts = buffer.episode_starts[max(0, first) : row, env_index].astype(bool)
             if not np.array_equal(starts, (np.arange(len(starts)) == 0) & (first >= 0)):
                 raise RuntimeError(
                     f"env {env_index}: an episode of {len(token_rewards)} token rewards ended at rollout row {row}, "
                     f"but the buffer's episode starts disagree; a wrapper between the env and SB3 must keep "
-                    f"one step per token")
-            kept = token_rewards[max(0, -first):]
-            buffer.rewards[max(0, first):row, env_index] = kept[:-1]
+                    f"one step per token"
+                )
+            kept = token_rewards[max(0, -first) :]
+            buffer.rewards[max(0, first) : row, env_index] = kept[:-1]
             rewards[env_index] = kept[-1]
             info["TimeLimit.truncated"] = False
             self.backfilled_episodes += 1

@@ -88,7 +88,7 @@ def pad_rows(rows: Sequence[Sequence[float]], value: float = 0.0, dtype=torch.fl
     """Right-pad lists into a [len(rows), longest] tensor."""
     out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=dtype)
     for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.as_tensor(np.asarray(row), dtype=dtype)
+        out[i, : len(row)] = torch.as_tensor(np.asarray(row), dtype=dtype)
     return out
 
 
@@ -104,7 +104,7 @@ def evaluate_policy(sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: 
     Returns:
         {task_id: sequence reward}.
     """
-    task_ids = [t.task_id for t in envs.tasks][:envs.num_envs]
+    task_ids = [t.task_id for t in envs.tasks][: envs.num_envs]
     obs, _ = envs.reset(options={"task_ids": task_ids})
     groups = sampler.generate(prompts_of(obs, 1), n=1, temperature=0.0, max_tokens=max_new_tokens, seed=0)
     _, _, _, _, infos = envs.step_sequences([group[0].token_ids for group in groups])
@@ -143,27 +143,49 @@ class Trainer:
         if config.cpu_threads and not torch.cuda.is_available():
             os.environ["OMP_NUM_THREADS"] = str(config.cpu_threads)  # read by vLLM when it starts
             torch.set_num_threads(config.cpu_threads)
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if (self.device.type == "cuda" if config.bf16 is None else config.bf16) else nullcontext())
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if (self.device.type == "cuda" if config.bf16 is None else config.bf16)
+            else nullcontext()
+        )
 
         self.tasks = load_taskset(config.tasks).select(config.task_ids, config.domains)
-        self.scorer = build_scorer(config.model, config.judge, config.device, config.attribution, config.tau,
-                                   config.soft, config.judge_micro_batch_size)
-        self.envs = OpenEndedVectorEnv(num_envs=config.prompts_per_step * config.group_size,
-                                       group_size=config.group_size, tasks=self.tasks, split="train",
-                                       max_new_tokens=config.max_new_tokens, reward_mode=config.reward_mode,
-                                       scorer=self.scorer)
+        self.scorer = build_scorer(
+            config.model,
+            config.judge,
+            config.device,
+            config.attribution,
+            config.tau,
+            config.soft,
+            config.judge_micro_batch_size,
+        )
+        self.envs = OpenEndedVectorEnv(
+            num_envs=config.prompts_per_step * config.group_size,
+            group_size=config.group_size,
+            tasks=self.tasks,
+            split="train",
+            max_new_tokens=config.max_new_tokens,
+            reward_mode=config.reward_mode,
+            scorer=self.scorer,
+        )
         self.eval_envs = None  # greedy responses to the eval tasks, judged forward only
         if config.eval_every or config.report:
             try:
                 eval_tasks = self.tasks.split(config.eval_split)
             except ValueError as err:
-                raise ValueError(f"eval_split={config.eval_split!r}: {err}; choose another eval_split, "
-                                 f"add tasks of that split, or set eval_every=0 and report=false") from None
-            eval_tasks = eval_tasks[:config.eval_tasks or len(eval_tasks)]
-            self.eval_envs = OpenEndedVectorEnv(num_envs=len(eval_tasks), tasks=eval_tasks, split="all",
-                                                max_new_tokens=config.max_new_tokens, reward_mode="sparse",
-                                                scorer=self.scorer)
+                raise ValueError(
+                    f"eval_split={config.eval_split!r}: {err}; choose another eval_split, "
+                    f"add tasks of that split, or set eval_every=0 and report=false"
+                ) from None
+            eval_tasks = eval_tasks[: config.eval_tasks or len(eval_tasks)]
+            self.eval_envs = OpenEndedVectorEnv(
+                num_envs=len(eval_tasks),
+                tasks=eval_tasks,
+                split="all",
+                max_new_tokens=config.max_new_tokens,
+                reward_mode="sparse",
+                scorer=self.scorer,
+            )
         self.judge_model = self.scorer.judge.model
         self.tokenizer = self.envs.tokenizer
 
@@ -171,13 +193,23 @@ class Trainer:
         self.reference = None
         if config.kl_coef > 0:  # a self-judge is the initial policy
             self_judging = (config.judge or default_judge(config.model)) in (SELF_JUDGE, config.model)
-            self.reference = self.judge_model if self_judging else \
-                load_model(config.model, self.device)[0].requires_grad_(False)
-        self.optimizer = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad],
-                                           lr=config.learning_rate, weight_decay=config.weight_decay)
-        self.sampler = sampler or make_sampler(config.sampler, config.model, config.device, seed=config.seed,
-                                               vllm_kwargs=config.vllm_kwargs, policy=self.policy,
-                                               tokenizer=self.tokenizer)
+            self.reference = (
+                self.judge_model if self_judging else load_model(config.model, self.device)[0].requires_grad_(False)
+            )
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.policy.parameters() if p.requires_grad],
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
+        self.sampler = sampler or make_sampler(
+            config.sampler,
+            config.model,
+            config.device,
+            seed=config.seed,
+            vllm_kwargs=config.vllm_kwargs,
+            policy=self.policy,
+            tokenizer=self.tokenizer,
+        )
         if sampler is not None:  # a sampler reused from another run may hold other weights
             self.sync_weights()
         self.global_step = 0
@@ -196,10 +228,15 @@ class Trainer:
         config, envs = self.config, self.envs
         obs, _ = envs.reset(seed=config.seed if step == 0 else None)
         start = time.perf_counter()
-        groups = self.sampler.generate(prompts_of(obs, config.group_size), n=config.group_size,
-                                       temperature=config.temperature, top_p=config.top_p,
-                                       top_k=config.top_k, max_tokens=config.max_new_tokens,
-                                       seed=self.sample_seed(step))
+        groups = self.sampler.generate(
+            prompts_of(obs, config.group_size),
+            n=config.group_size,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=config.top_k,
+            max_tokens=config.max_new_tokens,
+            seed=self.sample_seed(step),
+        )
         samples = [sample for group in groups for sample in group]
         sampled = time.perf_counter()
         _, _, terminated, _, infos = envs.step_sequences([s.token_ids for s in samples])
@@ -223,8 +260,9 @@ class Trainer:
     # ---- phase 2: advantages ------------------------------------------------------------------
     def advantages(self, batch: Rollout) -> Tensor:
         """[B, T] advantages of ``config.advantage`` on the batch's token rewards."""
-        return compute_advantages(self.config.advantage, batch.token_rewards, batch.response_mask,
-                                  self.config.group_size)
+        return compute_advantages(
+            self.config.advantage, batch.token_rewards, batch.response_mask, self.config.group_size
+        )
 
     # ---- phase 3: policy update ----------------------------------------------------------------
     def logprobs(self, model, batch: Rollout, rows: Tensor) -> Tensor:
@@ -265,18 +303,25 @@ class Trainer:
         for _ in range(config.update_epochs):
             order = torch.randperm(size, generator=generator)
             for start in range(0, size, minibatch):
-                indices = order[start:start + minibatch]
+                indices = order[start : start + minibatch]
                 self.optimizer.zero_grad(set_to_none=True)
                 for rows in indices.split(config.micro_batch_size):
                     logprobs = self.logprobs(self.policy, batch, rows)
-                    loss, info = policy_loss(logprobs, old[rows], advantages[rows], mask[rows],
-                                             None if reference is None else reference[rows],
-                                             config.clip_eps, config.kl_coef)
+                    loss, info = policy_loss(
+                        logprobs,
+                        old[rows],
+                        advantages[rows],
+                        mask[rows],
+                        None if reference is None else reference[rows],
+                        config.clip_eps,
+                        config.kl_coef,
+                    )
                     (loss * len(rows) / len(indices)).backward()  # the minibatch mean over responses
                     for key, value in {"loss": loss.item(), **info}.items():
                         stats.setdefault(key, []).append(value)
                 grad_norm = torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.policy.parameters() if p.requires_grad], config.max_grad_norm)
+                    [p for p in self.policy.parameters() if p.requires_grad], config.max_grad_norm
+                )
                 stats.setdefault("grad_norm", []).append(float(grad_norm))
                 self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -312,20 +357,22 @@ class Trainer:
 
         lengths = batch.response_mask.sum(1).float()
         rewards = batch.sequence_rewards
-        metrics.update({
-            "step": self.global_step,
-            "train/reward": float(rewards.mean()),
-            "train/reward_std": float(rewards.std(correction=0)),
-            "train/reward_group_std": float(rewards.view(-1, config.group_size).std(1, correction=0).mean()),
-            "train/response_length": float(lengths.mean()),
-            "train/finished": float(batch.finished.float().mean()),
-            "train/advantage_abs": float(advantages[batch.response_mask].abs().mean()),
-            **timings,
-            "time/update": synced - updated,
-            "time/sync": end - synced,
-            "time/step": end - start,
-            "tokens_per_s": float(lengths.sum()) / (end - start),
-        })
+        metrics.update(
+            {
+                "step": self.global_step,
+                "train/reward": float(rewards.mean()),
+                "train/reward_std": float(rewards.std(correction=0)),
+                "train/reward_group_std": float(rewards.view(-1, config.group_size).std(1, correction=0).mean()),
+                "train/response_length": float(lengths.mean()),
+                "train/finished": float(batch.finished.float().mean()),
+                "train/advantage_abs": float(advantages[batch.response_mask].abs().mean()),
+                **timings,
+                "time/update": synced - updated,
+                "time/sync": end - synced,
+                "time/step": end - start,
+                "tokens_per_s": float(lengths.sum()) / (end - start),
+            }
+        )
         return metrics
 
     def evaluate(self) -> dict[str, float]:
@@ -344,8 +391,14 @@ class Trainer:
                 self.snapshot("before")
             if config.eval_every:
                 self.log({"step": 0, **self.evaluate()})
-        bar = tqdm(total=config.total_steps, initial=self.global_step, desc="train", unit="step",
-                   disable=not config.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=config.total_steps,
+            initial=self.global_step,
+            desc="train",
+            unit="step",
+            disable=not config.progress,
+            dynamic_ncols=True,
+        )
         while self.global_step < config.total_steps:
             metrics = self.train_step()
             step = self.global_step
@@ -355,8 +408,11 @@ class Trainer:
             if step == config.total_steps or (config.checkpoint_every and step % config.checkpoint_every == 0):
                 self.save_checkpoint()
             bar.update(1)
-            bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}",
-                            **({"eval": f"{metrics['eval/judge_score']:.3f}"} if "eval/judge_score" in metrics else {}))
+            bar.set_postfix(
+                reward=f"{metrics['train/reward']:.3f}",
+                tok_s=f"{metrics['tokens_per_s']:.0f}",
+                **({"eval": f"{metrics['eval/judge_score']:.3f}"} if "eval/judge_score" in metrics else {}),
+            )
         bar.close()
         self.export_model(self.run_dir / "model")
         if config.report:
@@ -396,13 +452,23 @@ class Trainer:
         from .report import save_results
 
         envs = self.eval_envs
-        task_ids = [t.task_id for t in envs.tasks][:self.config.report_prompts]
-        groups = self.sampler.generate([envs.prompts[t] for t in task_ids], n=1, temperature=0.0,
-                                       max_tokens=self.config.max_new_tokens, seed=0)
+        task_ids = [t.task_id for t in envs.tasks][: self.config.report_prompts]
+        groups = self.sampler.generate(
+            [envs.prompts[t] for t in task_ids], n=1, temperature=0.0, max_tokens=self.config.max_new_tokens, seed=0
+        )
         # dense credit of the run's attribution (grad_x_embed for runs whose attribution gives none)
-        scorer = self.scorer if self.scorer.attribution.needs_grad else \
-            build_scorer(self.config.model, self.config.judge, self.config.device, tau=self.config.tau,
-                         soft=self.config.soft, micro_batch_size=self.config.judge_micro_batch_size)
+        scorer = (
+            self.scorer
+            if self.scorer.attribution.needs_grad
+            else build_scorer(
+                self.config.model,
+                self.config.judge,
+                self.config.device,
+                tau=self.config.tau,
+                soft=self.config.soft,
+                micro_batch_size=self.config.judge_micro_batch_size,
+            )
+        )
         results = scorer.score_batch([envs.tasks.get(t) for t in task_ids], [g[0].token_ids for g in groups])
         save_results(self.run_dir / "report" / f"{name}.json", results, step=self.global_step)
         return results
@@ -411,8 +477,14 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write run_dir/checkpoint atomically: policy weights, optimizer, random states (python,
         numpy, torch, the env's task draws), step and config; nothing pickled."""
-        return save_checkpoint(self.run_dir, self.policy, self.optimizer, self.global_step,
-                               self.envs.np_random.bit_generator.state, self.config.to_dict())
+        return save_checkpoint(
+            self.run_dir,
+            self.policy,
+            self.optimizer,
+            self.global_step,
+            self.envs.np_random.bit_generator.state,
+            self.config.to_dict(),
+        )
 
     def export_model(self, folder: Path) -> None:
         """Save the policy (LoRA merged) and tokenizer as a plain HF model folder."""
@@ -444,14 +516,25 @@ class Trainer:
         saved = json.loads((folder / "config.json").read_text())
         saved["vllm_kwargs"] = safe_vllm_kwargs(saved.get("vllm_kwargs") or {}, str(folder / "config.json"))
         config = TrainConfig.from_dict(saved, where=str(folder / "config.json")).with_overrides(
-            [f"run_dir={folder.parent}", *overrides])
+            [f"run_dir={folder.parent}", *overrides]
+        )
         trainer = cls(config, sampler=sampler)
         trainer.load_checkpoint(folder)
         return trainer
 
 
-SAFE_VLLM_KWARGS = ("gpu_memory_utilization", "max_model_len", "kv_cache_memory_bytes", "enforce_eager", "dtype",
-                    "seed", "max_num_seqs", "swap_space", "block_size", "tensor_parallel_size")
+SAFE_VLLM_KWARGS = (
+    "gpu_memory_utilization",
+    "max_model_len",
+    "kv_cache_memory_bytes",
+    "enforce_eager",
+    "dtype",
+    "seed",
+    "max_num_seqs",
+    "swap_space",
+    "block_size",
+    "tensor_parallel_size",
+)
 """Engine settings a saved config may carry into a resumed run; anything else (trust_remote_code,
 a tokenizer mode that runs code, ...) must be given again on the command line."""
 
@@ -462,8 +545,10 @@ def safe_vllm_kwargs(values: dict, where: str) -> dict:
 
     dropped = sorted(set(values) - set(SAFE_VLLM_KWARGS))
     if dropped:
-        warnings.warn(f"{where}: vllm_kwargs {dropped} from the saved config are not applied on resume; "
-                      f"pass them again with --set vllm_kwargs=... if you trust them")
+        warnings.warn(
+            f"{where}: vllm_kwargs {dropped} from the saved config are not applied on resume; "
+            f"pass them again with --set vllm_kwargs=... if you trust them"
+        )
     return {k: v for k, v in values.items() if k in SAFE_VLLM_KWARGS}
 
 
@@ -475,8 +560,10 @@ def resolve_checkpoint(run_dir: str | Path) -> Path:
         raise FileNotFoundError(f"no run folder {run_dir}")
     folder = path if (path / "state.json").is_file() else latest_checkpoint(path)
     if folder is None:
-        raise FileNotFoundError(f"no complete checkpoint in {run_dir} (expected {path}/checkpoint/state.json); "
-                                f"runs write one every checkpoint_every steps")
+        raise FileNotFoundError(
+            f"no complete checkpoint in {run_dir} (expected {path}/checkpoint/state.json); "
+            f"runs write one every checkpoint_every steps"
+        )
     for name in ("state.json", "config.json", "policy.safetensors", "optimizer.safetensors", "rng.safetensors"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"checkpoint {folder} lacks {name}: it is incomplete or from an older version")

@@ -36,8 +36,15 @@ PARAGRAPH = (
 
 RANDOM_CONFIGS = {
     # about 1.5B parameters, Llama layout (Qwen2.5-1.5B-like widths)
-    "llama-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                       num_key_value_heads=2, vocab_size=151936, max_position_embeddings=4096),
+    "llama-1.5b": dict(
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        max_position_embeddings=4096,
+    ),
 }
 
 
@@ -62,7 +69,7 @@ def workload(judge: Judge, responses: int, criteria: int, tokens: int):
     tasks = [Task(t.task_id, t.prompt, t.criteria[:criteria]) for t in tasks]
     ids = judge.tokenizer.encode(PARAGRAPH * 3, add_special_tokens=False)
     # shift the window per response so the responses differ
-    return tasks, [ids[n * 3:n * 3 + tokens] for n in range(len(tasks))]
+    return tasks, [ids[n * 3 : n * 3 + tokens] for n in range(len(tasks))]
 
 
 def timed(fn, repeats: int, device: torch.device) -> float:
@@ -97,8 +104,12 @@ def read_peak(device: torch.device) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
-    p.add_argument("--random-config", choices=sorted(RANDOM_CONFIGS), default=None,
-                   help="time a randomly initialised model of this size instead of the bundled one")
+    p.add_argument(
+        "--random-config",
+        choices=sorted(RANDOM_CONFIGS),
+        default=None,
+        help="time a randomly initialised model of this size instead of the bundled one",
+    )
     p.add_argument("--responses", type=int, default=16)
     p.add_argument("--criteria", type=int, default=4)
     p.add_argument("--tokens", type=int, default=128)
@@ -110,9 +121,11 @@ def main() -> None:
     device = judge.device
     tasks, responses = workload(judge, args.responses, args.criteria, args.tokens)
     pairs = sum(len(t.criteria) for t in tasks)
-    print(f"device {device} ({judge.dtype}), {len(tasks)} responses x {args.criteria} criteria = {pairs} pairs, "
-          f"{len(responses[0])} response tokens, micro-batch {judge.micro_batch_size}, torch threads "
-          f"{torch.get_num_threads()}")
+    print(
+        f"device {device} ({judge.dtype}), {len(tasks)} responses x {args.criteria} criteria = {pairs} pairs, "
+        f"{len(responses[0])} response tokens, micro-batch {judge.micro_batch_size}, torch threads "
+        f"{torch.get_num_threads()}"
+    )
 
     forward_only = Grad2Reward(judge, attribution="uniform")  # verdicts only: no backward pass
     attribution = Grad2Reward(judge, attribution="grad_x_embed", soft=True)  # soft: every pair back-propagated

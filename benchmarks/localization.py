@@ -27,22 +27,49 @@ FILLER = [
 
 # (question, criterion, the sentence that meets it, where it goes among the filler sentences)
 CASES = [
-    ("Give me tips for a first trip to Japan.", "Mentions the Japan Rail Pass",
-     "Buy a Japan Rail Pass before you go, because it saves money on trains.", 0),
-    ("How do I keep houseplants alive?", "Recommends checking the soil before watering",
-     "Check that the top inch of soil is dry before you water.", 2),
-    ("Explain inflation simply.", "Mentions that prices rise over time",
-     "Inflation means that prices rise over time, so money buys less.", 4),
-    ("Write a short bedtime story.", "The story includes a dragon",
-     "A small green dragon lived under the old stone bridge.", 1),
-    ("How can I lower my stress?", "Recommends deep breathing",
-     "Try slow, deep breathing for five minutes when you feel tense.", 3),
-    ("What should I do for a minor burn?", "Recommends cooling the burn under running water",
-     "Hold the burn under cool running water for ten minutes.", 5),
-    ("Compare cats and dogs as pets.", "Mentions that dogs need daily walks",
-     "Dogs need to be walked every day, while cats do not.", 2),
-    ("Explain photosynthesis.", "Mentions chlorophyll",
-     "The green pigment chlorophyll captures the light energy.", 1),
+    (
+        "Give me tips for a first trip to Japan.",
+        "Mentions the Japan Rail Pass",
+        "Buy a Japan Rail Pass before you go, because it saves money on trains.",
+        0,
+    ),
+    (
+        "How do I keep houseplants alive?",
+        "Recommends checking the soil before watering",
+        "Check that the top inch of soil is dry before you water.",
+        2,
+    ),
+    (
+        "Explain inflation simply.",
+        "Mentions that prices rise over time",
+        "Inflation means that prices rise over time, so money buys less.",
+        4,
+    ),
+    (
+        "Write a short bedtime story.",
+        "The story includes a dragon",
+        "A small green dragon lived under the old stone bridge.",
+        1,
+    ),
+    (
+        "How can I lower my stress?",
+        "Recommends deep breathing",
+        "Try slow, deep breathing for five minutes when you feel tense.",
+        3,
+    ),
+    (
+        "What should I do for a minor burn?",
+        "Recommends cooling the burn under running water",
+        "Hold the burn under cool running water for ten minutes.",
+        5,
+    ),
+    (
+        "Compare cats and dogs as pets.",
+        "Mentions that dogs need daily walks",
+        "Dogs need to be walked every day, while cats do not.",
+        2,
+    ),
+    ("Explain photosynthesis.", "Mentions chlorophyll", "The green pigment chlorophyll captures the light energy.", 1),
 ]
 
 VARIANTS = ["grad_x_embed", "grad_l1", "grad_l2", "uniform", "last_token"]
@@ -70,8 +97,10 @@ def main() -> None:
     judge = Judge.load("bundled", device=args.device)
     cases = [build_case(judge.tokenizer, *case) for case in CASES]
     tasks, responses = [c[0] for c in cases], [c[1] for c in cases]
-    print(f"{len(cases)} cases, responses of {min(map(len, responses))}-{max(map(len, responses))} tokens, "
-          f"span share {np.mean([(b - a) / len(r) for (_, r, (a, b)) in cases]):.2f} on average")
+    print(
+        f"{len(cases)} cases, responses of {min(map(len, responses))}-{max(map(len, responses))} tokens, "
+        f"span share {np.mean([(b - a) / len(r) for (_, r, (a, b)) in cases]):.2f} on average"
+    )
     print(f"{'variant':<14}{'mean lift':>10}{'min':>8}{'max':>8}   per case")
     for name in VARIANTS:
         # soft: every criterion is credited, so each case has an alpha whatever the verdict
@@ -80,8 +109,10 @@ def main() -> None:
         for (_task, ids, (a, b)), result in zip(cases, results):
             alpha = result.criteria[0]["alpha"]
             lifts.append(float(alpha[a:b].sum()) / ((b - a) / len(ids)))
-        print(f"{name:<14}{np.mean(lifts):>10.2f}{min(lifts):>8.2f}{max(lifts):>8.2f}   "
-              + " ".join(f"{x:.2f}" for x in lifts))
+        print(
+            f"{name:<14}{np.mean(lifts):>10.2f}{min(lifts):>8.2f}{max(lifts):>8.2f}   "
+            + " ".join(f"{x:.2f}" for x in lifts)
+        )
     p_true = [c["p_true"] for c in results_p_true(judge, tasks, responses)]
     print(f"judge p_true on the cases: {' '.join(f'{p:.2f}' for p in p_true)}")
 

@@ -22,8 +22,16 @@ import torch
 from agents.sampling import HFSampler, Sampler, VLLMSampler
 from g2r_env.models import bundled_model_dir, load_model, resolve_device
 
-TOPICS = ["the ocean", "a city at night", "learning to cook", "an old library", "winter mornings",
-          "a long train ride", "a small garden", "the first day at a new job"]
+TOPICS = [
+    "the ocean",
+    "a city at night",
+    "learning to cook",
+    "an old library",
+    "winter mornings",
+    "a long train ride",
+    "a small garden",
+    "the first day at a new job",
+]
 
 
 def prompts(tokenizer, count: int) -> list[list[int]]:
@@ -31,7 +39,8 @@ def prompts(tokenizer, count: int) -> list[list[int]]:
     texts = [
         tokenizer.apply_chat_template(
             [{"role": "user", "content": f"Write a detailed story about {TOPICS[i % len(TOPICS)]}."}],
-            add_generation_prompt=True, tokenize=False,
+            add_generation_prompt=True,
+            tokenize=False,
         )
         for i in range(count)
     ]
@@ -41,16 +50,15 @@ def prompts(tokenizer, count: int) -> list[list[int]]:
 def timed_call(sampler: Sampler, prompt_ids: list[list[int]], args, seed: int) -> tuple[float, float]:
     """(seconds, generated tokens per second) of one generate call."""
     start = time.perf_counter()
-    groups = sampler.generate(prompt_ids, n=args.samples, temperature=0.7, top_p=0.8, top_k=20,
-                              max_tokens=args.max_tokens, seed=seed)
+    groups = sampler.generate(
+        prompt_ids, n=args.samples, temperature=0.7, top_p=0.8, top_k=20, max_tokens=args.max_tokens, seed=seed
+    )
     seconds = time.perf_counter() - start
     return seconds, sum(len(s.token_ids) for group in groups for s in group) / seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--samples", type=int, default=4, help="responses per prompt")
     parser.add_argument("--max-tokens", type=int, default=64)
@@ -61,13 +69,14 @@ def main() -> None:
     device = resolve_device(args.device)
     model, tokenizer = load_model("bundled", device)
     prompt_ids = prompts(tokenizer, args.prompts)
-    print(f"{args.prompts} prompts x {args.samples} samples x up to {args.max_tokens} tokens, "
-          f"{device}, {model.dtype}, {torch.get_num_threads()} torch threads")
+    print(
+        f"{args.prompts} prompts x {args.samples} samples x up to {args.max_tokens} tokens, "
+        f"{device}, {model.dtype}, {torch.get_num_threads()} torch threads"
+    )
 
     hf = HFSampler(model, tokenizer)
     start = time.perf_counter()
-    vllm = VLLMSampler(bundled_model_dir(), dtype=str(model.dtype).removeprefix("torch."),
-                       max_model_len=1024)
+    vllm = VLLMSampler(bundled_model_dir(), dtype=str(model.dtype).removeprefix("torch."), max_model_len=1024)
     startup = time.perf_counter() - start
 
     samplers = {"HF generate": hf, "vLLM": vllm}

@@ -82,15 +82,24 @@ def main() -> None:
     device = resolve_device(args.device)
     policy = LLMActorCriticPolicy(env.observation_space, env.action_space, lambda _: 0.0, model=args.model).to(device)
     policy.set_training_mode(True)
-    shape = dict(buffer_size=args.n_steps, observation_space=env.observation_space,
-                 action_space=env.action_space, n_envs=args.n_envs, device=device)
-    samplers = {"SB3 default (random transitions)": DictRolloutBuffer(**shape),
-                "EpisodeRolloutBuffer (whole episodes)": EpisodeRolloutBuffer(**shape)}
+    shape = dict(
+        buffer_size=args.n_steps,
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        n_envs=args.n_envs,
+        device=device,
+    )
+    samplers = {
+        "SB3 default (random transitions)": DictRolloutBuffer(**shape),
+        "EpisodeRolloutBuffer (whole episodes)": EpisodeRolloutBuffer(**shape),
+    }
     fill(samplers.values(), env, args.n_steps, args.n_envs, np.random.default_rng(args.seed))
 
-    print(f"model {args.model}, {args.n_envs} envs x {args.n_steps} steps, max_new_tokens {args.max_new_tokens}, "
-          f"minibatch {args.batch_size} transitions, on {device}"
-          f"{f' ({torch.get_num_threads()} threads)' if device.type == 'cpu' else ''}")
+    print(
+        f"model {args.model}, {args.n_envs} envs x {args.n_steps} steps, max_new_tokens {args.max_new_tokens}, "
+        f"minibatch {args.batch_size} transitions, on {device}"
+        f"{f' ({torch.get_num_threads()} threads)' if device.type == 'cpu' else ''}"
+    )
     warm = next(iter(samplers.values())).get(args.batch_size)
     update_step(policy, next(warm), True)
     for name, buffer in samplers.items():
@@ -106,10 +115,12 @@ def main() -> None:
             times[False] += naive_time
             times[True] += shared_time
             worst = max(worst, (naive - shared).abs().max().item())
-        print(f"{name}: {transitions} transitions in {sequences} sequences; seconds per minibatch: "
-              f"{times[False] / args.minibatches:.2f} one forward per transition, "
-              f"{times[True] / args.minibatches:.2f} shared prefixes; speedup {times[False] / times[True]:.2f}x; "
-              f"max |log-prob difference| {worst:.1e}")
+        print(
+            f"{name}: {transitions} transitions in {sequences} sequences; seconds per minibatch: "
+            f"{times[False] / args.minibatches:.2f} one forward per transition, "
+            f"{times[True] / args.minibatches:.2f} shared prefixes; speedup {times[False] / times[True]:.2f}x; "
+            f"max |log-prob difference| {worst:.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,14 @@ def main() -> None:
 
     sampler, results = None, {}
     for name, variant in VARIANTS.items():
-        config = TrainConfig.cpu_demo(**variant, run_dir=f"{args.run_dir}/{name}", total_steps=args.steps,
-                                      sampler=args.sampler, eval_every=args.steps, report=False)
+        config = TrainConfig.cpu_demo(
+            **variant,
+            run_dir=f"{args.run_dir}/{name}",
+            total_steps=args.steps,
+            sampler=args.sampler,
+            eval_every=args.steps,
+            report=False,
+        )
         trainer = Trainer(config, sampler=sampler)
         history = trainer.train()
         scores = [r["eval/judge_score"] for r in history if "eval/judge_score" in r]

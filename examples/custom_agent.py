@@ -51,7 +51,7 @@ def main() -> None:
         returns = torch.as_tensor(np.cumsum(token_rewards[::-1])[::-1].copy())  # return-to-go per step
 
         ids = torch.cat([prompt, torch.tensor(actions)])[None]
-        logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1].float()
+        logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
         logprobs = torch.log_softmax(logits / args.temperature, -1)[torch.arange(len(actions)), actions]
         loss = -(logprobs * (returns - baseline)).mean()
         optimizer.zero_grad()
@@ -61,9 +61,11 @@ def main() -> None:
         baseline = 0.8 * baseline + 0.2 * float(returns.mean())
 
         best = int(np.argmax(token_rewards))
-        print(f"episode {episode}: {info['task_id']:14s} R={info['sequence_reward']:+.3f} "
-              f"tokens={len(actions):3d} most credited token #{best} "
-              f"({env.unwrapped.tokenizer.decode([actions[best]])!r}) loss={loss.item():+.4f}")
+        print(
+            f"episode {episode}: {info['task_id']:14s} R={info['sequence_reward']:+.3f} "
+            f"tokens={len(actions):3d} most credited token #{best} "
+            f"({env.unwrapped.tokenizer.decode([actions[best]])!r}) loss={loss.item():+.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ def main() -> None:
     # 2. One rollout by hand, to look at what the trainer learns from.
     batch, timings = trainer.rollout(step=0)
     first = batch.response_mask[0]
-    print(f"task {batch.task_ids[0]}: judge score R = {batch.sequence_rewards[0]:.3f}, "
-          f"the sum of {int(first.sum())} token rewards:")
+    print(
+        f"task {batch.task_ids[0]}: judge score R = {batch.sequence_rewards[0]:.3f}, "
+        f"the sum of {int(first.sum())} token rewards:"
+    )
     tokens = [trainer.tokenizer.decode([t]) for t in batch.response_ids[0][first].tolist()]
     print(" ".join(f"{tok!r}:{r:+.3f}" for tok, r in zip(tokens, batch.token_rewards[0][first].tolist())))
     print("advantages of that response:", [round(a, 2) for a in trainer.advantages(batch)[0][first].tolist()])

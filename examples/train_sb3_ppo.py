@@ -40,9 +40,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default="runs/sb3_ppo", help="where progress.csv (and --save) go")
     parser.add_argument("--model", default="bundled", help="policy and self-judge: 'bundled' or a local HF folder")
     parser.add_argument("--n-envs", type=int, default=2, help="envs stepped together (DummyVecEnv)")
-    parser.add_argument("--n-steps", type=int, default=64,
-                        help="steps per env per rollout; several times --max-new-tokens keeps few episodes "
-                             "crossing a rollout boundary")
+    parser.add_argument(
+        "--n-steps",
+        type=int,
+        default=64,
+        help="steps per env per rollout; several times --max-new-tokens keeps few episodes crossing a rollout boundary",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="transitions per PPO minibatch (whole episodes)")
     parser.add_argument("--n-epochs", type=int, default=2, help="PPO epochs per rollout")
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="Adam learning rate of LM and value head")
@@ -59,9 +62,19 @@ def judge_score(model: PPO, args: argparse.Namespace) -> float:
         return float("nan")
     # the default prompt_width is the longest prompt of the split: use the training env's
     prompt_width = model.observation_space["prompt_ids"].shape[0]
-    env = make_vec_env(ENV_ID, n_envs=1, seed=args.seed + 10_000,
-                       env_kwargs=dict(model=args.model, max_new_tokens=args.max_new_tokens, split="test",
-                                       soft=args.soft, prompt_width=prompt_width, render_mode=None))
+    env = make_vec_env(
+        ENV_ID,
+        n_envs=1,
+        seed=args.seed + 10_000,
+        env_kwargs=dict(
+            model=args.model,
+            max_new_tokens=args.max_new_tokens,
+            split="test",
+            soft=args.soft,
+            prompt_width=prompt_width,
+            render_mode=None,
+        ),
+    )
     torch.manual_seed(args.seed)
     mean, _ = evaluate_policy(model, env, n_eval_episodes=args.eval_episodes, deterministic=False)
     return float(mean)
@@ -71,15 +84,32 @@ def main(argv: Optional[Sequence[str]] = None) -> PPO:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
     # make_vec_env asks for render_mode="rgb_array" unless told otherwise; the env renders text only
-    env = make_vec_env(ENV_ID, n_envs=args.n_envs, seed=args.seed,
-                       env_kwargs=dict(model=args.model, max_new_tokens=args.max_new_tokens,
-                                       reward_mode=args.reward_mode, soft=args.soft, render_mode=None))
-    model = PPO(LLMActorCriticPolicy, env, policy_kwargs=dict(model=args.model),
-                rollout_buffer_class=EpisodeRolloutBuffer,
-                n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-                learning_rate=args.learning_rate,
-                gamma=1.0, gae_lambda=0.95,  # undiscounted return-to-go, as in the paper's token-level GRPO
-                seed=args.seed, device="auto")
+    env = make_vec_env(
+        ENV_ID,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        env_kwargs=dict(
+            model=args.model,
+            max_new_tokens=args.max_new_tokens,
+            reward_mode=args.reward_mode,
+            soft=args.soft,
+            render_mode=None,
+        ),
+    )
+    model = PPO(
+        LLMActorCriticPolicy,
+        env,
+        policy_kwargs=dict(model=args.model),
+        rollout_buffer_class=EpisodeRolloutBuffer,
+        n_steps=args.n_steps,
+        batch_size=args.batch_size,
+        n_epochs=args.n_epochs,
+        learning_rate=args.learning_rate,
+        gamma=1.0,
+        gae_lambda=0.95,  # undiscounted return-to-go, as in the paper's token-level GRPO
+        seed=args.seed,
+        device="auto",
+    )
     model.set_logger(configure(str(output_dir), ["stdout", "csv"]))
 
     before = judge_score(model, args)

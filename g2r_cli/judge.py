@@ -1,9 +1,9 @@
 """``g2r judge train`` and ``g2r judge eval``: fine-tune a rubric judge, and measure one.
 
-    g2r judge train --out-dir runs/judge --half 0            # LoRA on the evidence corpus, train split
-    g2r judge train --verdicts my_graded.jsonl --corpora     # on your own graded responses only
-    g2r judge eval --judge runs/judge/judge                  # test split: AUC, accuracy, calibration, credit
-    g2r judge eval --judge bundled-judge --cases benchmarks/data/judged_cases.jsonl
+g2r judge train --out-dir runs/judge --half 0            # LoRA on the evidence corpus, train split
+g2r judge train --verdicts my_graded.jsonl --corpora     # on your own graded responses only
+g2r judge eval --judge runs/judge/judge                  # test split: AUC, accuracy, calibration, credit
+g2r judge eval --judge bundled-judge --cases benchmarks/data/judged_cases.jsonl
 """
 
 from __future__ import annotations
@@ -65,8 +65,12 @@ def train_main(argv: Sequence[str]) -> int:
 
     from g2r_env.judge_training import JudgeTrainConfig, JudgeTrainer
 
-    config = tyro.cli(JudgeTrainConfig, args=list(argv), prog="g2r judge train",
-                      description="Fine-tune a causal LM as a rubric judge (LoRA by default).")
+    config = tyro.cli(
+        JudgeTrainConfig,
+        args=list(argv),
+        prog="g2r judge train",
+        description="Fine-tune a causal LM as a rubric judge (LoRA by default).",
+    )
     command = "g2r judge train " + " ".join(shlex.quote(a) for a in argv)
     folder = JudgeTrainer(config, command=command.strip()).train()
     print(f"[g2r] judge written to {folder}; measure it with: g2r judge eval --judge {folder}", flush=True)
@@ -76,8 +80,12 @@ def train_main(argv: Sequence[str]) -> int:
 def eval_main(argv: Sequence[str]) -> int:
     import tyro
 
-    config = tyro.cli(JudgeEvalConfig, args=list(argv), prog="g2r judge eval",
-                      description="Measure a judge: AUC, accuracy, calibration error, credit lift and specificity.")
+    config = tyro.cli(
+        JudgeEvalConfig,
+        args=list(argv),
+        prog="g2r judge eval",
+        description="Measure a judge: AUC, accuracy, calibration error, credit lift and specificity.",
+    )
     report = run_eval(config)
     if config.json_out:
         Path(config.json_out).parent.mkdir(parents=True, exist_ok=True)

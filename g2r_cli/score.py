@@ -19,8 +19,9 @@ ended with its end-of-turn token.
 
 
 def _score_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="g2r score", description=SCORE_HELP,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="g2r score", description=SCORE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     task = p.add_mutually_exclusive_group(required=True)
     task.add_argument("--task", help="task id within --tasks")
     task.add_argument("--task-json", help="one task as a JSON line in the g2r format")
@@ -71,7 +72,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     response = tokenizer.encode(text.strip(), add_special_tokens=False) + [tokenizer.eos_token_id]
     result = scorer.score(task, response)
     print(render_ansi(tokenizer, task, result.response_ids, result))
-    Path(args.html).write_text(render_html(tokenizer, [(task, result)], title=f"g2r score: {task.task_id}"),
-                               encoding="utf-8")
+    Path(args.html).write_text(
+        render_html(tokenizer, [(task, result)], title=f"g2r score: {task.task_id}"), encoding="utf-8"
+    )
     print(f"\nwrote {args.html}")
     return 0

@@ -33,10 +33,12 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     pre.add_argument("--set", dest="overrides", action="append", default=[])
     known, rest = pre.parse_known_args(argv)
     if "-h" in rest or "--help" in rest:
-        print("g2r train [--config FILE | --resume RUN_DIR] [--set KEY=VALUE ...] [--FIELD VALUE ...]\n\n"
-              "  --config FILE      a JSON (or YAML) file of TrainConfig fields (configs/cpu_demo.json, ...)\n"
-              "  --resume RUN_DIR   continue the run in RUN_DIR from its last checkpoint (its saved config)\n"
-              "  --set KEY=VALUE    set one field by name (repeatable)\n")
+        print(
+            "g2r train [--config FILE | --resume RUN_DIR] [--set KEY=VALUE ...] [--FIELD VALUE ...]\n\n"
+            "  --config FILE      a JSON (or YAML) file of TrainConfig fields (configs/cpu_demo.json, ...)\n"
+            "  --resume RUN_DIR   continue the run in RUN_DIR from its last checkpoint (its saved config)\n"
+            "  --set KEY=VALUE    set one field by name (repeatable)\n"
+        )
         tyro.cli(TrainConfig, args=["--help"], prog="g2r train", description=TRAIN_HELP)
     from agents.trainer import Trainer
 
@@ -46,12 +48,14 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         trainer = Trainer.resume(known.resume, known.overrides + _flags_as_overrides(rest))
         print(f"[g2r] resuming {trainer.run_dir} at step {trainer.global_step}", flush=True)
     else:
-        base = TrainConfig.from_file(known.config, known.overrides) if known.config else \
-            TrainConfig().with_overrides(known.overrides)
+        base = (
+            TrainConfig.from_file(known.config, known.overrides)
+            if known.config
+            else TrainConfig().with_overrides(known.overrides)
+        )
         config = tyro.cli(TrainConfig, args=rest, default=base, prog="g2r train", description=TRAIN_HELP)
         trainer = Trainer(config)
-        print(f"[g2r] training {config.model} for {config.total_steps} steps; run folder {trainer.run_dir}",
-              flush=True)
+        print(f"[g2r] training {config.model} for {config.total_steps} steps; run folder {trainer.run_dir}", flush=True)
     history = trainer.train()
     scores = [r["eval/judge_score"] for r in history if "eval/judge_score" in r]
     summary = f"[g2r] done: {trainer.global_step} steps; model in {trainer.run_dir / 'model'}"
@@ -78,20 +82,31 @@ def _flags_as_overrides(rest: Sequence[str]) -> list[str]:
 def eval_main(argv: Optional[Sequence[str]] = None) -> int:
     """``g2r eval``: the judge score of a model's greedy responses on a task split; returns 0."""
     parser = argparse.ArgumentParser(
-        prog="g2r eval", description="Mean judge score (sequence reward) of greedy responses on a task split.")
-    parser.add_argument("--model", default="bundled", help="'bundled', a local HF folder (e.g. RUN_DIR/model) "
-                                                           "or an HF id (default: bundled)")
-    parser.add_argument("--judge", default=None,
-                        help="the judge; keep it fixed to compare models (default: the default judge of the "
-                             "bundled model, 'bundled-judge')")
+        prog="g2r eval", description="Mean judge score (sequence reward) of greedy responses on a task split."
+    )
+    parser.add_argument(
+        "--model",
+        default="bundled",
+        help="'bundled', a local HF folder (e.g. RUN_DIR/model) or an HF id (default: bundled)",
+    )
+    parser.add_argument(
+        "--judge",
+        default=None,
+        help="the judge; keep it fixed to compare models (default: the default judge of the "
+        "bundled model, 'bundled-judge')",
+    )
     parser.add_argument("--tasks", default="openended-mini", help="task set name, JSONL file or folder")
     parser.add_argument("--split", default="test", help="a split of the task set, or 'all' (default: test)")
     parser.add_argument("--task-ids", default="", help="comma-separated task ids to keep (default: all)")
     parser.add_argument("--max-new-tokens", type=int, default=512)
-    parser.add_argument("--sampler", choices=("vllm", "hf"), default=None,
-                        help="vllm when importable, else hf (transformers generate)")
-    parser.add_argument("--soft", action="store_true", help="score with P(True) instead of 0/1 verdicts "
-                                                            "(as a run trained with soft=true)")
+    parser.add_argument(
+        "--sampler", choices=("vllm", "hf"), default=None, help="vllm when importable, else hf (transformers generate)"
+    )
+    parser.add_argument(
+        "--soft",
+        action="store_true",
+        help="score with P(True) instead of 0/1 verdicts (as a run trained with soft=true)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="print one JSON line with the per-task scores")
     args = parser.parse_args(argv)
@@ -112,14 +127,23 @@ def eval_main(argv: Optional[Sequence[str]] = None) -> int:
         tasks = tasks.select(task_ids=[t.strip() for t in args.task_ids.split(",") if t.strip()])
     judge = args.judge or default_judge(BUNDLED_NAME)  # the bundled model's, so trained models compare
     scorer = build_scorer(args.model, judge, args.device, soft=args.soft)
-    envs = OpenEndedVectorEnv(num_envs=len(tasks), tasks=tasks, split="all", max_new_tokens=args.max_new_tokens,
-                              reward_mode="sparse", scorer=scorer)
+    envs = OpenEndedVectorEnv(
+        num_envs=len(tasks),
+        tasks=tasks,
+        split="all",
+        max_new_tokens=args.max_new_tokens,
+        reward_mode="sparse",
+        scorer=scorer,
+    )
     sampler = make_sampler(args.sampler, args.model, args.device)
     scores = evaluate_policy(sampler, envs, args.max_new_tokens)
     mean = float(np.mean(list(scores.values())))
     if args.json:
-        print(json.dumps({"model": args.model, "judge": judge, "split": args.split, "judge_score": mean,
-                          "per_task": scores}))
+        print(
+            json.dumps(
+                {"model": args.model, "judge": judge, "split": args.split, "judge_score": mean, "per_task": scores}
+            )
+        )
     else:
         for task_id, score in scores.items():
             print(f"{task_id:24s} {score:+.3f}")

@@ -20,8 +20,23 @@ from .vector import OpenEndedVectorEnv
 
 for _id, _kwargs in (("Grad2Reward/OpenEnded-v0", {}), ("Grad2Reward/OpenEnded-Sparse-v0", {"reward_mode": "sparse"})):
     if _id not in registry:
-        register(id=_id, entry_point="g2r_env.env:OpenEndedEnv",
-                 vector_entry_point="g2r_env.vector:OpenEndedVectorEnv", kwargs=_kwargs)
+        register(
+            id=_id,
+            entry_point="g2r_env.env:OpenEndedEnv",
+            vector_entry_point="g2r_env.vector:OpenEndedVectorEnv",
+            kwargs=_kwargs,
+        )
 
-__all__ = ["ATTRIBUTIONS", "Attribution", "Grad2Reward", "Judge", "OpenEndedEnv", "OpenEndedVectorEnv",
-           "ScoreResult", "build_scorer", "load_model", "register_attribution", "shared_model"]
+__all__ = [
+    "ATTRIBUTIONS",
+    "Attribution",
+    "Grad2Reward",
+    "Judge",
+    "OpenEndedEnv",
+    "OpenEndedVectorEnv",
+    "ScoreResult",
+    "build_scorer",
+    "load_model",
+    "register_attribution",
+    "shared_model",
+]

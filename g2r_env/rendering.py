@@ -37,8 +37,9 @@ def render_ansi(tokenizer, task: Task, response_ids: Sequence[int], result=None)
         lines.append("")
         lines.append(f"sequence reward {result.sequence_reward:+.3f}")
         for c in result.criteria:
-            lines.append(f"  {'MET ' if c['met'] else 'miss'} p_true={c['p_true']:.2f} "
-                         f"w={c['weight']:+g}  {c['criterion']}")
+            lines.append(
+                f"  {'MET ' if c['met'] else 'miss'} p_true={c['p_true']:.2f} w={c['weight']:+g}  {c['criterion']}"
+            )
     return "\n".join(lines)
 
 
@@ -49,27 +50,36 @@ def _html_block(tokenizer, task: Task, result, title: str = "") -> str:
     spans = []
     for n, (piece, value) in enumerate(zip(pieces, rewards)):
         r, g, b = _colour(float(value), scale)
-        spans.append(f'<span style="background:rgb({r},{g},{b})" title="token {n}: {value:+.5f}">'
-                     f"{html.escape(piece)}</span>")
+        spans.append(
+            f'<span style="background:rgb({r},{g},{b})" title="token {n}: {value:+.5f}">{html.escape(piece)}</span>'
+        )
     rows = "".join(
         f"<tr><td>{'met' if c['met'] else 'not met'}</td><td>{c['p_true']:.3f}</td>"
-        f"<td>{c['weight']:+g}</td><td>{html.escape(c['criterion'])}</td></tr>" for c in result.criteria)
-    return (f'<section><h2>{html.escape(title or task.task_id)}</h2>'
-            f'<p class="prompt">{html.escape(task.question)}</p>'
-            f'<div class="pair"><div class="response">{"".join(spans)}</div>'
-            f'<table><tr><th>verdict</th><th>p_true</th><th>weight</th><th>criterion</th></tr>{rows}</table></div>'
-            f'<p>sequence reward <b>{result.sequence_reward:+.4f}</b> = sum of the {len(rewards)} token rewards '
-            f'({float(rewards.sum()):+.4f})</p></section>')
+        f"<td>{c['weight']:+g}</td><td>{html.escape(c['criterion'])}</td></tr>"
+        for c in result.criteria
+    )
+    return (
+        f"<section><h2>{html.escape(title or task.task_id)}</h2>"
+        f'<p class="prompt">{html.escape(task.question)}</p>'
+        f'<div class="pair"><div class="response">{"".join(spans)}</div>'
+        f"<table><tr><th>verdict</th><th>p_true</th><th>weight</th><th>criterion</th></tr>{rows}</table></div>"
+        f"<p>sequence reward <b>{result.sequence_reward:+.4f}</b> = sum of the {len(rewards)} token rewards "
+        f"({float(rewards.sum()):+.4f})</p></section>"
+    )
 
 
 def render_html(tokenizer, items: Sequence[tuple], title: str = "Grad2Reward token rewards") -> str:
     """A self-contained HTML page; ``items`` are (task, ScoreResult) or (task, ScoreResult, heading)."""
     blocks = "".join(_html_block(tokenizer, *item) for item in items)
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-             ".pair{display:flex;gap:2em}.response{flex:1;white-space:pre-wrap;font-family:monospace;"
-             "line-height:1.6;border:1px solid #ccc;padding:1em}table{flex:1;border-collapse:collapse;"
-             "font-size:90%}td,th{border:1px solid #ddd;padding:4px;text-align:left}.prompt{color:#444}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>Green tokens earned reward, red tokens were blamed for a met pitfall; the darker, the more.</p>"
-            f"{blocks}</body></html>")
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+        ".pair{display:flex;gap:2em}.response{flex:1;white-space:pre-wrap;font-family:monospace;"
+        "line-height:1.6;border:1px solid #ccc;padding:1em}table{flex:1;border-collapse:collapse;"
+        "font-size:90%}td,th{border:1px solid #ddd;padding:4px;text-align:left}.prompt{color:#444}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>Green tokens earned reward, red tokens were blamed for a met pitfall; the darker, the more.</p>"
+        f"{blocks}</body></html>"
+    )

@@ -98,8 +98,11 @@ def latest_checkpoint(run_dir: str | Path) -> Optional[Path]:
     """The complete checkpoint with the highest step among ``checkpoint``, ``.checkpoint.old`` and
     ``.checkpoint.tmp`` (a save killed between its renames leaves the newest in one of the latter)."""
     run_dir = Path(run_dir)
-    found = [f for f in (run_dir / CHECKPOINT, run_dir / f".{CHECKPOINT}.old", run_dir / f".{CHECKPOINT}.tmp")
-             if f.is_dir() and is_complete(f)]
+    found = [
+        f
+        for f in (run_dir / CHECKPOINT, run_dir / f".{CHECKPOINT}.old", run_dir / f".{CHECKPOINT}.tmp")
+        if f.is_dir() and is_complete(f)
+    ]
     return max(found, key=checkpoint_step, default=None)
 
 

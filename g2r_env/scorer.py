@@ -71,8 +71,15 @@ class Grad2Reward:
         progress: show a progress bar over micro-batches.
     """
 
-    def __init__(self, judge: Judge, attribution: str = "grad_x_embed", tau: Tau = "auto",
-                 soft: bool = False, policy_tokenizer=None, progress: bool = False) -> None:
+    def __init__(
+        self,
+        judge: Judge,
+        attribution: str = "grad_x_embed",
+        tau: Tau = "auto",
+        soft: bool = False,
+        policy_tokenizer=None,
+        progress: bool = False,
+    ) -> None:
         self.judge = judge
         self.attribution = get_attribution(attribution)
         if tau != "auto" and not (isinstance(tau, (int, float)) and tau > 0):
@@ -90,8 +97,9 @@ class Grad2Reward:
         """Score one response; see ``score_batch``."""
         return self.score_batch([task], [response_ids])[0]
 
-    def score_batch(self, tasks: Sequence[Task], responses: Sequence[Sequence[int]],
-                    dense: bool = True) -> list[ScoreResult]:
+    def score_batch(
+        self, tasks: Sequence[Task], responses: Sequence[Sequence[int]], dense: bool = True
+    ) -> list[ScoreResult]:
         """Judge every (response, criterion) pair in padded micro-batches and attribute the rewards.
 
         Args:
@@ -111,8 +119,9 @@ class Grad2Reward:
         responses = [[int(t) for t in r] for r in responses]
         contents, pairs, maps = self._build_pairs(tasks, responses)
         self._run_judge(pairs, tasks, dense=dense)
-        return [self._assemble(i, task, responses[i], contents[i], pairs, maps[i], dense)
-                for i, task in enumerate(tasks)]
+        return [
+            self._assemble(i, task, responses[i], contents[i], pairs, maps[i], dense) for i, task in enumerate(tasks)
+        ]
 
     def attribute(self, tasks: Sequence[Task], responses: Sequence[Sequence[int]]) -> list[tuple[float, np.ndarray]]:
         """(p_true, alpha) of the first criterion of each task for each response, alpha computed
@@ -151,12 +160,12 @@ class Grad2Reward:
                     raise ValueError(
                         f"task {task.task_id}: the judge input is {len(ids)} tokens ({len(judged)} of "
                         f"response), longer than the judge's context of {self.judge.max_length}; "
-                        f"lower max_new_tokens or use a judge with a longer context")
+                        f"lower max_new_tokens or use a judge with a longer context"
+                    )
                 pairs.append(_Pair(i, k, ids, span))
         return contents, pairs, maps
 
-    def _run_judge(self, pairs: list[_Pair], tasks: Sequence[Task], dense: bool = True,
-                   force: bool = False) -> None:
+    def _run_judge(self, pairs: list[_Pair], tasks: Sequence[Task], dense: bool = True, force: bool = False) -> None:
         """One forward (and one backward, if any pair earns credit) per micro-batch.
 
         ``dense=False`` runs the forward pass only; ``force=True`` attributes every pair, met or
@@ -165,9 +174,10 @@ class Grad2Reward:
         judge, method = self.judge, self.attribution
         true_id, false_id = judge.verdict_ids
         order = sorted(range(len(pairs)), key=lambda j: -len(pairs[j].input_ids))  # less padding
-        batches = [order[s:s + judge.micro_batch_size] for s in range(0, len(order), judge.micro_batch_size)]
+        batches = [order[s : s + judge.micro_batch_size] for s in range(0, len(order), judge.micro_batch_size)]
         if self.progress:
             from tqdm.auto import tqdm
+
             batches = tqdm(batches, desc="judging", unit="batch")
         for batch in batches:
             rows = [pairs[j] for j in batch]
@@ -182,11 +192,13 @@ class Grad2Reward:
                 embeds = judge.embed(input_ids).detach().requires_grad_(True)
                 logits = judge.answer_logits(embeds, mask)
                 p_true = judge.p_true(logits).detach()
-                weights = torch.tensor([tasks[p.response].criteria[p.criterion].weight for p in rows],
-                                       device=p_true.device)
+                weights = torch.tensor(
+                    [tasks[p.response].criteria[p.criterion].weight for p in rows], device=p_true.device
+                )
                 credit = (p_true if self.soft else (p_true > 0.5).float()) * (weights != 0)
-                credited = [r for r, pair in enumerate(rows)
-                            if (force or credit[r] > 0) and len(pair.input_ids[pair.span]) > 0]
+                credited = [
+                    r for r, pair in enumerate(rows) if (force or credit[r] > 0) and len(pair.input_ids[pair.span]) > 0
+                ]
                 grads = inputs = None
                 if credited:
                     grads, inputs = self._input_gradients(method, embeds, logits, mask, credited, true_id, false_id)
@@ -204,7 +216,8 @@ class Grad2Reward:
                     raise FloatingPointError(
                         f"task {task.task_id}: the judge gradient for criterion "
                         f"{task.criteria[pair.criterion].criterion!r} is not finite (NaN or inf); "
-                        f"run the judge in float32 or check the model's weights")
+                        f"run the judge in float32 or check the model's weights"
+                    )
                 pair.alpha = method.alpha(g, x, g.shape[0], self.tau).cpu()
 
     def _input_gradients(self, method, embeds, logits, mask, credited, true_id, false_id):
@@ -232,10 +245,19 @@ class Grad2Reward:
             raise FloatingPointError(
                 f"task {task.task_id}: the judge's p_true for criterion "
                 f"{task.criteria[pair.criterion].criterion!r} is {p} (its logits are not finite); "
-                f"check the model's weights (a corrupted cache? see g2r_env.models.cache_dir)")
+                f"check the model's weights (a corrupted cache? see g2r_env.models.cache_dir)"
+            )
 
-    def _assemble(self, i: int, task: Task, response: list[int], content: list[int],
-                  pairs: list[_Pair], token_map, dense: bool = True) -> ScoreResult:
+    def _assemble(
+        self,
+        i: int,
+        task: Task,
+        response: list[int],
+        content: list[int],
+        pairs: list[_Pair],
+        token_map,
+        dense: bool = True,
+    ) -> ScoreResult:
         length = len(response)
         norm = task.max_score
         token_rewards = np.zeros(length, dtype=np.float64)
@@ -251,14 +273,26 @@ class Grad2Reward:
                 alpha = self._full_alpha(pair.alpha, length, len(content), token_map, dense)
                 token_rewards += share * alpha
                 sequence_reward += share
-            criteria.append({"criterion": criterion.criterion, "weight": criterion.weight, "met": met,
-                             "p_true": pair.p_true,
-                             "alpha": None if alpha is None else alpha.astype(np.float32)})
-        return ScoreResult(task.task_id, np.asarray(response, dtype=np.int64),
-                           token_rewards.astype(np.float32), float(sequence_reward), criteria)
+            criteria.append(
+                {
+                    "criterion": criterion.criterion,
+                    "weight": criterion.weight,
+                    "met": met,
+                    "p_true": pair.p_true,
+                    "alpha": None if alpha is None else alpha.astype(np.float32),
+                }
+            )
+        return ScoreResult(
+            task.task_id,
+            np.asarray(response, dtype=np.int64),
+            token_rewards.astype(np.float32),
+            float(sequence_reward),
+            criteria,
+        )
 
-    def _full_alpha(self, alpha: Optional[torch.Tensor], length: int, content_length: int,
-                    token_map, dense: bool = True) -> np.ndarray:
+    def _full_alpha(
+        self, alpha: Optional[torch.Tensor], length: int, content_length: int, token_map, dense: bool = True
+    ) -> np.ndarray:
         """Credit over all response tokens (trailing stop tokens included) as float64."""
         method = self.attribution if dense else get_attribution("last_token")
         if not method.needs_grad:

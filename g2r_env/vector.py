@@ -58,20 +58,48 @@ class OpenEndedVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, group_size: int = 1, tasks: str | TaskSet = "openended-mini",
-                 model: str = BUNDLED_NAME, judge: Optional[str] = None, max_new_tokens: int = 64,
-                 attribution: str = "grad_x_embed", tau: Tau = "auto", reward_mode: str = "dense",
-                 device: str = "auto", render_mode: Optional[str] = None, split: str = "train",
-                 soft: bool = False, prompt_width: Optional[int] = None, micro_batch_size: int = 8,
-                 dtype: Optional[str] = None, scorer: Optional[Grad2Reward] = None,
-                 max_episode_steps: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        num_envs: int = 1,
+        group_size: int = 1,
+        tasks: str | TaskSet = "openended-mini",
+        model: str = BUNDLED_NAME,
+        judge: Optional[str] = None,
+        max_new_tokens: int = 64,
+        attribution: str = "grad_x_embed",
+        tau: Tau = "auto",
+        reward_mode: str = "dense",
+        device: str = "auto",
+        render_mode: Optional[str] = None,
+        split: str = "train",
+        soft: bool = False,
+        prompt_width: Optional[int] = None,
+        micro_batch_size: int = 8,
+        dtype: Optional[str] = None,
+        scorer: Optional[Grad2Reward] = None,
+        max_episode_steps: Optional[int] = None,
+    ) -> None:
         # max_episode_steps: make_vec passes the spec's; the env truncates itself at max_new_tokens
         if num_envs < 1 or group_size < 1 or num_envs % group_size:
             raise ValueError(f"num_envs ({num_envs}) must be a positive multiple of group_size ({group_size})")
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
-        setup_token_env(self, tasks=tasks, split=split, model=model, judge=judge, max_new_tokens=max_new_tokens,
-                        attribution=attribution, tau=tau, reward_mode=reward_mode, device=device, soft=soft,
-                        prompt_width=prompt_width, micro_batch_size=micro_batch_size, dtype=dtype, scorer=scorer)
+        setup_token_env(
+            self,
+            tasks=tasks,
+            split=split,
+            model=model,
+            judge=judge,
+            max_new_tokens=max_new_tokens,
+            attribution=attribution,
+            tau=tau,
+            reward_mode=reward_mode,
+            device=device,
+            soft=soft,
+            prompt_width=prompt_width,
+            micro_batch_size=micro_batch_size,
+            dtype=dtype,
+            scorer=scorer,
+        )
         self.num_envs = num_envs
         self.group_size = group_size
         self.single_observation_space = self.observation_space
@@ -83,8 +111,10 @@ class OpenEndedVectorEnv(VectorEnv):
 
     # ----------------------------------------------------------------------------------------
     def _observations(self) -> dict[str, np.ndarray]:
-        return {key: np.stack([getattr(e, key) for e in self.episodes])
-                for key in ("prompt_ids", "prompt_mask", "response_ids", "response_mask")}
+        return {
+            key: np.stack([getattr(e, key) for e in self.episodes])
+            for key in ("prompt_ids", "prompt_mask", "response_ids", "response_mask")
+        }
 
     def _start(self, n: int, task) -> dict:
         self.episodes[n].start(task, self.prompts[task.task_id])
@@ -134,8 +164,9 @@ class OpenEndedVectorEnv(VectorEnv):
         """One batched judge call for every episode in ``ended``."""
         if not ended:
             return
-        results = self.scorer.score_batch([self.episodes[n].task for n in ended],
-                                          [self.episodes[n].response for n in ended], dense=self.dense)
+        results = self.scorer.score_batch(
+            [self.episodes[n].task for n in ended], [self.episodes[n].response for n in ended], dense=self.dense
+        )
         for n, result in zip(ended, results):
             infos[n] = self.episodes[n].final_info(result)
             rewards[n] = result.sequence_reward
@@ -167,8 +198,10 @@ class OpenEndedVectorEnv(VectorEnv):
                 if episode.done:
                     break
             if not episode.done:
-                raise ValueError(f"response {n} has {len(response)} tokens and no stop token: it ends before "
-                                 f"the episode does (max_new_tokens={self.max_new_tokens})")
+                raise ValueError(
+                    f"response {n} has {len(response)} tokens and no stop token: it ends before "
+                    f"the episode does (max_new_tokens={self.max_new_tokens})"
+                )
             step_rewards.append(np.zeros(episode.length, dtype=np.float32))
             ended.append(n)
         rewards = np.zeros(self.num_envs, dtype=np.float32)
@@ -183,6 +216,7 @@ class OpenEndedVectorEnv(VectorEnv):
         if self.render_mode != "ansi":
             return None
         from .rendering import render_ansi
+
         return "\n\n".join(
-            render_ansi(self.tokenizer, e.task, e.response, e.result)
-            for e in self.episodes if e.task is not None)
+            render_ansi(self.tokenizer, e.task, e.response, e.result) for e in self.episodes if e.task is not None
+        )

@@ -97,8 +97,15 @@ class Composer:
             per example: the response is read once for all of them.
     """
 
-    def __init__(self, corpus: Corpus, seed: int = 0, half: Optional[int] = None,
-                 paraphrase_rate: float = 0.5, mismatched_per_response: int = 2, wordings: int = 1) -> None:
+    def __init__(
+        self,
+        corpus: Corpus,
+        seed: int = 0,
+        half: Optional[int] = None,
+        paraphrase_rate: float = 0.5,
+        mismatched_per_response: int = 2,
+        wordings: int = 1,
+    ) -> None:
         if wordings < 1:
             raise ValueError(f"wordings must be >= 1, got {wordings}")
         self.corpus = corpus
@@ -139,8 +146,11 @@ class Composer:
         for c in material:
             if rng.random() < 0.5:
                 placed[c.index] = rng.choice(half_of(c.evidence, self.half)).text
-        inline = [(text, (k,)) for k, text in placed.items()
-                  if entry.criteria[k].check.type not in MATERIAL_AT_START + MATERIAL_AT_END]
+        inline = [
+            (text, (k,))
+            for k, text in placed.items()
+            if entry.criteria[k].check.type not in MATERIAL_AT_START + MATERIAL_AT_END
+        ]
         body.extend(inline)
         size = rng.choices(range(1, 13), weights=[4, 8, 9, 9, 8, 6, 5, 4, 3, 2, 2, 2])[0]
         distractors = half_of(entry.distractors, self.half)
@@ -172,14 +182,18 @@ class Composer:
                 label = bool(hits)
                 evidence = tuple(spans[("body", i)] for i in hits)
             for wording in self._wordings(c):
-                cases.append(JudgedCase(entry.task, text, wording, label, c.kind,
-                                        "" if label else "in-task", evidence, group, c.weight))
+                cases.append(
+                    JudgedCase(
+                        entry.task, text, wording, label, c.kind, "" if label else "in-task", evidence, group, c.weight
+                    )
+                )
         cases.extend(self._mismatched(entry, text, group))
         return cases
 
     # ------------------------------------------------------------------------------------------
-    def _layout(self, entry: TaskEvidence, body: list[tuple[str, tuple[int, ...]]],
-                placed: dict[int, str]) -> tuple[str, dict[tuple[str, int], tuple[int, int]]]:
+    def _layout(
+        self, entry: TaskEvidence, body: list[tuple[str, tuple[int, ...]]], placed: dict[int, str]
+    ) -> tuple[str, dict[tuple[str, int], tuple[int, int]]]:
         """The response text and the character span of every body item and placed material."""
         rng = self.rng
         layout = rng.choice(entry.layouts)
@@ -197,8 +211,11 @@ class Composer:
             kind = entry.criteria[k].check.type
             separator = " " if kind == "starts_with" else "\n\n"
             parts += [(material, ("material", k)), (separator, None)]
-        breaks = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randint(1, 2)))) \
-            if layout == "paragraphs" and len(body) > 1 else []
+        breaks = (
+            sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randint(1, 2))))
+            if layout == "paragraphs" and len(body) > 1
+            else []
+        )
         for i, (passage, _) in enumerate(body):
             if layout == "numbered":
                 parts.append((f"{i + 1}. ", None))
@@ -226,17 +243,22 @@ class Composer:
         self.rng.shuffle(paraphrases)
         first_original = not paraphrases or self.rng.random() >= self.paraphrase_rate
         ordered = [c.criterion] + paraphrases if first_original else paraphrases[:1] + [c.criterion] + paraphrases[1:]
-        return ordered[:self.wordings]
+        return ordered[: self.wordings]
 
     def _mismatched(self, entry: TaskEvidence, text: str, group: str) -> list[JudgedCase]:
         """Criteria of other tasks of the domain, unmet here: skipped when close in wording to one
         of this task's criteria (a generic "see a doctor" criterion may well be met)."""
-        pool = [(e, c) for e, c in self._foreign.get(entry.task.domain, []) if e.task.task_id != entry.task.task_id
-                and not any(_similar(c.criterion, own.criterion) for own in entry.criteria)]
+        pool = [
+            (e, c)
+            for e, c in self._foreign.get(entry.task.domain, [])
+            if e.task.task_id != entry.task.task_id
+            and not any(_similar(c.criterion, own.criterion) for own in entry.criteria)
+        ]
         cases = []
         for _other, c in self.rng.sample(pool, min(self.mismatched_per_response, len(pool))):
-            cases.append(JudgedCase(entry.task, text, self._wordings(c)[0], False, c.kind, "mismatched", (), group,
-                                    c.weight))
+            cases.append(
+                JudgedCase(entry.task, text, self._wordings(c)[0], False, c.kind, "mismatched", (), group, c.weight)
+            )
         return cases
 
 

@@ -58,8 +58,11 @@ KINDS = ("content", "pitfall", "structure", "untestable")
 LAYOUTS = ("paragraph", "paragraphs", "lines", "numbered", "bullets")
 PLACES = ("any", "first", "last")
 COMPARISONS: dict[str, Callable[[int, int], bool]] = {
-    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "eq": lambda a, b: a == b,
 }
 MIN_EVIDENCE = 3
 MIN_DISTRACTORS = 6
@@ -76,11 +79,42 @@ _NUMBERED = re.compile(r"^\s*\d{1,3}[.)]\s+\S")
 _BULLET = re.compile(r"^\s*[-*\u2022]\s+\S")
 _ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|e\.g|i\.e|approx|No)\.", re.IGNORECASE)
 _GREETING = re.compile(r"^(?:dear|hi|hello|hey|greetings|good (?:morning|afternoon|evening)|to)\b", re.IGNORECASE)
-_CLOSINGS = ("love", "best", "best wishes", "all the best", "yours", "yours truly", "yours sincerely", "sincerely",
-             "thanks", "thank you", "many thanks", "thanks again", "thank you again", "cheers", "warmly",
-             "warm regards", "regards", "kind regards", "best regards", "with love", "lots of love",
-             "your friend", "your pal", "from", "hugs", "take care", "see you soon", "talk soon",
-             "with thanks", "gratefully", "respectfully", "xoxo", "your student", "your buddy")
+_CLOSINGS = (
+    "love",
+    "best",
+    "best wishes",
+    "all the best",
+    "yours",
+    "yours truly",
+    "yours sincerely",
+    "sincerely",
+    "thanks",
+    "thank you",
+    "many thanks",
+    "thanks again",
+    "thank you again",
+    "cheers",
+    "warmly",
+    "warm regards",
+    "regards",
+    "kind regards",
+    "best regards",
+    "with love",
+    "lots of love",
+    "your friend",
+    "your pal",
+    "from",
+    "hugs",
+    "take care",
+    "see you soon",
+    "talk soon",
+    "with thanks",
+    "gratefully",
+    "respectfully",
+    "xoxo",
+    "your student",
+    "your buddy",
+)
 
 
 def lines_of(text: str) -> list[str]:
@@ -123,8 +157,12 @@ def has_title(text: str) -> bool:
     if len(lines_of(text)) < 2:
         return False
     first = lines[0].strip().strip("#*_ ").strip()
-    return (_is_short_line(first, 12) and not _LIST_MARKER.match(lines[0]) and not first.endswith(",")
-            and not _GREETING.match(first))
+    return (
+        _is_short_line(first, 12)
+        and not _LIST_MARKER.match(lines[0])
+        and not first.endswith(",")
+        and not _GREETING.match(first)
+    )
 
 
 def has_greeting(text: str) -> bool:
@@ -153,14 +191,19 @@ def contains_phrase(text: str, phrase: str) -> bool:
 
 
 _COUNTS: dict[str, Callable[[str], int]] = {
-    "words": count_words, "sentences": count_sentences, "lines": lambda t: len(lines_of(t)),
-    "paragraphs": count_paragraphs, "items": list_lines,
+    "words": count_words,
+    "sentences": count_sentences,
+    "lines": lambda t: len(lines_of(t)),
+    "paragraphs": count_paragraphs,
+    "items": list_lines,
 }
 _FLAGS: dict[str, Callable[[str], bool]] = {
     "numbered_list": lambda t: list_lines(t, _NUMBERED) >= 2,
     "bullet_list": lambda t: list_lines(t, _BULLET) >= 2,
     "list": lambda t: list_lines(t) >= 2,
-    "title": has_title, "greeting": has_greeting, "sign_off": has_sign_off,
+    "title": has_title,
+    "greeting": has_greeting,
+    "sign_off": has_sign_off,
     "question": lambda t: re.search(r"\?[\"'\u201d\u2019)]*(?:\s|$)", t) is not None,
     "digits": lambda t: re.search(r"\d", t) is not None,
 }
@@ -301,16 +344,18 @@ def _passage(item: Any, index: int, n_criteria: int, where: str) -> Passage:
         text, also = item, []
     elif isinstance(item, dict) and isinstance(item.get("text"), str):
         text, also = item["text"], item.get("also", [])
-        if not isinstance(also, list) or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < n_criteria
-                                                 for k in also):
+        if not isinstance(also, list) or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 <= k < n_criteria for k in also
+        ):
             raise CorpusFormatError(f"{where}: 'also' must list criterion indices 0..{n_criteria - 1}, got {also!r}")
     else:
         raise CorpusFormatError(f"{where}: a passage must be a string or {{'text': ..., 'also': [...]}}, got {item!r}")
     if not text.strip():
         raise CorpusFormatError(f"{where}: empty passage")
     if count_words(text) > MAX_PASSAGE_WORDS and "\n" not in text:
-        raise CorpusFormatError(f"{where}: passage of {count_words(text)} words (at most {MAX_PASSAGE_WORDS}): "
-                                f"{text[:60]!r}...")
+        raise CorpusFormatError(
+            f"{where}: passage of {count_words(text)} words (at most {MAX_PASSAGE_WORDS}): {text[:60]!r}..."
+        )
     return Passage(text.strip(), tuple(sorted({index, *also})))
 
 
@@ -322,8 +367,10 @@ def parse_entry(row: dict, tasks: TaskSet, where: str) -> TaskEvidence:
     task = tasks.get(task_id)
     items = row.get("criteria")
     if not isinstance(items, list) or len(items) != len(task.criteria):
-        raise CorpusFormatError(f"{where}: 'criteria' must list the {len(task.criteria)} criteria of {task_id} "
-                                f"in order, got {len(items) if isinstance(items, list) else items!r}")
+        raise CorpusFormatError(
+            f"{where}: 'criteria' must list the {len(task.criteria)} criteria of {task_id} "
+            f"in order, got {len(items) if isinstance(items, list) else items!r}"
+        )
     criteria = []
     for k, (item, criterion) in enumerate(zip(items, task.criteria)):
         at = f"{where}: criterion {k}"
@@ -338,8 +385,9 @@ def parse_entry(row: dict, tasks: TaskSet, where: str) -> TaskEvidence:
             raise CorpusFormatError(f"{at}: kind 'pitfall' needs a negative weight (this one is {criterion.weight:g})")
         evidence = tuple(_passage(p, k, len(task.criteria), at) for p in item.get("evidence", []))
         if kind in ("content", "pitfall") and len(evidence) < MIN_EVIDENCE:
-            raise CorpusFormatError(f"{at}: a {kind} criterion needs at least {MIN_EVIDENCE} evidence passages, "
-                                    f"got {len(evidence)}")
+            raise CorpusFormatError(
+                f"{at}: a {kind} criterion needs at least {MIN_EVIDENCE} evidence passages, got {len(evidence)}"
+            )
         check = Check.parse(item["check"], at) if "check" in item else None
         if kind == "structure" and check is None:
             raise CorpusFormatError(f"{at}: a structure criterion needs a 'check'")
@@ -353,11 +401,14 @@ def parse_entry(row: dict, tasks: TaskSet, where: str) -> TaskEvidence:
         unknown = sorted(set(item) - {"criterion", "kind", "evidence", "check", "place", "paraphrases", "why"})
         if unknown:
             raise CorpusFormatError(f"{at}: unknown field(s) {unknown}")
-        criteria.append(CriterionEvidence(k, criterion.criterion, criterion.weight, kind, evidence, check, place,
-                                          paraphrases, why))
+        criteria.append(
+            CriterionEvidence(k, criterion.criterion, criterion.weight, kind, evidence, check, place, paraphrases, why)
+        )
     distractors = tuple(_texts(row.get("distractors"), where, "'distractors'"))
     if len(distractors) < MIN_DISTRACTORS:
-        raise CorpusFormatError(f"{where}: {task_id} needs at least {MIN_DISTRACTORS} distractors, got {len(distractors)}")
+        raise CorpusFormatError(
+            f"{where}: {task_id} needs at least {MIN_DISTRACTORS} distractors, got {len(distractors)}"
+        )
     layouts = row.get("layouts", list(LAYOUTS))
     if not isinstance(layouts, list) or not layouts or any(v not in LAYOUTS for v in layouts):
         raise CorpusFormatError(f"{where}: layouts must be a non-empty list of {LAYOUTS}, got {layouts!r}")
@@ -407,8 +458,10 @@ def load_corpus(source: str | Path, tasks: TaskSet, require_all: bool = False) -
                     raise CorpusFormatError(f"{where}: each line must be a JSON object")
                 entry = parse_entry(row, tasks, where)
                 if entry.task.task_id in corpus.entries:
-                    raise CorpusFormatError(f"{where}: task {entry.task.task_id!r} already has an entry "
-                                            f"(at {corpus.entries[entry.task.task_id].where})")
+                    raise CorpusFormatError(
+                        f"{where}: task {entry.task.task_id!r} already has an entry "
+                        f"(at {corpus.entries[entry.task.task_id].where})"
+                    )
                 corpus.entries[entry.task.task_id] = entry
     if require_all:
         missing = [t.task_id for t in tasks if t.task_id not in corpus.entries]

@@ -68,8 +68,9 @@ def _weight(value: Any, where: str, what: str) -> float:
     return float(value)
 
 
-def _criteria(items: Any, where: str, text_of: Callable[[dict], str], weight_key: str,
-              default_weight: float | None = None) -> list[Criterion]:
+def _criteria(
+    items: Any, where: str, text_of: Callable[[dict], str], weight_key: str, default_weight: float | None = None
+) -> list[Criterion]:
     if not isinstance(items, list) or not items:
         raise TaskFormatError(f"{where}: the rubric must be a non-empty list")
     criteria = []
@@ -94,15 +95,20 @@ def _criteria(items: Any, where: str, text_of: Callable[[dict], str], weight_key
 def _parse_g2r(row: dict, where: str, default_id: str) -> Task:
     task_id = str(_require(row, "id", where))
     prompt = _require(row, "prompt", where)
-    criteria = _criteria(_require(row, "criteria", where), where,
-                         lambda item: item.get("criterion"), "weight", default_weight=1.0)
+    criteria = _criteria(
+        _require(row, "criteria", where), where, lambda item: item.get("criterion"), "weight", default_weight=1.0
+    )
     split = row.get("split", "train")
     if split not in ("train", "test"):
         raise TaskFormatError(f"{where}: split must be 'train' or 'test', got {split!r}")
-    return Task(task_id, prompt if isinstance(prompt, str) else tuple(prompt), tuple(criteria),
-                split=split, domain=str(row.get("domain", "")),
-                metadata={k: v for k, v in row.items()
-                          if k not in ("id", "prompt", "criteria", "split", "domain")})
+    return Task(
+        task_id,
+        prompt if isinstance(prompt, str) else tuple(prompt),
+        tuple(criteria),
+        split=split,
+        domain=str(row.get("domain", "")),
+        metadata={k: v for k, v in row.items() if k not in ("id", "prompt", "criteria", "split", "domain")},
+    )
 
 
 def _rar_text(item: dict) -> str:
@@ -115,25 +121,33 @@ def _parse_rar(row: dict, where: str, default_id: str) -> Task:
     question = _require(row, "question", where)
     criteria = _criteria(_require(row, "rubric", where), where, _rar_text, "weight")
     task_id = str(row.get("id", row.get("prompt_id", default_id)))
-    return Task(task_id, question, tuple(criteria), split=row.get("split", "train"),
-                domain=str(row.get("domain", row.get("category", ""))),
-                metadata={"reference_answer": row.get("reference_answer")})
+    return Task(
+        task_id,
+        question,
+        tuple(criteria),
+        split=row.get("split", "train"),
+        domain=str(row.get("domain", row.get("category", ""))),
+        metadata={"reference_answer": row.get("reference_answer")},
+    )
 
 
 @register_format("healthbench")
 def _parse_healthbench(row: dict, where: str, default_id: str) -> Task:
     prompt = _require(row, "prompt", where)
-    if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
-                                               for m in prompt):
+    if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in prompt):
         raise TaskFormatError(f"{where}: 'prompt' must be a list of {{role, content}} messages")
-    criteria = _criteria(_require(row, "rubrics", where), where,
-                         lambda item: item.get("criterion"), "points")
+    criteria = _criteria(_require(row, "rubrics", where), where, lambda item: item.get("criterion"), "points")
     task_id = str(row.get("prompt_id", default_id))
     tags = row.get("example_tags") or []
-    domain = next((t.split(":", 1)[1] for t in tags if isinstance(t, str) and t.startswith("theme:")),
-                  "health")
-    return Task(task_id, tuple(prompt), tuple(criteria), split=row.get("split", "train"),
-                domain=domain, metadata={"example_tags": tags})
+    domain = next((t.split(":", 1)[1] for t in tags if isinstance(t, str) and t.startswith("theme:")), "health")
+    return Task(
+        task_id,
+        tuple(prompt),
+        tuple(criteria),
+        split=row.get("split", "train"),
+        domain=domain,
+        metadata={"example_tags": tags},
+    )
 
 
 def parse_task(row: dict, where: str = "task", default_id: str = "task", format: str = "g2r") -> Task:
@@ -195,8 +209,7 @@ def _numbered_tasks(path: Path, format: str) -> Iterable[tuple[str, Task]]:
             raise TaskFormatError(f"{where}: {err}") from None
 
 
-def load_taskset(source: str | os.PathLike = "openended-mini", format: str = "auto",
-                 split: str = "all") -> TaskSet:
+def load_taskset(source: str | os.PathLike = "openended-mini", format: str = "auto", split: str = "all") -> TaskSet:
     """Load a task set.
 
     Args:
@@ -215,7 +228,8 @@ def load_taskset(source: str | os.PathLike = "openended-mini", format: str = "au
     path = BUNDLED.get(name, Path(name))
     if not path.exists():
         raise FileNotFoundError(
-            f"no task set {name!r}: not a bundled set ({', '.join(BUNDLED)}) nor an existing file or folder")
+            f"no task set {name!r}: not a bundled set ({', '.join(BUNDLED)}) nor an existing file or folder"
+        )
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     if not files:
         raise FileNotFoundError(f"{path} holds no *.jsonl file")
@@ -225,7 +239,8 @@ def load_taskset(source: str | os.PathLike = "openended-mini", format: str = "au
         for where, task in _numbered_tasks(file, format):
             if task.task_id in first_seen:
                 raise TaskFormatError(
-                    f"{where}: duplicate task id {task.task_id!r} (first at {first_seen[task.task_id]})")
+                    f"{where}: duplicate task id {task.task_id!r} (first at {first_seen[task.task_id]})"
+                )
             first_seen[task.task_id] = where
             tasks.append(task)
     return TaskSet(tasks, name if name in BUNDLED else path.name).split(split)

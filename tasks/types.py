@@ -151,8 +151,12 @@ class TaskSet(Sequence[Task]):
         """
         missing = [t for t in task_ids if t not in self._by_id]
         if missing:
-            raise ValueError(f"{self.name} has no task {missing[0]!r} ({len(missing)} unknown id(s)); "
-                             f"ids look like {self._tasks[0].task_id!r}" if self._tasks else f"{self.name} is empty")
+            raise ValueError(
+                f"{self.name} has no task {missing[0]!r} ({len(missing)} unknown id(s)); "
+                f"ids look like {self._tasks[0].task_id!r}"
+                if self._tasks
+                else f"{self.name} is empty"
+            )
         chosen = [self._by_id[t] for t in dict.fromkeys(task_ids)] if task_ids else list(self._tasks)
         if domains:
             chosen = [t for t in chosen if t.domain in set(domains)]

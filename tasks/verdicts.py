@@ -47,12 +47,18 @@ def _spans(response: str, evidence: Any, where: str) -> tuple[tuple[int, int], .
             if start < 0 or not item:
                 raise VerdictFormatError(f"{where}: evidence {item[:50]!r} does not occur in the response")
             spans.append((start, start + len(item)))
-        elif (isinstance(item, list) and len(item) == 2 and all(isinstance(v, int) for v in item)
-              and 0 <= item[0] < item[1] <= len(response)):
+        elif (
+            isinstance(item, list)
+            and len(item) == 2
+            and all(isinstance(v, int) for v in item)
+            and 0 <= item[0] < item[1] <= len(response)
+        ):
             spans.append((item[0], item[1]))
         else:
-            raise VerdictFormatError(f"{where}: bad evidence item {item!r} (a substring or [start, end] "
-                                     f"within the response's {len(response)} characters)")
+            raise VerdictFormatError(
+                f"{where}: bad evidence item {item!r} (a substring or [start, end] "
+                f"within the response's {len(response)} characters)"
+            )
     return tuple(spans)
 
 
@@ -86,9 +92,19 @@ def parse_verdict_row(row: dict, where: str, default_id: str) -> list[JudgedCase
         weight = item.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise VerdictFormatError(f"{at}: weight must be a number, got {weight!r}")
-        cases.append(JudgedCase(task, response, item["criterion"].strip(), label, str(item.get("kind", "")),
-                                "" if label else "in-task", _spans(response, item.get("evidence"), at),
-                                task.task_id, float(weight)))
+        cases.append(
+            JudgedCase(
+                task,
+                response,
+                item["criterion"].strip(),
+                label,
+                str(item.get("kind", "")),
+                "" if label else "in-task",
+                _spans(response, item.get("evidence"), at),
+                task.task_id,
+                float(weight),
+            )
+        )
     return cases
 
 
@@ -113,10 +129,20 @@ def write_verdicts(path: str | Path, cases: Iterable[JudgedCase]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for case in cases:
-            handle.write(json.dumps({"id": case.group or case.task.task_id, "domain": case.domain,
-                                     "prompt": case.task.prompt if isinstance(case.task.prompt, str)
-                                     else list(case.task.prompt),
-                                     "response": case.response, "criterion": case.criterion, "label": case.label,
-                                     "kind": case.kind, "weight": case.weight,
-                                     "evidence": [list(s) for s in case.evidence]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": case.group or case.task.task_id,
+                        "domain": case.domain,
+                        "prompt": case.task.prompt if isinstance(case.task.prompt, str) else list(case.task.prompt),
+                        "response": case.response,
+                        "criterion": case.criterion,
+                        "label": case.label,
+                        "kind": case.kind,
+                        "weight": case.weight,
+                        "evidence": [list(s) for s in case.evidence],
+                    }
+                )
+                + "\n"
+            )
     return path

@@ -28,9 +28,7 @@ MASK = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 1, 0]], dtype=torch.bo
 
 
 def test_reinforce_is_masked_return_to_go():
-    expected = torch.tensor(
-        [[0.6, 0.5, 0.3], [0.4, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.0]]
-    )
+    expected = torch.tensor([[0.6, 0.5, 0.3], [0.4, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.0]])
     torch.testing.assert_close(reinforce(TOKEN_REWARDS, MASK), expected)
 
 
@@ -55,9 +53,7 @@ def test_token_grpo_eps_is_added_to_std():
 
 
 def test_token_grpo_float_mask_equals_bool_mask():
-    torch.testing.assert_close(
-        token_grpo(TOKEN_REWARDS, MASK.float(), 2), token_grpo(TOKEN_REWARDS, MASK, 2)
-    )
+    torch.testing.assert_close(token_grpo(TOKEN_REWARDS, MASK.float(), 2), token_grpo(TOKEN_REWARDS, MASK, 2))
 
 
 def test_equal_returns_give_exact_zeros_not_rounding_noise():
@@ -115,12 +111,8 @@ def test_compute_advantages_dispatches_with_row_sum_sequence_rewards():
     torch.testing.assert_close(
         compute_advantages("token_grpo", TOKEN_REWARDS, MASK, 2), token_grpo(TOKEN_REWARDS, MASK, 2)
     )
-    torch.testing.assert_close(
-        compute_advantages("reinforce", TOKEN_REWARDS, MASK, 2), reinforce(TOKEN_REWARDS, MASK)
-    )
-    torch.testing.assert_close(
-        compute_advantages("rloo", TOKEN_REWARDS, MASK, 2), rloo(TOKEN_REWARDS, MASK, 2)
-    )
+    torch.testing.assert_close(compute_advantages("reinforce", TOKEN_REWARDS, MASK, 2), reinforce(TOKEN_REWARDS, MASK))
+    torch.testing.assert_close(compute_advantages("rloo", TOKEN_REWARDS, MASK, 2), rloo(TOKEN_REWARDS, MASK, 2))
 
 
 def test_sequence_rewards_sum_valid_tokens_only():

@@ -8,10 +8,30 @@ from g2r_cli import main
 
 def test_score_writes_heatmap_and_prints_verdicts(tmp_path, tiny_model_dir, capsys):
     html_path = tmp_path / "out.html"
-    task = {"id": "mine", "prompt": "Name a colour.", "criteria": [{"criterion": "Names a colour", "weight": 2},
-                                                                   {"criterion": "Is rude", "weight": -1}]}
-    assert main(["score", "--task-json", json.dumps(task), "--response", "Blue, like the sky.",
-                 "--model", tiny_model_dir, "--soft", "--device", "cpu", "--html", str(html_path)]) == 0
+    task = {
+        "id": "mine",
+        "prompt": "Name a colour.",
+        "criteria": [{"criterion": "Names a colour", "weight": 2}, {"criterion": "Is rude", "weight": -1}],
+    }
+    assert (
+        main(
+            [
+                "score",
+                "--task-json",
+                json.dumps(task),
+                "--response",
+                "Blue, like the sky.",
+                "--model",
+                tiny_model_dir,
+                "--soft",
+                "--device",
+                "cpu",
+                "--html",
+                str(html_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "[mine] Name a colour." in out and "Names a colour" in out and "p_true=" in out
     page = html_path.read_text()

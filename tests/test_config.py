@@ -10,8 +10,9 @@ from agents import TrainConfig
 def test_config_file_types_presets_and_overrides(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("preset: cpu_demo\nlearning_rate: 3e-5\ntotal_steps: 7\ntau: 0.5\njudge: null\n")
-    config = TrainConfig.from_file(path, ["group_size=3", "task_ids=creative-001,creative-002", "tau=auto",
-                                          "bf16=false"])
+    config = TrainConfig.from_file(
+        path, ["group_size=3", "task_ids=creative-001,creative-002", "tau=auto", "bf16=false"]
+    )
     assert config.learning_rate == 3e-5 and isinstance(config.learning_rate, float)
     assert (config.total_steps, config.group_size, config.tau, config.bf16) == (7, 3, "auto", False)
     assert config.task_ids == ["creative-001", "creative-002"]
@@ -29,5 +30,11 @@ def test_bundled_config_files_load():
     configs = os.path.join(os.path.dirname(__file__), "..", "configs")
     assert TrainConfig.from_file(os.path.join(configs, "cpu_demo.json")) == TrainConfig.preset("cpu_demo")
     paper = TrainConfig.from_file(os.path.join(configs, "gpu_paper.json"))
-    assert (paper.group_size, paper.learning_rate, paper.temperature, paper.top_p, paper.top_k, paper.clip_eps) == \
-        (8, 1e-6, 0.7, 0.8, 20, 0.2)
+    assert (paper.group_size, paper.learning_rate, paper.temperature, paper.top_p, paper.top_k, paper.clip_eps) == (
+        8,
+        1e-6,
+        0.7,
+        0.8,
+        20,
+        0.2,
+    )

@@ -13,11 +13,12 @@ from g2r_env import Grad2Reward, Judge
 from g2r_env.models import load_model
 from tasks import load_taskset
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
-RESPONSE = ("Keep the same bedtime every day, avoid caffeine after lunch, and put your phone away an hour "
-            "before bed. If the trouble lasts for weeks, see a doctor.")
+RESPONSE = (
+    "Keep the same bedtime every day, avoid caffeine after lunch, and put your phone away an hour "
+    "before bed. If the trouble lasts for weeks, see a doctor."
+)
 
 
 def test_cuda_bf16_judge_matches_cpu_fp32():
@@ -37,7 +38,9 @@ def test_cuda_bf16_judge_matches_cpu_fp32():
         for c_cpu, c_gpu in zip(cpu.criteria, gpu.criteria):
             p_diff.append(abs(c_cpu["p_true"] - c_gpu["p_true"]))
             tv.append(0.5 * np.abs(c_cpu["alpha"] - c_gpu["alpha"]).sum())
-    print(f"\n{source}: max |p_true cpu - cuda| = {max(p_diff):.4f}, "
-          f"credit total variation mean {np.mean(tv):.4f} max {max(tv):.4f}")
+    print(
+        f"\n{source}: max |p_true cpu - cuda| = {max(p_diff):.4f}, "
+        f"credit total variation mean {np.mean(tv):.4f} max {max(tv):.4f}"
+    )
     assert max(p_diff) < 0.05
     assert np.mean(tv) < 0.15

@@ -18,6 +18,7 @@ def make_env(tiny_model_dir):
     def make(**kwargs):
         kwargs.setdefault("max_new_tokens", 12)
         return gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model_dir, **kwargs)
+
     return make
 
 
@@ -78,8 +79,9 @@ def test_truncation_and_bad_steps(make_env):
 
 
 def test_sparse_mode_puts_the_reward_on_the_last_token(make_env):
-    env = gym.make("Grad2Reward/OpenEnded-Sparse-v0", model=make_env().unwrapped.tokenizer.name_or_path,
-                   max_new_tokens=6)
+    env = gym.make(
+        "Grad2Reward/OpenEnded-Sparse-v0", model=make_env().unwrapped.tokenizer.name_or_path, max_new_tokens=6
+    )
     _, steps, info = play(env, [600, 601, 2], seed=1)
     assert info["token_rewards"][:-1].tolist() == [0.0, 0.0]
     assert info["token_rewards"][-1] == pytest.approx(info["sequence_reward"]) == pytest.approx(steps[-1][0])
@@ -127,7 +129,9 @@ def test_vector_env_equals_single_envs_stepped_token_by_token(tiny_model_dir):
     vec.reset(seed=0, options={"task_ids": task_ids})
     calls = []
     score_batch = vec.unwrapped.scorer.score_batch
-    vec.unwrapped.scorer.score_batch = lambda tasks, responses, **kw: calls.append(len(tasks)) or score_batch(tasks, responses, **kw)
+    vec.unwrapped.scorer.score_batch = lambda tasks, responses, **kw: (
+        calls.append(len(tasks)) or score_batch(tasks, responses, **kw)
+    )
     try:
         obs, step_rewards, terminated, truncated, infos = vec.step_sequences(RESPONSES)
     finally:
@@ -148,7 +152,9 @@ def test_vector_env_equals_single_envs_stepped_token_by_token(tiny_model_dir):
 
     # the same episodes stepped token by token through the vector env: ends on the same step are judged together
     vec.reset(options={"task_ids": task_ids})
-    vec.unwrapped.scorer.score_batch = lambda tasks, responses, **kw: calls.append(len(tasks)) or score_batch(tasks, responses, **kw)
+    vec.unwrapped.scorer.score_batch = lambda tasks, responses, **kw: (
+        calls.append(len(tasks)) or score_batch(tasks, responses, **kw)
+    )
     calls.clear()
     finals = {}
     try:
@@ -193,7 +199,7 @@ def test_bundled_model_end_to_end():
     prompt = [int(t) for t, m in zip(obs["prompt_ids"], obs["prompt_mask"]) if m]
     with torch.no_grad():
         out = model.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False)
-    for token in out[0, len(prompt):].tolist():
+    for token in out[0, len(prompt) :].tolist():
         obs, reward, terminated, truncated, info = env.step(token)
         if terminated or truncated:
             break
@@ -209,10 +215,11 @@ ENV_ID = "Grad2Reward/OpenEnded-v0"
 
 # ---- Gymnasium manners (wrappers, spec round trip, registry) ----------------------------------------------------------------------
 
+
 def test_record_episode_statistics_and_time_limit(tiny_model_dir):
     env = gym.wrappers.RecordEpisodeStatistics(
-        gym.wrappers.TimeLimit(gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6, soft=True),
-                               max_episode_steps=3))
+        gym.wrappers.TimeLimit(gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6, soft=True), max_episode_steps=3)
+    )
     env.reset(seed=0)
     for step in range(3):
         _, reward, terminated, truncated, info = env.step(600 + step)

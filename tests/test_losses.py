@@ -41,9 +41,7 @@ def test_ppo_clip_loss_clips_ratios_outside_the_range():
 
     loss.backward()
     # d loss / d logprob = -r A / (tokens in row * rows) where unclipped, 0 where clipped.
-    expected_grad = torch.tensor(
-        [[0.0, -0.5 * 1.0 / 6, -1.1 * 2.0 / 6], [0.0, -1.5 * -1.0 / 4, 0.0]]
-    )
+    expected_grad = torch.tensor([[0.0, -0.5 * 1.0 / 6, -1.1 * 2.0 / 6], [0.0, -1.5 * -1.0 / 4, 0.0]])
     torch.testing.assert_close(logprobs.grad, expected_grad)
 
 
@@ -78,8 +76,13 @@ def test_policy_loss_adds_weighted_kl():
 def test_token_logprobs_match_unpadded_forward_per_row():
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
     )
     model = LlamaForCausalLM(config).eval()
     prompts = [[1, 5, 7, 9], [1, 3]]

@@ -46,9 +46,7 @@ def tokenizer(hf_model_and_tokenizer):
 @pytest.fixture(scope="module")
 def prompts(tokenizer) -> list[list[int]]:
     texts = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False
-        )
+        tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
         for q in QUESTIONS
     ]
     return [tokenizer(text, add_special_tokens=False).input_ids for text in texts]
@@ -84,10 +82,7 @@ def hf_logprobs(model, prompts: list[list[int]], samples: list[list[Sample]]) ->
 def max_logprob_gap(model, prompts, samples) -> float:
     expected = hf_logprobs(model, prompts, samples)
     flat = [s for group in samples for s in group]
-    return max(
-        (torch.tensor(s.logprobs) - torch.tensor(e)).abs().max().item()
-        for s, e in zip(flat, expected)
-    )
+    return max((torch.tensor(s.logprobs) - torch.tensor(e)).abs().max().item() for s, e in zip(flat, expected))
 
 
 def assert_stops_or_hits_max_tokens(samples: list[list[Sample]], stop_ids: list[int]) -> None:
@@ -117,8 +112,7 @@ def test_vllm_logprobs_match_hf(vllm_sampler, hf_model, prompts):
 
 @pytest.mark.vllm
 def test_vllm_keeps_the_stop_token(vllm_sampler, tokenizer, prompts):
-    samples = vllm_sampler.generate(prompts, n=2, temperature=0.7, top_p=0.8, top_k=20,
-                                    max_tokens=MAX_TOKENS, seed=1)
+    samples = vllm_sampler.generate(prompts, n=2, temperature=0.7, top_p=0.8, top_k=20, max_tokens=MAX_TOKENS, seed=1)
     assert vllm_sampler.stop_ids == stop_token_ids(tokenizer)
     assert_stops_or_hits_max_tokens(samples, vllm_sampler.stop_ids)
     assert_greedy_answers_end_as_expected(vllm_sampler, prompts, tokenizer.eos_token_id)
@@ -146,8 +140,10 @@ def test_vllm_update_weights_syncs_a_changed_model(vllm_sampler, hf_model, promp
         for parameter in changed.parameters():
             noise = torch.randn(parameter.shape, generator=generator)
             parameter.add_(0.05 * parameter.std() * noise)
+
     def draw():
         return vllm_sampler.generate(prompts, n=2, temperature=1.0, max_tokens=MAX_TOKENS, seed=3)
+
     try:
         stale_gap = max_logprob_gap(changed, prompts, draw())
         vllm_sampler.update_weights(changed.state_dict())
@@ -162,8 +158,7 @@ def test_vllm_update_weights_syncs_a_changed_model(vllm_sampler, hf_model, promp
 
 def test_hf_sampler_stops_or_hits_max_tokens_with_raw_logprobs(hf_model, tokenizer, prompts):
     sampler = HFSampler(hf_model, tokenizer)
-    samples = sampler.generate(prompts, n=2, temperature=0.7, top_p=0.8, top_k=20,
-                               max_tokens=MAX_TOKENS, seed=0)
+    samples = sampler.generate(prompts, n=2, temperature=0.7, top_p=0.8, top_k=20, max_tokens=MAX_TOKENS, seed=0)
     assert [len(group) for group in samples] == [2, 2]
     assert_stops_or_hits_max_tokens(samples, sampler.stop_ids)
     assert max_logprob_gap(hf_model, prompts, samples) < LOGPROB_TOL
@@ -172,8 +167,10 @@ def test_hf_sampler_stops_or_hits_max_tokens_with_raw_logprobs(hf_model, tokeniz
 
 def test_hf_sampler_same_seed_same_samples(hf_model, tokenizer, prompts):
     sampler = HFSampler(hf_model, tokenizer)
+
     def draw(seed):
         return sampler.generate(prompts, n=2, max_tokens=8, seed=seed)
+
     first = draw(5)
     assert [s.token_ids for g in first for s in g] == [s.token_ids for g in draw(5) for s in g]
     assert [s.token_ids for g in first for s in g] != [s.token_ids for g in draw(6) for s in g]

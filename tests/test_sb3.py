@@ -58,6 +58,7 @@ def play_episode(env: gym.Env, tokens: list[int], task_id: str) -> list[dict]:
 
 # --- the policy ---------------------------------------------------------------------------------
 
+
 def test_policy_distribution_is_the_lm_on_the_unpadded_sequence(tiny_model_dir):
     env = gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6)
     policy = make_policy(env, tiny_model_dir)
@@ -69,8 +70,9 @@ def test_policy_distribution_is_the_lm_on_the_unpadded_sequence(tiny_model_dir):
         distribution = policy.get_distribution(batch).distribution
         values = policy.predict_values(batch)
         for row, obs in enumerate((short, long)):
-            ids = np.concatenate([obs["prompt_ids"][obs["prompt_mask"] == 1],
-                                  obs["response_ids"][obs["response_mask"] == 1]])
+            ids = np.concatenate(
+                [obs["prompt_ids"][obs["prompt_mask"] == 1], obs["response_ids"][obs["response_mask"] == 1]]
+            )
             out = policy.lm(torch.as_tensor(ids)[None], output_hidden_states=True)
             expected = torch.log_softmax(out.logits[0, -1], -1)
             torch.testing.assert_close(distribution.logits[row], expected, atol=1e-5, rtol=1e-5)
@@ -80,19 +82,23 @@ def test_policy_distribution_is_the_lm_on_the_unpadded_sequence(tiny_model_dir):
 
 def test_prefix_groups_map_each_transition_to_its_longest_continuation():
     # columns: 3 prompt (left-padded) + 3 response; rows 0-2 one episode, 3 another prompt, 4 diverges from 0
-    ids = torch.tensor([[0, 5, 6, 7, 0, 0], [0, 5, 6, 7, 8, 0], [0, 5, 6, 7, 8, 9],
-                        [4, 5, 6, 7, 0, 0], [0, 5, 6, 3, 0, 0]])
-    mask = torch.tensor([[0, 1, 1, 1, 0, 0], [0, 1, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1],
-                         [1, 1, 1, 1, 0, 0], [0, 1, 1, 1, 0, 0]])
+    ids = torch.tensor(
+        [[0, 5, 6, 7, 0, 0], [0, 5, 6, 7, 8, 0], [0, 5, 6, 7, 8, 9], [4, 5, 6, 7, 0, 0], [0, 5, 6, 3, 0, 0]]
+    )
+    mask = torch.tensor(
+        [[0, 1, 1, 1, 0, 0], [0, 1, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [0, 1, 1, 1, 0, 0]]
+    )
     last = mask.shape[1] - 1 - mask.flip(1).argmax(1)
     assert prefix_groups(ids, mask, last).tolist() == [2, 2, 2, 3, 4]
 
 
 def test_shared_prefix_evaluation_equals_one_forward_per_transition(tiny_model_dir):
     env = gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6)
-    episodes = [play_episode(env, [900, 901, 902, 903, 904, 905], "expl-001"),
-                play_episode(env, [300, 301, STOP_ID], "sci-002"),
-                play_episode(env, [900, 901, 950, 951], "expl-001")]  # shares a 2-token prefix with the first
+    episodes = [
+        play_episode(env, [900, 901, 902, 903, 904, 905], "expl-001"),
+        play_episode(env, [300, 301, STOP_ID], "sci-002"),
+        play_episode(env, [900, 901, 950, 951], "expl-001"),
+    ]  # shares a 2-token prefix with the first
     observations = [o for episode in episodes for o in episode]
     order = np.random.default_rng(0).permutation(len(observations))  # SB3 minibatches are shuffled
     batch = as_batch([observations[i] for i in order])
@@ -102,8 +108,9 @@ def test_shared_prefix_evaluation_equals_one_forward_per_transition(tiny_model_d
     naive.load_state_dict(shared.state_dict())
 
     calls = []
-    shared.lm.base_model.register_forward_hook(lambda m, args, kwargs, out: calls.append(kwargs["input_ids"].shape),
-                                               with_kwargs=True)
+    shared.lm.base_model.register_forward_hook(
+        lambda m, args, kwargs, out: calls.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
     values, log_prob, entropy = shared.evaluate_actions(batch, actions)
     naive_values, naive_log_prob, naive_entropy = naive.evaluate_actions(batch, actions)
     torch.testing.assert_close(log_prob, naive_log_prob, atol=1e-5, rtol=1e-5)
@@ -129,6 +136,7 @@ def test_predict_gives_a_token_the_env_accepts(tiny_model_dir):
 
 # --- dense rewards inside SB3 -------------------------------------------------------------------
 
+
 class RolloutRecorder(BaseCallback):
     """Keeps, per rollout, every episode end (env, buffer row, token_rewards) and the buffer's rewards/returns."""
 
@@ -142,8 +150,9 @@ class RolloutRecorder(BaseCallback):
     def _on_step(self) -> bool:
         for env_index, (done, info) in enumerate(zip(self.locals["dones"], self.locals["infos"])):
             if done:
-                self.ends.append((env_index, self.model.rollout_buffer.pos, info["token_rewards"],
-                                  info["sequence_reward"]))
+                self.ends.append(
+                    (env_index, self.model.rollout_buffer.pos, info["token_rewards"], info["sequence_reward"])
+                )
         return True
 
     def _on_rollout_end(self) -> None:
@@ -153,10 +162,25 @@ class RolloutRecorder(BaseCallback):
 
 def test_backfill_writes_token_rewards_into_each_episodes_buffer_rows(tiny_model_dir):
     max_new_tokens, n_steps = 8, 20
-    env = make_vec_env(ENV_ID, n_envs=2, seed=0, vec_env_cls=DummyVecEnv,
-                       env_kwargs=dict(model=tiny_model_dir, max_new_tokens=max_new_tokens, soft=True, render_mode=None))
-    ppo = PPO(LLMActorCriticPolicy, env, policy_kwargs=dict(model=tiny_model_dir), n_steps=n_steps, batch_size=20,
-              n_epochs=1, gamma=1.0, gae_lambda=1.0, learning_rate=1e-3, seed=0)
+    env = make_vec_env(
+        ENV_ID,
+        n_envs=2,
+        seed=0,
+        vec_env_cls=DummyVecEnv,
+        env_kwargs=dict(model=tiny_model_dir, max_new_tokens=max_new_tokens, soft=True, render_mode=None),
+    )
+    ppo = PPO(
+        LLMActorCriticPolicy,
+        env,
+        policy_kwargs=dict(model=tiny_model_dir),
+        n_steps=n_steps,
+        batch_size=20,
+        n_epochs=1,
+        gamma=1.0,
+        gae_lambda=1.0,
+        learning_rate=1e-3,
+        seed=0,
+    )
     favour_stop_token(ppo.policy)
     recorder, backfill = RolloutRecorder(), DenseRewardBackfill()
     ppo.learn(3 * n_steps * 2, callback=[backfill, recorder])
@@ -168,18 +192,18 @@ def test_backfill_writes_token_rewards_into_each_episodes_buffer_rows(tiny_model
         for env_index, row, token_rewards, sequence_reward in rollout["ends"]:
             first = row - len(token_rewards) + 1
             if first >= 0:  # the whole episode is in this rollout
-                np.testing.assert_array_equal(rewards[first:row + 1, env_index], token_rewards)
-                assert rewards[first:row + 1, env_index].sum() == pytest.approx(sequence_reward, abs=1e-5)
+                np.testing.assert_array_equal(rewards[first : row + 1, env_index], token_rewards)
+                assert rewards[first : row + 1, env_index].sum() == pytest.approx(sequence_reward, abs=1e-5)
                 # gamma = lambda = 1: the first step's return is the episode's whole reward, no bootstrap at the end
                 assert returns[first, env_index] == pytest.approx(sequence_reward, abs=1e-5)
                 assert returns[row, env_index] == pytest.approx(token_rewards[-1], abs=1e-6)
                 lengths.append(len(token_rewards))
             else:  # began in the previous rollout: this one holds its tail
-                np.testing.assert_array_equal(rewards[:row + 1, env_index], token_rewards[-(row + 1):])
+                np.testing.assert_array_equal(rewards[: row + 1, env_index], token_rewards[-(row + 1) :])
                 crossing += 1
             last_end[env_index] = row
         for env_index, row in last_end.items():  # an unfinished episode keeps the env's zeros
-            assert not rewards[row + 1:, env_index].any()
+            assert not rewards[row + 1 :, env_index].any()
     assert backfill.backfilled_episodes == sum(len(r["ends"]) for r in recorder.rollouts)
     assert crossing >= 1 and min(lengths) < max_new_tokens and max_new_tokens in lengths
     assert len({round(float(r), 6) for r in recorder.rollouts[-1]["rewards"].ravel()}) > 3  # dense, varied
@@ -194,18 +218,31 @@ class TwoTokensPerStep(gym.Wrapper):
 
 
 def test_backfill_rejects_a_wrapper_that_changes_the_step_count(tiny_model_dir):
-    env = make_vec_env(ENV_ID, n_envs=1, wrapper_class=TwoTokensPerStep,
-                       env_kwargs=dict(model=tiny_model_dir, max_new_tokens=4, render_mode=None))
+    env = make_vec_env(
+        ENV_ID,
+        n_envs=1,
+        wrapper_class=TwoTokensPerStep,
+        env_kwargs=dict(model=tiny_model_dir, max_new_tokens=4, render_mode=None),
+    )
     ppo = PPO(LLMActorCriticPolicy, env, policy_kwargs=dict(model=tiny_model_dir), n_steps=4, batch_size=4)
     with pytest.raises(RuntimeError, match="an episode of 4 token rewards ended at rollout row 1"):
         ppo.learn(4, callback=DenseRewardBackfill())
 
 
 def test_episode_rollout_buffer_minibatches_are_whole_episodes(tiny_model_dir):
-    env = make_vec_env(ENV_ID, n_envs=2, seed=1,
-                       env_kwargs=dict(model=tiny_model_dir, max_new_tokens=6, render_mode=None))
-    ppo = PPO(LLMActorCriticPolicy, env, policy_kwargs=dict(model=tiny_model_dir), n_steps=16, batch_size=8,
-              n_epochs=1, rollout_buffer_class=EpisodeRolloutBuffer, seed=1)
+    env = make_vec_env(
+        ENV_ID, n_envs=2, seed=1, env_kwargs=dict(model=tiny_model_dir, max_new_tokens=6, render_mode=None)
+    )
+    ppo = PPO(
+        LLMActorCriticPolicy,
+        env,
+        policy_kwargs=dict(model=tiny_model_dir),
+        n_steps=16,
+        batch_size=8,
+        n_epochs=1,
+        rollout_buffer_class=EpisodeRolloutBuffer,
+        seed=1,
+    )
     favour_stop_token(ppo.policy)
     ppo.learn(32)
     buffer = ppo.rollout_buffer
@@ -225,6 +262,7 @@ def test_episode_rollout_buffer_minibatches_are_whole_episodes(tiny_model_dir):
 
 # --- training -----------------------------------------------------------------------------------
 
+
 def test_example_trains_a_tiny_model_and_logs_episode_reward(tiny_model_dir, tmp_path):
     sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
     try:
@@ -233,9 +271,29 @@ def test_example_trains_a_tiny_model_and_logs_episode_reward(tiny_model_dir, tmp
         sys.path.pop(0)
     start, _ = models.load_model(tiny_model_dir, device="cpu")
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        ppo = train_sb3_ppo.main(["--model", tiny_model_dir, "--steps", "256", "--max-new-tokens", "8",
-                                  "--n-envs", "2", "--n-steps", "32", "--batch-size", "32",
-                                  "--learning-rate", "1e-3", "--soft", "--eval-episodes", "1", "--output-dir", str(tmp_path)])
+        ppo = train_sb3_ppo.main(
+            [
+                "--model",
+                tiny_model_dir,
+                "--steps",
+                "256",
+                "--max-new-tokens",
+                "8",
+                "--n-envs",
+                "2",
+                "--n-steps",
+                "32",
+                "--batch-size",
+                "32",
+                "--learning-rate",
+                "1e-3",
+                "--soft",
+                "--eval-episodes",
+                "1",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
     assert ppo.num_timesteps == 256
     after = list(ppo.policy.lm.parameters())
     assert all(torch.isfinite(p).all() for p in after)
@@ -252,15 +310,25 @@ def test_example_trains_a_tiny_model_and_logs_episode_reward(tiny_model_dir, tmp
 
 def test_ppo_with_the_bundled_model_updates_it():
     env = make_vec_env(ENV_ID, n_envs=1, seed=0, env_kwargs=dict(max_new_tokens=4, render_mode=None))
-    ppo = PPO(LLMActorCriticPolicy, env, policy_kwargs=dict(model="bundled"), n_steps=4, batch_size=4, n_epochs=1,
-              gamma=1.0, learning_rate=1e-5, rollout_buffer_class=EpisodeRolloutBuffer, seed=0)
+    ppo = PPO(
+        LLMActorCriticPolicy,
+        env,
+        policy_kwargs=dict(model="bundled"),
+        n_steps=4,
+        batch_size=4,
+        n_epochs=1,
+        gamma=1.0,
+        learning_rate=1e-5,
+        rollout_buffer_class=EpisodeRolloutBuffer,
+        seed=0,
+    )
     recorder = RolloutRecorder()
     embeddings = ppo.policy.lm.get_input_embeddings().weight.detach().clone()
     ppo.learn(4, callback=[DenseRewardBackfill(), recorder])
     rollout = recorder.rollouts[0]
     assert rollout["ends"]  # 4 tokens: at least one response ended and was judged
     for _, row, token_rewards, sequence_reward in rollout["ends"]:
-        np.testing.assert_array_equal(rollout["rewards"][row + 1 - len(token_rewards):row + 1, 0], token_rewards)
+        np.testing.assert_array_equal(rollout["rewards"][row + 1 - len(token_rewards) : row + 1, 0], token_rewards)
         assert token_rewards.sum() == pytest.approx(sequence_reward, abs=1e-5)
     after = ppo.policy.lm.get_input_embeddings().weight
     assert torch.isfinite(after).all() and not torch.equal(embeddings, after)
@@ -268,8 +336,12 @@ def test_ppo_with_the_bundled_model_updates_it():
 
 def test_make_vec_env_dummy_shares_one_judge_per_process(tiny_model_dir):
     before = dict(models._shared)
-    vec = make_vec_env(ENV_ID, n_envs=3, vec_env_cls=DummyVecEnv,
-                       env_kwargs=dict(model=tiny_model_dir, max_new_tokens=2, render_mode=None))
+    vec = make_vec_env(
+        ENV_ID,
+        n_envs=3,
+        vec_env_cls=DummyVecEnv,
+        env_kwargs=dict(model=tiny_model_dir, max_new_tokens=2, render_mode=None),
+    )
     assert len(set(models._shared) - set(before)) <= 1
     judges = {id(scorer.judge.model) for scorer in vec.get_attr("scorer")}
     assert len(judges) == 1
@@ -291,8 +363,13 @@ def test_make_vec_env_subproc_loads_the_judge_once_per_process(tiny_model_dir):
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the worker may not import this test module
-    vec = make_vec_env(ENV_ID, n_envs=2, vec_env_cls=SubprocVecEnv, wrapper_class=SharedModelCount,
-                       env_kwargs=dict(model=tiny_model_dir, max_new_tokens=2, render_mode=None))
+    vec = make_vec_env(
+        ENV_ID,
+        n_envs=2,
+        vec_env_cls=SubprocVecEnv,
+        wrapper_class=SharedModelCount,
+        env_kwargs=dict(model=tiny_model_dir, max_new_tokens=2, render_mode=None),
+    )
     try:
         vec.reset()
         vec.step(np.array([700, 701]))

@@ -39,8 +39,9 @@ def test_input_gradient_matches_finite_difference(tiny_judge, rubric_task, bundl
     embeds = tiny_judge.embed(input_ids).detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(log_p_true_at(tiny_judge, input_ids, embeds), embeds)
     direction = torch.zeros_like(embeds)
-    direction[0, span] = torch.randn(len(response), embeds.shape[-1], generator=torch.Generator().manual_seed(0),
-                                     dtype=embeds.dtype)
+    direction[0, span] = torch.randn(
+        len(response), embeds.shape[-1], generator=torch.Generator().manual_seed(0), dtype=embeds.dtype
+    )
     h = 1e-5
     with torch.no_grad():
         f_plus = log_p_true_at(tiny_judge, input_ids, embeds + h * direction)
@@ -124,8 +125,10 @@ def test_aggregation_with_negative_weights_by_hand(tiny_judge, bundled_tokenizer
 
 @pytest.mark.parametrize("attribution", ["grad_x_embed", "grad_l1", "grad_l2", "uniform", "last_token"])
 def test_token_rewards_sum_to_sequence_reward(tiny_judge, rubric_task, bundled_tokenizer, attribution):
-    responses = [encode(bundled_tokenizer, text) for text in
-                 ["Blue light scatters more.", "The ocean reflects into the sky, obviously, always.", "Short"]]
+    responses = [
+        encode(bundled_tokenizer, text)
+        for text in ["Blue light scatters more.", "The ocean reflects into the sky, obviously, always.", "Short"]
+    ]
     scorer = Grad2Reward(tiny_judge, attribution=attribution, soft=True)
     for result, response in zip(scorer.score_batch([rubric_task] * 3, responses), responses):
         assert len(result.token_rewards) == len(response)
@@ -153,8 +156,10 @@ def test_grad_norm_variants_follow_their_formulas(tiny_judge, rubric_task, bundl
 def test_batched_scoring_equals_one_at_a_time(tiny_judge, rubric_task, bundled_tokenizer):
     other = Task("t-2", "Name a fruit.", (Criterion("Names a fruit", 1.0), Criterion("Is rude", -1.0)))
     tasks = [rubric_task, other, rubric_task]
-    responses = [encode(bundled_tokenizer, t) for t in
-                 ["Because of Rayleigh scattering of sunlight in air.", "Apple.", "It reflects the sea."]]
+    responses = [
+        encode(bundled_tokenizer, t)
+        for t in ["Because of Rayleigh scattering of sunlight in air.", "Apple.", "It reflects the sea."]
+    ]
     scorer = Grad2Reward(tiny_judge, soft=True)
     batched = scorer.score_batch(tasks, responses)
     for task, response, together in zip(tasks, responses, batched):
@@ -184,8 +189,9 @@ def test_bad_responses_get_clear_errors(bundled_tokenizer, rubric_task):
 def test_nan_gradient_is_reported(bundled_tokenizer, rubric_task):
     judge = Judge(build_tiny_model(len(bundled_tokenizer)), bundled_tokenizer)
     layer = judge.model.model.layers[0]
-    handle = layer.register_full_backward_pre_hook(lambda module, grad_out: tuple(
-        torch.full_like(g, float("nan")) if g is not None else None for g in grad_out))
+    handle = layer.register_full_backward_pre_hook(
+        lambda module, grad_out: tuple(torch.full_like(g, float("nan")) if g is not None else None for g in grad_out)
+    )
     try:
         with pytest.raises(FloatingPointError, match=r"t-1: the judge gradient for criterion .* is not finite"):
             Grad2Reward(judge, soft=True).score(rubric_task, encode(bundled_tokenizer, "Scattering."))

@@ -24,11 +24,19 @@ def test_bundled_set_meets_its_promises():
 
 
 def test_own_format_round_trip(tmp_path):
-    path = write_lines(tmp_path / "mine.jsonl", [
-        {"id": "a", "prompt": "Say hi.", "domain": "x", "split": "test",
-         "criteria": [{"criterion": "Says hi", "weight": 2}, {"criterion": "Is rude", "weight": -1.5}]},
-        {"id": "b", "prompt": [{"role": "user", "content": "Q?"}], "criteria": [{"criterion": "Answers"}]},
-    ])
+    path = write_lines(
+        tmp_path / "mine.jsonl",
+        [
+            {
+                "id": "a",
+                "prompt": "Say hi.",
+                "domain": "x",
+                "split": "test",
+                "criteria": [{"criterion": "Says hi", "weight": 2}, {"criterion": "Is rude", "weight": -1.5}],
+            },
+            {"id": "b", "prompt": [{"role": "user", "content": "Q?"}], "criteria": [{"criterion": "Answers"}]},
+        ],
+    )
     ts = load_taskset(path)
     a, b = ts.get("a"), ts.get("b")
     assert a.criteria == (Criterion("Says hi", 2.0), Criterion("Is rude", -1.5))
@@ -38,11 +46,19 @@ def test_own_format_round_trip(tmp_path):
 
 
 def test_rar_format(tmp_path):
-    path = write_lines(tmp_path / "rar.jsonl", [
-        {"question": "What lowers fever in children?", "reference_answer": "...",
-         "rubric": [{"title": "Dosing", "description": "Essential Criteria: Gives weight-based dosing", "weight": 5},
-                    {"title": "Aspirin", "description": "Pitfall Criteria: Recommends aspirin", "weight": -2}]},
-    ])
+    path = write_lines(
+        tmp_path / "rar.jsonl",
+        [
+            {
+                "question": "What lowers fever in children?",
+                "reference_answer": "...",
+                "rubric": [
+                    {"title": "Dosing", "description": "Essential Criteria: Gives weight-based dosing", "weight": 5},
+                    {"title": "Aspirin", "description": "Pitfall Criteria: Recommends aspirin", "weight": -2},
+                ],
+            },
+        ],
+    )
     [task] = load_taskset(path, format="rar")
     assert task.task_id == "rar-1"
     assert task.prompt == "What lowers fever in children?"
@@ -52,13 +68,24 @@ def test_rar_format(tmp_path):
 
 
 def test_healthbench_format(tmp_path):
-    path = write_lines(tmp_path / "hb.jsonl", [
-        {"prompt_id": "hb-9", "example_tags": ["theme:emergency_referrals"],
-         "prompt": [{"role": "user", "content": "My chest hurts."}, {"role": "assistant", "content": "Where?"},
-                    {"role": "user", "content": "Left side."}],
-         "rubrics": [{"criterion": "Advises calling emergency services", "points": 10, "tags": ["axis:completeness"]},
-                     {"criterion": "Says it is surely nothing", "points": -8, "tags": []}]},
-    ])
+    path = write_lines(
+        tmp_path / "hb.jsonl",
+        [
+            {
+                "prompt_id": "hb-9",
+                "example_tags": ["theme:emergency_referrals"],
+                "prompt": [
+                    {"role": "user", "content": "My chest hurts."},
+                    {"role": "assistant", "content": "Where?"},
+                    {"role": "user", "content": "Left side."},
+                ],
+                "rubrics": [
+                    {"criterion": "Advises calling emergency services", "points": 10, "tags": ["axis:completeness"]},
+                    {"criterion": "Says it is surely nothing", "points": -8, "tags": []},
+                ],
+            },
+        ],
+    )
     [task] = load_taskset(path)  # detected from its fields
     assert task.task_id == "hb-9" and task.domain == "emergency_referrals"
     assert len(task.messages) == 3 and task.messages[-1]["content"] == "Left side."
@@ -66,14 +93,20 @@ def test_healthbench_format(tmp_path):
     assert [(c.weight, c.tags) for c in task.criteria] == [(10.0, ("axis:completeness",)), (-8.0, ())]
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ('{"id": "x", "prompt": "p", "criteria": [', "bad JSON"),
-    ('{"id": "x", "criteria": [{"criterion": "c"}]}', "missing field 'prompt'"),
-    ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c", "weight": "heavy"}]}', "must be a number"),
-    ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c", "weight": -1}]}', "no criterion with a positive weight"),
-    ('{"id": "x", "prompt": "p", "criteria": []}', "non-empty list"),
-    ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c"}], "split": "dev"}', "split must be"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ('{"id": "x", "prompt": "p", "criteria": [', "bad JSON"),
+        ('{"id": "x", "criteria": [{"criterion": "c"}]}', "missing field 'prompt'"),
+        ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c", "weight": "heavy"}]}', "must be a number"),
+        (
+            '{"id": "x", "prompt": "p", "criteria": [{"criterion": "c", "weight": -1}]}',
+            "no criterion with a positive weight",
+        ),
+        ('{"id": "x", "prompt": "p", "criteria": []}', "non-empty list"),
+        ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c"}], "split": "dev"}', "split must be"),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path, bad_line, message):
     good = '{"id": "ok", "prompt": "p", "criteria": [{"criterion": "c"}]}'
     path = tmp_path / "bad.jsonl"

@@ -37,10 +37,19 @@ def tiny_model(tmp_path_factory) -> str:
 
     tokenizer = load_tokenizer("bundled")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -48,11 +57,28 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 def tiny_config(tiny_model: str, run_dir, **overrides) -> TrainConfig:
-    values = dict(run_dir=str(run_dir), model=tiny_model, sampler="hf", device="cpu", total_steps=2,
-                  prompts_per_step=2, group_size=2, max_new_tokens=6, learning_rate=1e-3, update_epochs=2,
-                  minibatch_size=2, micro_batch_size=1, task_ids=["creative-006", "creative-012", "creative-018"],
-                  eval_every=0, checkpoint_every=0, tensorboard=False, progress=False, report=False,
-                  judge_micro_batch_size=16, soft=True)  # soft: the random judge still ranks responses
+    values = dict(
+        run_dir=str(run_dir),
+        model=tiny_model,
+        sampler="hf",
+        device="cpu",
+        total_steps=2,
+        prompts_per_step=2,
+        group_size=2,
+        max_new_tokens=6,
+        learning_rate=1e-3,
+        update_epochs=2,
+        minibatch_size=2,
+        micro_batch_size=1,
+        task_ids=["creative-006", "creative-012", "creative-018"],
+        eval_every=0,
+        checkpoint_every=0,
+        tensorboard=False,
+        progress=False,
+        report=False,
+        judge_micro_batch_size=16,
+        soft=True,
+    )  # soft: the random judge still ranks responses
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -98,8 +124,20 @@ def test_sampling_is_reproducible_from_seed_and_step(tiny_model, tmp_path):
 
 
 def test_sparse_mode_with_grpo_gives_each_response_its_standardised_reward(tiny_model, tmp_path):
-    trainer = Trainer(tiny_config(tiny_model, tmp_path, reward_mode="sparse", advantage="grpo", group_size=4,
-                                  prompts_per_step=1, max_new_tokens=5, temperature=1.5, top_p=1.0, top_k=0))
+    trainer = Trainer(
+        tiny_config(
+            tiny_model,
+            tmp_path,
+            reward_mode="sparse",
+            advantage="grpo",
+            group_size=4,
+            prompts_per_step=1,
+            max_new_tokens=5,
+            temperature=1.5,
+            top_p=1.0,
+            top_k=0,
+        )
+    )
     batch, _ = trainer.rollout(step=0)
     last = batch.response_mask.sum(1) - 1
     on_last = batch.token_rewards[torch.arange(4), last]
@@ -119,11 +157,16 @@ def test_update_raises_logprob_of_rewarded_tokens_and_lowers_the_other(tiny_mode
     width = len(prompt)
     rewarded, other = [1001, 1002, 1003, 2], [2001, 2002, 2003, 2004]
     batch = Rollout(
-        prompt_ids=torch.tensor([prompt, prompt]), prompt_mask=torch.ones(2, width, dtype=torch.long),
-        response_ids=torch.tensor([rewarded, other]), response_mask=torch.ones(2, 4, dtype=torch.bool),
+        prompt_ids=torch.tensor([prompt, prompt]),
+        prompt_mask=torch.ones(2, width, dtype=torch.long),
+        response_ids=torch.tensor([rewarded, other]),
+        response_mask=torch.ones(2, 4, dtype=torch.bool),
         token_rewards=torch.tensor([[0.1, 0.2, 0.3, 0.0], [0.0, 0.0, 0.0, 0.0]]),
-        sequence_rewards=torch.tensor([0.6, 0.0]), sampler_logprobs=torch.zeros(2, 4),
-        finished=torch.tensor([True, False]), task_ids=["creative-006"] * 2)
+        sequence_rewards=torch.tensor([0.6, 0.0]),
+        sampler_logprobs=torch.zeros(2, 4),
+        finished=torch.tensor([True, False]),
+        task_ids=["creative-006"] * 2,
+    )
     before = trainer.old_logprobs(trainer.policy, batch)
     advantages = compute_advantages("token_grpo", batch.token_rewards, batch.response_mask, 2)
     stats = trainer.update(batch, advantages, step=0)
@@ -220,8 +263,9 @@ def test_lora_sends_merged_weights_and_keeps_the_base_frozen(tiny_model, tmp_pat
 def test_cli_trains_resumes_and_evaluates(tiny_model, tmp_path, capsys):
     run_dir = tmp_path / "cli"
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(tiny_config(tiny_model, run_dir, eval_every=1, report=True,
-                                             report_prompts=1).to_dict()))
+    config.write_text(
+        json.dumps(tiny_config(tiny_model, run_dir, eval_every=1, report=True, report_prompts=1).to_dict())
+    )
     train_main(["--config", str(config), "--set", "total_steps=1"])
     train_main(["--resume", str(run_dir), "--set", "total_steps=2"])
     records = read_jsonl(run_dir / "metrics.jsonl")
@@ -231,8 +275,24 @@ def test_cli_trains_resumes_and_evaluates(tiny_model, tmp_path, capsys):
     assert "creative-018" in (run_dir / "report" / "heatmaps.html").read_text()
 
     capsys.readouterr()
-    eval_main(["--model", str(run_dir / "model"), "--judge", tiny_model, "--sampler", "hf", "--tasks",
-               "openended-mini", "--task-ids", "creative-018", "--max-new-tokens", "6", "--soft", "--json"])
+    eval_main(
+        [
+            "--model",
+            str(run_dir / "model"),
+            "--judge",
+            tiny_model,
+            "--sampler",
+            "hf",
+            "--tasks",
+            "openended-mini",
+            "--task-ids",
+            "creative-018",
+            "--max-new-tokens",
+            "6",
+            "--soft",
+            "--json",
+        ]
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(result["per_task"]) == {"creative-018"}
     assert result["judge_score"] == pytest.approx(records[-1]["eval/judge_score"], abs=1e-6)
@@ -243,9 +303,18 @@ def test_cli_trains_resumes_and_evaluates(tiny_model, tmp_path, capsys):
 @pytest.mark.vllm
 def test_two_steps_with_the_bundled_model_and_vllm(tmp_path):
     pytest.importorskip("vllm")
-    config = TrainConfig.preset("cpu_demo", run_dir=str(tmp_path), total_steps=2, eval_every=2, eval_tasks=1,
-                                  checkpoint_every=2, report=False, progress=False, max_new_tokens=24,
-                                  learning_rate=1e-4)
+    config = TrainConfig.preset(
+        "cpu_demo",
+        run_dir=str(tmp_path),
+        total_steps=2,
+        eval_every=2,
+        eval_tasks=1,
+        checkpoint_every=2,
+        report=False,
+        progress=False,
+        max_new_tokens=24,
+        learning_rate=1e-4,
+    )
     trainer = Trainer(config)
     history = trainer.train()
 
