@@ -147,7 +147,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the field when a value is out of range or a name is unknown."""
-        from g2r_env.attribution import ATTRIBUTIONS
+        from g2r_env.attribution import ATTRIBUTIONS, check_tau
         from g2r_env.env import REWARD_MODES
 
         from .advantages import ADVANTAGES
@@ -156,7 +156,11 @@ class TrainConfig:
         def finite(value) -> bool:
             return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-        tau_ok = self.tau == "auto" or (finite(self.tau) and self.tau > 0)
+        try:
+            check_tau(self.tau)
+            tau_ok = True
+        except ValueError:
+            tau_ok = False
         checks = [
             (self.group_size >= 1, "group_size must be >= 1"),
             (self.prompts_per_step >= 1, "prompts_per_step must be >= 1"),

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from g2r_env.models import ModelLoadError
+
 from . import judge, score, train
 
 COMMANDS = {
@@ -27,15 +29,39 @@ COMMANDS = {
 USAGE = "usage: g2r {" + ",".join(COMMANDS) + "} [options]   (g2r COMMAND --help for its options)"
 
 
+USER_ERRORS = (
+    ValueError,
+    KeyError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    ImportError,
+    FloatingPointError,
+    ModelLoadError,
+)
+"""What a user's input can cause; anything else is a bug and keeps its traceback."""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a ``g2r`` command; returns the exit status (2 for a user error, with one line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(USAGE + "\n")
         for name, (_, summary) in COMMANDS.items():
             print(f"  {name:<6} {summary}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, _ = COMMANDS[argv[0]]
-    return command(argv[1:]) or 0
+    try:
+        return command(argv[1:]) or 0
+    except USER_ERRORS as err:
+        if debug:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"g2r {argv[0]}: error: {message}  (--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

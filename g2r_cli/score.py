@@ -59,13 +59,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from g2r_env import build_scorer
     from g2r_env.rendering import render_ansi, render_html
 
+    if not Path(args.html).resolve().parent.is_dir():
+        raise FileNotFoundError(f"the folder of --html does not exist: {Path(args.html).parent}")
     task = _load_task(args)
     if args.response is not None:
         text = args.response
     else:
         text = sys.stdin.read() if args.response_file == "-" else Path(args.response_file).read_text(encoding="utf-8")
     if not text.strip():
-        raise SystemExit("g2r score: the response is empty")
+        raise ValueError("the response is empty")
     tau = args.tau if args.tau == "auto" else float(args.tau)
     scorer = build_scorer(args.model, args.judge, args.device, args.attribution, tau, args.soft)
     tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer

@@ -18,6 +18,7 @@ trainer, config validation).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -77,6 +78,14 @@ class Attribution:
         if self.objective == "margin":
             return logits[:, true_id] - logits[:, false_id]
         return torch.log_softmax(logits, dim=-1)[:, true_id]
+
+
+def check_tau(tau: Tau) -> None:
+    """ValueError unless ``tau`` is "auto" or a finite number > 0 (a bool is not a number here)."""
+    if tau == "auto":
+        return
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
+        raise ValueError(f"tau must be 'auto' or a finite number > 0, got {tau!r}")
 
 
 def softmax_with_temperature(scores: torch.Tensor, tau: Tau = "auto") -> torch.Tensor:

@@ -193,6 +193,7 @@ def setup_token_env(
     env.max_new_tokens = max_new_tokens
     if scorer is None:
         scorer = build_scorer(model, judge, device, attribution, tau, soft, micro_batch_size, dtype)
+    scorer.check_room(all_tasks, max_new_tokens)
     env.scorer = scorer
     env.tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
     env.stop_ids = stop_token_ids(env.tokenizer)

@@ -106,6 +106,12 @@ class Judge:
 
     def frame(self, task: Task, criterion: str) -> tuple[list[int], list[int]]:
         """Token ids before and after the response slot, cached per (question, criterion)."""
+        for name, text in (("question", task.question), ("criterion", criterion)):
+            if _SLOT in text:
+                raise ValueError(
+                    f"task {task.task_id}: the {name} contains the judge's reserved response marker "
+                    f"{_SLOT!r}; remove it"
+                )
         key = (task.question, criterion)
         frame = self._frames.get(key)
         if frame is None:

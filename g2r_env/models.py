@@ -10,6 +10,8 @@ copy that fails its check (missing file, wrong size) is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -41,10 +43,20 @@ def cache_dir() -> Path:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """ "auto" is CUDA when present, else CPU."""
+    """The device "auto" (CUDA when present, else CPU) or a name stands for; a CUDA device asked
+    for where there is none is a ValueError that says so."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(device)!r} asked for, but CUDA is not available here (torch {torch.__version__}); "
+            f"use device='auto' or 'cpu'"
+        )
+    return resolved
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -62,23 +74,82 @@ def _gguf_path() -> Path:
     return path
 
 
+class ModelLoadError(OSError):
+    """A model source that cannot be loaded; the message names it and what to do."""
+
+
+_SAMPLES, _SAMPLE_BYTES = 16, 1 << 16
+
+
+def _sample_hash(path: Path) -> str:
+    """sha256 of a file's size and 16 chunks of 64 KiB spread over it (the header included): cheap
+    enough for every load, and it changes when a file is replaced or overwritten in those parts."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with open(path, "rb") as handle:
+        for k in range(_SAMPLES):
+            handle.seek(max(0, (size - _SAMPLE_BYTES) * k // (_SAMPLES - 1)))
+            digest.update(handle.read(_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _cache_is_complete(folder: Path) -> bool:
+    """Every file of the manifest is there with its size and sample hash."""
     try:
         manifest = json.loads((folder / _MANIFEST).read_text())
-        return all((folder / name).stat().st_size == size for name, size in manifest["files"].items())
+        return all(
+            (folder / name).stat().st_size == entry["size"] and _sample_hash(folder / name) == entry["sample"]
+            for name, entry in manifest["files"].items()
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
+@contextlib.contextmanager
+def _cache_lock(folder: Path):
+    """An exclusive lock on the cache folder, so concurrent first uses convert once."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".convert.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def bundled_model_dir() -> Path:
-    """A local HF folder (config, safetensors, tokenizer) of the bundled model, converted once."""
+    """A local HF folder (config, safetensors, tokenizer) of the bundled model, converted once.
+
+    Conversion runs under a lock file in the cache folder: a second process waits, then finds the
+    finished copy. Folders left by a killed conversion (``.convert-*``) are removed then.
+    """
     gguf = _gguf_path()
     target = cache_dir() / "smollm2-135m-instruct"
     if _cache_is_complete(target):
         return target
+    with _cache_lock(target.parent):
+        if _cache_is_complete(target):  # another process converted it while we waited
+            return target
+        for stale in target.parent.glob(".convert-*"):  # no one else converts while we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        _convert_bundled(gguf, target)
+    return target
+
+
+def _convert_bundled(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         print(f"[g2r] converting the bundled model once to {target} ...", flush=True)
@@ -90,18 +161,16 @@ def bundled_model_dir() -> Path:
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
-        (tmp / _MANIFEST).write_text(json.dumps({"source": str(gguf), "files": files}))
-        if target.exists():  # a partial or corrupt copy: replace it
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not _cache_is_complete(target):  # another process did not win the race either
-                raise
+        files = {
+            p.name: {"size": p.stat().st_size, "sha256": _file_hash(p), "sample": _sample_hash(p)}
+            for p in tmp.iterdir()
+            if p.is_file()
+        }
+        (tmp / _MANIFEST).write_text(json.dumps({"source": str(gguf), "files": files}, indent=1))
+        shutil.rmtree(target, ignore_errors=True)  # a partial or corrupt copy
+        os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def resolve_source(source: str | os.PathLike) -> str:
@@ -140,7 +209,7 @@ def load_tokenizer(source: str | os.PathLike = BUNDLED_NAME):
     base = adapter_base(path)
     if base is not None:
         return load_tokenizer(base)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = _from_pretrained(AutoTokenizer, path, source)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -169,9 +238,33 @@ def load_model(
         model, tokenizer = load_model(base, "cpu", torch.float32)
         model = PeftModel.from_pretrained(model, path).merge_and_unload()
         return model.to(device=device, dtype=dtype).eval(), tokenizer
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    model = _from_pretrained(AutoModelForCausalLM, path, source, dtype=dtype).to(device)
     model.eval()
     return model, load_tokenizer(source)
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source or source.endswith("/")
+
+
+def _from_pretrained(loader, path: str, source, **kwargs):
+    """``loader.from_pretrained(path)``, with errors that name the folder (or hub id) and the fix."""
+    local = Path(path).expanduser()
+    if not local.exists() and _looks_like_path(str(source)):
+        raise FileNotFoundError(f"the model folder {source} does not exist")
+    try:
+        return loader.from_pretrained(str(local) if local.exists() else path, **kwargs)
+    except Exception as err:  # transformers and safetensors raise many kinds (OSError, SafetensorError, ...)
+        if local.is_dir():
+            cached = cache_dir().resolve() in local.resolve().parents
+            fix = f"delete {local} and it is rebuilt on the next load" if cached else "is it a complete model folder?"
+            raise ModelLoadError(
+                f"cannot load the model in {local} ({type(err).__name__}: {_first_line(err)}); {fix}"
+            ) from err
+        raise ModelLoadError(
+            f"{source!r} is neither a local model folder nor a hub id reachable from here "
+            f"({type(err).__name__}: {_first_line(err)})"
+        ) from err
 
 
 def shared_model(
@@ -202,3 +295,7 @@ def stop_token_ids(tokenizer) -> list[int]:
     vocab = tokenizer.get_vocab()
     ids.update(vocab[token] for token in END_OF_TURN_TOKENS if token in vocab)
     return sorted(ids)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:300]

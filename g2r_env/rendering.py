@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,6 +11,15 @@ import numpy as np
 from tasks import Task
 
 from .tokens import token_pieces
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control and format characters (escape sequences, bidi overrides)
+    shown as escapes such as \\x1b, newlines and tabs kept."""
+    return "".join(
+        c if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf") else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 def _colour(value: float, scale: float) -> tuple[int, int, int]:
@@ -20,9 +30,13 @@ def _colour(value: float, scale: float) -> tuple[int, int, int]:
 
 
 def render_ansi(tokenizer, task: Task, response_ids: Sequence[int], result=None) -> str:
-    """The prompt, then the response; once judged (``result``), each token coloured by its reward."""
-    pieces = token_pieces(tokenizer, response_ids)
-    lines = [f"[{task.task_id}] {task.question}", ""]
+    """The prompt, then the response; once judged (``result``), each token coloured by its reward.
+
+    Model and task text is shown through ``printable``: control sequences in it never reach the
+    terminal.
+    """
+    pieces = [printable(piece) for piece in token_pieces(tokenizer, response_ids)]
+    lines = [printable(f"[{task.task_id}] {task.question}"), ""]
     if result is None:
         lines.append("".join(pieces))
     else:
@@ -38,7 +52,8 @@ def render_ansi(tokenizer, task: Task, response_ids: Sequence[int], result=None)
         lines.append(f"sequence reward {result.sequence_reward:+.3f}")
         for c in result.criteria:
             lines.append(
-                f"  {'MET ' if c['met'] else 'miss'} p_true={c['p_true']:.2f} w={c['weight']:+g}  {c['criterion']}"
+                f"  {'MET ' if c['met'] else 'miss'} p_true={c['p_true']:.2f} w={c['weight']:+g}  "
+                f"{printable(c['criterion'])}"
             )
     return "\n".join(lines)
 

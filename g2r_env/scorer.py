@@ -19,7 +19,7 @@ import torch
 
 from tasks import Task
 
-from .attribution import Tau, get_attribution
+from .attribution import Tau, check_tau, get_attribution
 from .judge import Judge
 from .models import stop_token_ids
 from .tokens import token_pieces
@@ -82,9 +82,10 @@ class Grad2Reward:
     ) -> None:
         self.judge = judge
         self.attribution = get_attribution(attribution)
-        if tau != "auto" and not (isinstance(tau, (int, float)) and tau > 0):
-            raise ValueError(f"tau must be 'auto' or a positive number, got {tau!r}")
+        check_tau(tau)
         self.tau = tau
+        if not isinstance(soft, bool):
+            raise ValueError(f"soft must be True or False, got {soft!r}")
         self.soft = soft
         if policy_tokenizer is not None and policy_tokenizer.get_vocab() == judge.tokenizer.get_vocab():
             policy_tokenizer = None  # same vocabulary: token ids carry over one to one
@@ -123,6 +124,24 @@ class Grad2Reward:
             self._assemble(i, task, responses[i], contents[i], pairs, maps[i], dense) for i, task in enumerate(tasks)
         ]
 
+    def check_room(self, tasks: Sequence[Task], response_tokens: int) -> None:
+        """ValueError when a response of ``response_tokens`` tokens cannot fit in the judge's context
+        beside the longest question and the longest criterion of ``tasks`` (checked when an env is
+        made, not at the end of its first episode). With a judge of another tokenizer the response's
+        judge tokens are taken to be as many as its policy tokens."""
+        longest_question = max(tasks, key=lambda t: len(t.question))
+        pairs = [(longest_question, max(longest_question.criteria, key=lambda c: len(c.criterion)))]
+        pairs.append(max(((t, c) for t in tasks for c in t.criteria), key=lambda tc: len(tc[1].criterion)))
+        for task, criterion in pairs:
+            before, after = self.judge.frame(task, criterion.criterion)
+            frame = len(before) + len(after)
+            if frame + response_tokens > self.judge.max_length:
+                raise ValueError(
+                    f"max_new_tokens={response_tokens} does not fit the judge's context of {self.judge.max_length} "
+                    f"tokens beside task {task.task_id}'s question and criterion ({frame} tokens); use at most "
+                    f"max_new_tokens={max(self.judge.max_length - frame, 0)}"
+                )
+
     def attribute(self, tasks: Sequence[Task], responses: Sequence[Sequence[int]]) -> list[tuple[float, np.ndarray]]:
         """(p_true, alpha) of the first criterion of each task for each response, alpha computed
         whatever the verdict (to measure where credit lands); alpha is over the response's content
@@ -157,10 +176,17 @@ class Grad2Reward:
             for k, criterion in enumerate(task.criteria):
                 ids, span = self.judge.build_input(task, criterion.criterion, judged)
                 if len(ids) > self.judge.max_length:
+                    frame = len(ids) - len(judged)
+                    if frame >= self.judge.max_length:
+                        raise ValueError(
+                            f"task {task.task_id}: with criterion {criterion.criterion[:60]!r}... the judge input is "
+                            f"{frame} tokens before any response, beyond the judge's context of "
+                            f"{self.judge.max_length}; shorten the criterion or the question"
+                        )
                     raise ValueError(
-                        f"task {task.task_id}: the judge input is {len(ids)} tokens ({len(judged)} of "
-                        f"response), longer than the judge's context of {self.judge.max_length}; "
-                        f"lower max_new_tokens or use a judge with a longer context"
+                        f"task {task.task_id}: the judge input is {len(ids)} tokens ({len(judged)} of response), "
+                        f"longer than the judge's context of {self.judge.max_length}; lower max_new_tokens or use "
+                        f"a judge with a longer context"
                     )
                 pairs.append(_Pair(i, k, ids, span))
         return contents, pairs, maps
@@ -186,6 +212,7 @@ class Grad2Reward:
                 with torch.no_grad():
                     p_true = judge.p_true(judge.answer_logits(judge.embed(input_ids), mask))
                 for pair, p in zip(rows, p_true.tolist()):
+                    self._check_p_true(p, tasks[pair.response], pair)
                     pair.p_true = p
                 continue
             with torch.enable_grad():

@@ -57,6 +57,21 @@ def _require(row: dict, key: str, where: str) -> Any:
     return row[key]
 
 
+def _task_id(value: Any, where: str, key: str = "id") -> str:
+    """An id from a string or an integer; anything else (null, a float, a list) is an error."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and not value.strip()):
+        raise TaskFormatError(f"{where}: {key!r} must be a non-empty string or an integer, got {value!r}")
+    return str(value)
+
+
+def _prompt(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return tuple(value)
+    raise TaskFormatError(f"{where}: 'prompt' must be a string or a list of {{role, content}} messages, got {value!r}")
+
+
 def _weight(value: Any, where: str, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if isinstance(value, str):
@@ -86,15 +101,19 @@ def _criteria(
             weight = default_weight
         else:
             raise TaskFormatError(f"{where}: rubric item {k} is missing field {weight_key!r}")
-        tags = item.get("tags") or ()
-        criteria.append(Criterion(text.strip(), weight, tuple(str(t) for t in tags)))
+        tags = item.get("tags")
+        if tags is None:
+            tags = []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise TaskFormatError(f"{where}: rubric item {k} tags must be a list of strings, got {tags!r}")
+        criteria.append(Criterion(text.strip(), weight, tuple(tags)))
     return criteria
 
 
 @register_format("g2r")
 def _parse_g2r(row: dict, where: str, default_id: str) -> Task:
-    task_id = str(_require(row, "id", where))
-    prompt = _require(row, "prompt", where)
+    task_id = _task_id(_require(row, "id", where), where)
+    prompt = _prompt(_require(row, "prompt", where), where)
     criteria = _criteria(
         _require(row, "criteria", where), where, lambda item: item.get("criterion"), "weight", default_weight=1.0
     )
@@ -103,7 +122,7 @@ def _parse_g2r(row: dict, where: str, default_id: str) -> Task:
         raise TaskFormatError(f"{where}: split must be 'train' or 'test', got {split!r}")
     return Task(
         task_id,
-        prompt if isinstance(prompt, str) else tuple(prompt),
+        prompt,
         tuple(criteria),
         split=split,
         domain=str(row.get("domain", "")),
@@ -120,7 +139,8 @@ def _rar_text(item: dict) -> str:
 def _parse_rar(row: dict, where: str, default_id: str) -> Task:
     question = _require(row, "question", where)
     criteria = _criteria(_require(row, "rubric", where), where, _rar_text, "weight")
-    task_id = str(row.get("id", row.get("prompt_id", default_id)))
+    key = "id" if "id" in row else "prompt_id" if "prompt_id" in row else None
+    task_id = _task_id(row[key], where, key) if key else default_id
     return Task(
         task_id,
         question,
@@ -137,7 +157,7 @@ def _parse_healthbench(row: dict, where: str, default_id: str) -> Task:
     if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in prompt):
         raise TaskFormatError(f"{where}: 'prompt' must be a list of {{role, content}} messages")
     criteria = _criteria(_require(row, "rubrics", where), where, lambda item: item.get("criterion"), "points")
-    task_id = str(row.get("prompt_id", default_id))
+    task_id = _task_id(row["prompt_id"], where, "prompt_id") if "prompt_id" in row else default_id
     tags = row.get("example_tags") or []
     domain = next((t.split(":", 1)[1] for t in tags if isinstance(t, str) and t.startswith("theme:")), "health")
     return Task(

@@ -38,6 +38,8 @@ class Criterion:
         if not math.isfinite(self.weight):
             raise ValueError(f"criterion {self.criterion!r}: weight must be finite, got {self.weight!r}")
         object.__setattr__(self, "weight", float(self.weight))
+        if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
+            raise ValueError(f"criterion {self.criterion!r}: tags must be a list of strings, got {self.tags!r}")
         object.__setattr__(self, "tags", tuple(self.tags))
 
 
@@ -65,17 +67,33 @@ class Task:
             raise ValueError("a task needs a non-empty string id")
         prompt = self.prompt
         if isinstance(prompt, (list, tuple)):
-            prompt = tuple(dict(m) for m in prompt)
-            if not prompt or any(set(m) < {"role", "content"} for m in prompt):
-                raise ValueError(f"task {self.task_id}: prompt messages need 'role' and 'content'")
-            object.__setattr__(self, "prompt", prompt)
+            for n, message in enumerate(prompt):
+                if not (
+                    isinstance(message, dict)
+                    and isinstance(message.get("role"), str)
+                    and isinstance(message.get("content"), str)
+                ):
+                    raise ValueError(
+                        f"task {self.task_id}: prompt message {n} must be an object with string "
+                        f"'role' and 'content', got {message!r}"
+                    )
+            if not prompt:
+                raise ValueError(f"task {self.task_id}: the prompt has no messages")
+            object.__setattr__(self, "prompt", tuple(dict(m) for m in prompt))
         elif not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"task {self.task_id}: prompt must be a non-empty string or messages")
+            raise ValueError(
+                f"task {self.task_id}: prompt must be a non-empty string or a list of messages, got {prompt!r}"
+            )
         criteria = tuple(self.criteria)
         if not criteria:
             raise ValueError(f"task {self.task_id}: the rubric has no criteria")
         if not any(c.weight > 0 for c in criteria):
             raise ValueError(f"task {self.task_id}: the rubric has no criterion with a positive weight")
+        if not math.isfinite(sum(max(c.weight, 0.0) for c in criteria)):
+            raise ValueError(
+                f"task {self.task_id}: the positive weights sum to infinity (every reward would be 0); "
+                f"use smaller weights"
+            )
         object.__setattr__(self, "criteria", criteria)
 
     @property

@@ -76,3 +76,61 @@ def rubric_task():
         ),
         domain="explanation",
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer Llama with the bundled tokenizer, saved as a local HF folder."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from g2r_env.models import load_tokenizer
+
+    tokenizer = load_tokenizer("bundled")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def tiny_config(tiny_model: str, run_dir, **overrides):
+    """A TrainConfig that trains the tiny policy for 2 quick steps with the HF sampler."""
+    from agents import TrainConfig
+
+    values = dict(
+        run_dir=str(run_dir),
+        model=tiny_model,
+        sampler="hf",
+        device="cpu",
+        total_steps=2,
+        prompts_per_step=2,
+        group_size=2,
+        max_new_tokens=6,
+        learning_rate=1e-3,
+        update_epochs=2,
+        minibatch_size=2,
+        micro_batch_size=1,
+        task_ids=["creative-006", "creative-012", "creative-018"],
+        eval_every=0,
+        checkpoint_every=0,
+        tensorboard=False,
+        progress=False,
+        report=False,
+        judge_micro_batch_size=16,
+        soft=True,
+    )  # soft: the random judge still ranks responses
+    values.update(overrides)
+    return TrainConfig(**values)

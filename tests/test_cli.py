@@ -42,13 +42,22 @@ def test_score_writes_heatmap_and_prints_verdicts(tmp_path, tiny_model_dir, caps
     assert "Blue" in page and "Is rude" in page
 
 
-def test_score_errors_are_clear(tiny_model_dir, tmp_path):
-    with pytest.raises(KeyError, match="no task 'nope'"):
-        main(["score", "--task", "nope", "--response", "x", "--model", tiny_model_dir])
-    with pytest.raises(ValueError, match="--task-json: bad JSON"):
-        main(["score", "--task-json", "{", "--response", "x", "--model", tiny_model_dir])
-    with pytest.raises(SystemExit, match="response is empty"):
-        main(["score", "--task", "expl-001", "--response", "  ", "--model", tiny_model_dir])
+def test_score_errors_are_clear(tiny_model_dir, tmp_path, capsys):
+    cases = [
+        (["--task", "nope", "--response", "x"], "no task 'nope'"),
+        (["--task-json", "{", "--response", "x"], "--task-json: bad JSON"),
+        (["--task", "expl-001", "--response", "  "], "the response is empty"),
+        (
+            ["--task", "expl-001", "--response", "x", "--html", str(tmp_path / "missing" / "out.html")],
+            "folder of --html does not exist",
+        ),
+    ]
+    for args, message in cases:
+        assert main(["score", *args, "--model", tiny_model_dir]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("g2r score: error: ") and message in err and "Traceback" not in err
+    with pytest.raises(KeyError, match="no task 'nope'"):  # --debug: the exception itself
+        main(["score", "--task", "nope", "--response", "x", "--model", tiny_model_dir, "--debug"])
 
 
 def test_unknown_command_prints_usage(capsys):
