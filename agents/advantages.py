@@ -181,6 +181,42 @@ def reinforce(token_rewards: Tensor, mask: Tensor) -> Tensor:
     return returns_to_go(token_rewards, mask)
 
 
+@register_advantage("token_rloo")
+def token_rloo(token_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
+    """Token-level leave-one-out: each token's return-to-go minus the other responses' return-to-go
+    at the same position, scaled by the group's sequence-reward std.
+
+    A_{i,t} = (R_{i,t} - mean_{j != i} R_{j,t}) / (std_j R_j + eps), with R_{j,t} = 0 once response
+    j has ended (nothing is left for it to earn). ``token_grpo`` compares every return-to-go with one
+    mean over all tokens of the group, and since return-to-go shrinks along a response, late tokens
+    of even the best response get negative advantages; here the baseline shrinks with the position
+    too, so a response that earns more than the others from position t on gets a positive advantage
+    there. The baseline depends only on the other responses, so the gradient stays unbiased.
+
+    Args:
+        token_rewards: [B, T] per-token rewards.
+        mask: [B, T] valid response tokens.
+        group_size: G >= 2, responses per prompt.
+        eps: added to the std.
+
+    Returns:
+        [B, T] advantages, 0 at padding and for groups whose sequence rewards are all equal.
+    """
+    mask = _check(token_rewards, mask, group_size)
+    if group_size < 2:
+        raise ValueError("token_rloo needs group_size >= 2: the baseline is the other responses' returns")
+    returns = returns_to_go(token_rewards, mask)
+    batch, length = returns.shape
+    grouped = returns.reshape(-1, group_size, length)
+    baseline = (grouped.sum(1, keepdim=True) - grouped) / (group_size - 1)
+    totals = sequence_rewards(token_rewards, mask).reshape(-1, group_size)
+    scale = totals.std(-1, correction=0, keepdim=True).unsqueeze(-1) + eps
+    advantages = (grouped - baseline) / scale
+    constant = (totals.amax(-1) == totals.amin(-1)).view(-1, 1, 1)
+    advantages = torch.where(constant, 0.0, advantages)
+    return advantages.reshape(batch, length) * mask
+
+
 @register_advantage("grpo")
 def sequence_grpo(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
     """Sparse GRPO: ``grpo`` on the row sums of the token rewards (the sequence rewards)."""

@@ -13,6 +13,7 @@ from agents.advantages import (
     rloo,
     sequence_rewards,
     token_grpo,
+    token_rloo,
 )
 
 # Two groups of G = 2, T = 3; the 9.0 entries are padding and must be ignored.
@@ -103,7 +104,7 @@ def test_rloo_needs_two_responses_per_prompt():
 
 
 def test_compute_advantages_dispatches_with_row_sum_sequence_rewards():
-    assert set(ADVANTAGES) == {"token_grpo", "grpo", "rloo", "reinforce"}
+    assert set(ADVANTAGES) == {"token_grpo", "token_rloo", "grpo", "rloo", "reinforce"}
     torch.testing.assert_close(
         compute_advantages("grpo", TOKEN_REWARDS, MASK, 2),
         grpo(torch.tensor([0.6, 0.4, 0.5, 0.5]), MASK, 2),
@@ -126,3 +127,21 @@ def test_bad_inputs_raise_with_the_reason():
         token_grpo(TOKEN_REWARDS, MASK, group_size=3)
     with pytest.raises(ValueError, match="same"):
         token_grpo(TOKEN_REWARDS, MASK[:, :2], group_size=2)
+
+
+def test_token_rloo_subtracts_the_others_return_at_the_same_position():
+    # Group 1: returns [0.6, 0.5, 0.3] and [0.4, 0.0, (ended) 0]; sequence rewards 0.6 and 0.4, std 0.1.
+    # Row 0: [0.6-0.4, 0.5-0.0, 0.3-0.0] / 0.1; row 1: [0.4-0.6, 0.0-0.5] / 0.1, padding 0.
+    # Group 2 has equal sequence rewards (0.5, 0.5): all zero.
+    expected = torch.tensor([[2.0, 5.0, 3.0], [-2.0, -5.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    torch.testing.assert_close(token_rloo(TOKEN_REWARDS, MASK, 2), expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(compute_advantages("token_rloo", TOKEN_REWARDS, MASK, 2), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_token_rloo_keeps_the_best_responses_late_tokens_positive_where_token_grpo_does_not():
+    rewards = torch.tensor([[0.3, 0.3, 0.3, 0.1], [0.1, 0.0, 0.0, 0.0], [0.2, 0.1, 0.0, 0.0]])
+    mask = torch.ones_like(rewards, dtype=torch.bool)
+    assert token_grpo(rewards, mask, 3)[0, -1] < 0  # the bias: the best response's last token is pushed down
+    assert (token_rloo(rewards, mask, 3)[0] > 0).all()
+    with pytest.raises(ValueError, match="group_size >= 2"):
+        token_rloo(rewards, mask, 1)
