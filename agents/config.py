@@ -55,13 +55,14 @@ class TrainConfig:
 
     # ---- tasks ---------------------------------------------------------------------------------
     tasks: str = "openended-mini"
-    """a bundled task set name, a JSONL file or a folder of them"""
+    """a bundled task set name, a JSONL or parquet file, or a folder of them (hub layout: data/<split>-*)"""
     task_ids: list[str] = field(default_factory=list)
-    """keep only these task ids (both splits); empty keeps all"""
+    """keep only these task ids (all splits); empty keeps all"""
     domains: list[str] = field(default_factory=list)
     """keep only tasks of these domains; empty keeps all"""
     eval_split: str = "test"
-    """the split the held-out judge score is measured on ("test", "train" or "all")"""
+    """the split the held-out judge score is measured on (any split of the task set, e.g. "test" or
+    "val", or "all")"""
     eval_tasks: int = 0
     """score only the first N tasks of the eval split; 0 scores them all"""
 

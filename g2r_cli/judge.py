@@ -4,6 +4,13 @@ g2r judge train --out-dir runs/judge --half 0            # LoRA on the evidence 
 g2r judge train --verdicts my_graded.jsonl --corpora     # on your own graded responses only
 g2r judge eval --judge runs/judge/judge                  # test split: AUC, accuracy, calibration, credit
 g2r judge eval --judge bundled-judge --cases benchmarks/data/judged_cases.jsonl
+g2r judge eval --judge runs/judge/judge --tasks --cases healthbench_meta_eval.jsonl   # vs physicians
+
+A HealthBench meta-evaluation file (physicians' ``binary_labels``) is a verdict file too: ``train``
+learns the physicians' majority label (tied votes left out); ``eval`` reports, beside the verdict
+metrics, the judge's agreement with the physicians (accuracy and Cohen's kappa against the majority,
+and pairwise against each physician) next to the physicians' pairwise agreement with each other,
+overall and per category (g2r_env/judge_eval.py).
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ class JudgeEvalConfig:
     seed: int = 1000
     """the composer's seed (the same seed gives the same test cases)"""
     cases: list[str] = field(default_factory=list)
-    """verdict files to measure on too (JSONL: prompt, response, criterion, label, optional evidence)"""
+    """verdict files to measure on too (JSONL or parquet: prompt, response, criterion, label, optional
+    evidence; or HealthBench meta-evaluation rows: prompt, completion, rubric, binary_labels, category)"""
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     """attribution methods whose credit is measured ("all": every registered method that reads the
     gradient; none: verdicts only)"""
@@ -122,7 +130,7 @@ def run_eval(config: JudgeEvalConfig, verbose: bool = True) -> dict:
         composer = Composer(corpus, seed=config.seed, half=config.half)
         sets[f"{name}[{config.split}]"] = composer.examples(entries, config.responses_per_task)
     for path in config.cases:
-        sets[str(path)] = load_verdicts(path)
+        sets[str(path)] = load_verdicts(path, ties="keep")  # tied votes count for the graders' agreement
     report = {"judge": config.judge, "config": asdict(config), "sets": {}}
     for name, cases in sets.items():
         result = evaluate_judge(judge, cases, methods, credit_cases=config.credit_cases, progress=verbose)

@@ -247,8 +247,10 @@ class OpenEndedEnv(gym.Env):
     ``weight``, ``met``, ``p_true``, ``alpha``).
 
     ## Arguments
-    - ``tasks``: a TaskSet, a bundled set name or a task file/folder (default "openended-mini").
-    - ``split``: "train" (default), "test" or "all".
+    - ``tasks``: a TaskSet, a bundled set name, a task file/folder (JSONL or parquet, hub layout
+      ``data/<split>-*`` included) or a ``datasets`` object (default "openended-mini").
+    - ``split``: any split of the task set ("train" (default), "val", "test", ... ;
+      ``TaskSet.splits`` lists them) or "all".
     - ``model``: the policy model whose tokenizer defines the actions (default "bundled").
     - ``judge``: None for self-judging with ``model``, else a judge model source.
     - ``max_new_tokens``: response length limit (default 64).

@@ -13,6 +13,22 @@ attribution method:
 - specificity: in a response that meets criteria k and j, the credit k puts per evidence token of
   k divided by the credit it puts per evidence token of j (median over pairs, and the share of
   pairs below 1, where k's credit prefers j's evidence to its own).
+
+Graders, for cases labelled by several people (HealthBench meta-evaluation: physicians'
+``binary_labels``), overall and per category (the case's domain), with the judge's verdict
+p_true > 0.5:
+
+- judge vs majority: accuracy and Cohen's kappa against the graders' majority label, on the cases
+  that have one (tied votes left out);
+- judge vs grader, pairwise: every (judge verdict, grader label) pair of a case, pooled;
+- grader vs grader, pairwise: every ordered pair of two different graders' labels on the same case,
+  pooled: the graders' agreement with each other, the figure a judge is compared with (a judge that
+  agreed with each grader as well as the graders agree with each other would match it). Tied cases
+  count here, since they are disagreements.
+
+Cohen's kappa is (p_o - p_e) / (1 - p_e), p_o the share of agreeing pairs and p_e the agreement
+expected from each side's share of "met" (nan when p_e is 1). The verdict metrics above leave out
+tied cases too.
 """
 
 from __future__ import annotations
@@ -92,6 +108,65 @@ def verdict_report(cases: Sequence[JudgedCase], p: np.ndarray) -> dict:
         report[f"per_{field}"] = {
             v: _summary(p[(values == v) & in_task], labels[(values == v) & in_task]) for v in sorted(set(values))
         }
+    return report
+
+
+# ---- agreement with human graders ------------------------------------------------------------
+def _kappa(observed: float, met_a: float, met_b: float) -> float:
+    expected = met_a * met_b + (1 - met_a) * (1 - met_b)
+    return float((observed - expected) / (1 - expected)) if expected < 1 else float("nan")
+
+
+def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
+    """Cohen's kappa of two raters' binary verdicts on the same items; nan without items or variation."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if not len(a):
+        return float("nan")
+    return _kappa(float((a == b).mean()), float(a.mean()), float(b.mean()))
+
+
+def _grader_summary(cases: Sequence[JudgedCase], called: np.ndarray) -> dict:
+    graders = np.array([len(c.grader_labels) for c in cases], dtype=np.float64)
+    met = np.array([sum(c.grader_labels) for c in cases], dtype=np.float64)
+    decided = np.array([c.agreement > 0.5 for c in cases])
+    majority = np.array([c.label for c in cases], dtype=bool)
+    # judge vs each grader: agreeing pairs are the graders who said what the judge said
+    judge_pairs = graders.sum()
+    judge_agree = np.where(called, met, graders - met).sum()
+    # ordered pairs of two graders: m(m-1) agree on met, (k-m)(k-m-1) on unmet
+    grader_pairs = (graders * (graders - 1)).sum()
+    grader_agree = (met * (met - 1) + (graders - met) * (graders - met - 1)).sum()
+    grader_met = (met * (graders - 1)).sum() / grader_pairs if grader_pairs else float("nan")
+    return {
+        "rows": len(cases),
+        "with_majority": int(decided.sum()),
+        "accuracy": float((called[decided] == majority[decided]).mean()) if decided.any() else float("nan"),
+        "kappa": cohen_kappa(called[decided], majority[decided]),
+        "judge_grader_pairs": int(judge_pairs),
+        "judge_grader_accuracy": float(judge_agree / judge_pairs) if judge_pairs else float("nan"),
+        "judge_grader_kappa": _kappa(
+            judge_agree / judge_pairs, (called * graders).sum() / judge_pairs, met.sum() / judge_pairs
+        )
+        if judge_pairs
+        else float("nan"),
+        "grader_pairs": int(grader_pairs / 2),
+        "grader_accuracy": float(grader_agree / grader_pairs) if grader_pairs else float("nan"),
+        "grader_kappa": _kappa(grader_agree / grader_pairs, grader_met, grader_met) if grader_pairs else float("nan"),
+    }
+
+
+def grader_report(cases: Sequence[JudgedCase], p: np.ndarray) -> dict:
+    """Agreement of the judge with human graders, beside the graders' with each other (module doc),
+    over the cases with ``grader_labels``, overall and per category (domain)."""
+    graded = [i for i, c in enumerate(cases) if c.grader_labels]
+    chosen = [cases[i] for i in graded]
+    called = np.asarray(p, dtype=np.float64)[graded] > 0.5
+    report = _grader_summary(chosen, called)
+    categories = np.array([c.domain or "-" for c in chosen])
+    report["per_category"] = {
+        name: _grader_summary([c for c, keep in zip(chosen, categories == name) if keep], called[categories == name])
+        for name in sorted(set(categories))
+    }
     return report
 
 
@@ -185,10 +260,14 @@ def evaluate_judge(
     credit_cases: Optional[int] = 200,
     progress: bool = False,
 ) -> dict:
-    """Verdict metrics on every case and credit metrics per method on the met ones with evidence."""
+    """Verdict metrics on every case with a label, agreement with human graders where cases have
+    ``grader_labels``, and credit metrics per method on the met ones with evidence (when any)."""
     p = predict_p_true(judge, cases, progress=progress)
-    report = {"verdicts": verdict_report(cases, p)}
-    if methods:
+    decided = np.array([c.agreement > 0.5 for c in cases], dtype=bool)  # tied grader votes have no label
+    report = {"verdicts": verdict_report([c for c, d in zip(cases, decided) if d], p[decided])}
+    if any(c.grader_labels for c in cases):
+        report["graders"] = grader_report(cases, p)
+    if methods and any(c.label and c.evidence for c in cases):
         report["credit"] = credit_report(judge, cases, methods, max_cases=credit_cases, progress=progress)
     return report
 
@@ -218,6 +297,21 @@ def format_report(report: dict, title: str = "") -> str:
             lines.append(
                 f"    {name:<14} n={s['n']:<5} AUC {fmt(s['auc'])}  accuracy {fmt(s['accuracy'])}  "
                 f"unmet called met {fmt(s['false_met_rate'])}  met called unmet {fmt(s['missed_rate'])}"
+            )
+    if "graders" in report:
+        g = report["graders"]
+        lines.append(
+            "graders (judge verdict: p_true > 0.5; pairwise: every pair of labels on one row, pooled; kappa: Cohen's):"
+        )
+        lines.append(
+            f"    {'category':<34} {'rows':>6} {'majority':>8} | {'vs majority: acc':>16} {'kappa':>6} | "
+            f"{'judge-grader: acc':>17} {'kappa':>6} | {'grader-grader: acc':>18} {'kappa':>6} {'pairs':>7}"
+        )
+        for name, s in [("all", g), *g["per_category"].items()]:
+            lines.append(
+                f"    {name[:34]:<34} {s['rows']:>6} {s['with_majority']:>8} | {fmt(s['accuracy']):>16} "
+                f"{fmt(s['kappa']):>6} | {fmt(s['judge_grader_accuracy']):>17} {fmt(s['judge_grader_kappa']):>6} | "
+                f"{fmt(s['grader_accuracy']):>18} {fmt(s['grader_kappa']):>6} {s['grader_pairs']:>7}"
             )
     if "credit" in report:
         lines.append("credit (met criteria with evidence):")

@@ -46,7 +46,10 @@ class JudgedCase:
         evidence: character spans [start, end) of the response that make the criterion met.
         group: an id shared by the criteria judged on the same response.
         weight: the criterion's rubric weight.
-        agreement: share of graders who gave ``label`` (1.0 for constructed labels).
+        agreement: share of graders who gave ``label`` (1.0 for constructed labels; 0.5 for a tied
+            vote, whose ``label`` is then False and means nothing).
+        grader_labels: each human grader's verdict, when graders labelled the case (HealthBench
+            meta-evaluation: the physicians' ``binary_labels``).
     """
 
     task: Task
@@ -59,6 +62,7 @@ class JudgedCase:
     group: str = ""
     weight: float = 1.0
     agreement: float = 1.0
+    grader_labels: tuple[bool, ...] = ()
 
     @property
     def domain(self) -> str:

@@ -1,9 +1,31 @@
-"""Loaders for task files: our own JSONL, the RaR rubric format and the HealthBench format.
+"""Loaders for task files: our own format, the RaR rubric format and the HealthBench format.
 
-Every loader reads JSON Lines (one task per line, blank lines ignored) and reports a bad line as
-``file:line: what is wrong``. A folder is read file by file (``*.jsonl`` in name order).
+Sources (``load_taskset``):
 
-Own format (``format="g2r"``), one object per line::
+- JSON Lines (``*.jsonl``: one object per line, blank lines ignored); a bad line is reported as
+  ``file:line: what is wrong`` (lines counted from 1, as editors do);
+- parquet (``*.parquet``), read in record batches with pyarrow; a bad row is reported as
+  ``file:row N: what is wrong`` (rows counted from 0, as pandas and ``datasets`` index them);
+- a folder of such files (in name order), and a folder laid out like a Hugging Face hub dataset:
+  files in ``data/`` named ``<split>-*`` or ``<split>.<ext>``, or anywhere named like a hub shard
+  (``<split>-00000-of-00001.parquet``), give their rows that split (``train``, ``val``, ``test``,
+  any name; a row's own ``split`` field wins);
+- a ``datasets.Dataset`` or ``DatasetDict`` object (the ``datasets`` package is optional); a
+  ``DatasetDict``'s keys are the splits, and errors read ``dataset[split]:row N``.
+
+Splits: any non-empty name a row or file gives is a split of its own (``val`` and ``validation``
+stay two names); a row without one is in "train". "all" is not a split name (it selects every
+split), and a null, empty or non-string split is an error.
+
+Ids: a row's ``id`` (RaR: ``id`` or ``prompt_id``; HealthBench: ``prompt_id``) when it has one;
+otherwise ``<format>-<12 hex digits>``, the start of the SHA-1 of the prompt and the rubric
+(criterion texts and weights). A content id stays the same when a dataset is re-sharded,
+re-ordered, converted between parquet, JSONL and ``datasets``, or split differently, and a row
+whose prompt or rubric changes gets a new id, so a stale id fails loudly instead of naming another
+task. Rows that repeat an earlier row's prompt and rubric exactly are kept, with ``-2``, ``-3`` ...
+appended to the id, and a warning.
+
+Own format (``format="g2r"``), one object per row::
 
     {"id": "expl-001", "prompt": "Explain ...", "domain": "explanation", "split": "train",
      "criteria": [{"criterion": "Mentions ...", "weight": 2},
@@ -12,29 +34,41 @@ Own format (``format="g2r"``), one object per line::
 ``prompt`` may also be a list of chat messages ``[{"role": "user", "content": "..."}]``;
 ``split`` defaults to "train", ``domain`` to "", ``weight`` to 1.
 
-RaR (``format="rar"``): ``{"question": ..., "rubric": [{"title", "description", "weight"}]}``
-(an id is taken from ``id``/``prompt_id`` when present, else ``<file stem>-<line>``).
+RaR (``format="rar"``, the RaR-Medicine/RaR-Science columns): ``{"question": ...,
+"reference_answer": ..., "question_source": ..., "rubric": [{"title", "description", "weight"}]}``;
+``rubric_list`` and ``rubric_count`` (derived from ``rubric``) are not read.
 
 HealthBench (``format="healthbench"``): ``{"prompt_id": ..., "prompt": [messages],
-"rubrics": [{"criterion", "points", "tags"}]}``.
+"rubrics": [{"criterion", "points", "tags"}], "example_tags": [...]}``; each criterion keeps its
+tags (``axis:accuracy``, ``level:example`` ...), the task keeps ``example_tags`` as ``Task.tags``
+and its ``theme:`` tag as its domain.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .types import Criterion, Task, TaskSet
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 BUNDLED = {folder.name: folder for folder in sorted(BUNDLED_DIR.iterdir()) if folder.is_dir()}
 """The bundled task sets by name: every folder of tasks/data (openended-mini, judge-extra)."""
-TaskParser = Callable[[dict, str, str], Task]
+TASK_FILE_SUFFIXES = (".jsonl", ".parquet")
+"""The file types a task folder is read for."""
+PARQUET_BATCH_ROWS = 1024
+"""Rows converted to Python objects at a time when reading parquet."""
+TaskParser = Callable[[dict, str, Optional[str]], Task]
 FORMATS: dict[str, TaskParser] = {}
-"""Task formats by name; each parses one row (the row, ``file:line`` for errors, a default id)."""
+"""Task formats by name; each parses one row (the row, ``file:line`` for errors, the id to use
+when the row has none, or None for a content id)."""
 
 
 def register_format(name: str) -> Callable[[TaskParser], TaskParser]:
@@ -48,20 +82,44 @@ def register_format(name: str) -> Callable[[TaskParser], TaskParser]:
 
 
 class TaskFormatError(ValueError):
-    """A task file that cannot be read; the message starts with ``file:line:``."""
+    """A task file that cannot be read; the message starts with ``file:line:`` (``file:row N:``)."""
+
+
+def content_id(prefix: str, prompt: Any, criteria: Iterable[Criterion]) -> str:
+    """``<prefix>-<12 hex digits>``: the start of the SHA-1 of the prompt and the rubric (texts, weights)."""
+    if not isinstance(prompt, str):
+        prompt = [[m.get("role"), m.get("content")] for m in prompt]
+    payload = json.dumps([prompt, [[c.criterion, c.weight] for c in criteria]], ensure_ascii=False)
+    return f"{prefix}-{hashlib.sha1(payload.encode('utf-8')).hexdigest()[:12]}"
+
+
+def _row_id(row: dict, keys: Iterable[str], where: str) -> Optional[str]:
+    """The row's own id under the first of ``keys`` it has (None when it has none); a key that is
+    there with null (or any non-id value) is an error, not an id "None"."""
+    for key in keys:
+        if key not in row:
+            continue
+        value = row[key]
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+            raise TaskFormatError(f"{where}: {key!r} must be a non-empty string or integer, got {value!r}")
+        return str(value)
+    return None
+
+
+def _split(row: dict, where: str) -> str:
+    split = row.get("split", "train")
+    if not isinstance(split, str) or not split.strip() or split != split.strip() or split == "all":
+        raise TaskFormatError(
+            f"{where}: split must be a non-empty name such as 'train', 'val' or 'test' (not 'all', which "
+            f"selects every split), got {split!r}; fix the row's 'split' or leave it out (train)"
+        )
+    return split
 
 
 def _require(row: dict, key: str, where: str) -> Any:
     if key not in row:
         raise TaskFormatError(f"{where}: missing field {key!r} (fields present: {sorted(row)})")
     return row[key]
-
-
-def _task_id(value: Any, where: str, key: str = "id") -> str:
-    """An id from a string or an integer; anything else (null, a float, a list) is an error."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and not value.strip()):
-        raise TaskFormatError(f"{where}: {key!r} must be a non-empty string or an integer, got {value!r}")
-    return str(value)
 
 
 def _prompt(value: Any, where: str) -> Any:
@@ -111,20 +169,16 @@ def _criteria(
 
 
 @register_format("g2r")
-def _parse_g2r(row: dict, where: str, default_id: str) -> Task:
-    task_id = _task_id(_require(row, "id", where), where)
+def _parse_g2r(row: dict, where: str, default_id: Optional[str]) -> Task:
     prompt = _prompt(_require(row, "prompt", where), where)
     criteria = _criteria(
         _require(row, "criteria", where), where, lambda item: item.get("criterion"), "weight", default_weight=1.0
     )
-    split = row.get("split", "train")
-    if split not in ("train", "test"):
-        raise TaskFormatError(f"{where}: split must be 'train' or 'test', got {split!r}")
     return Task(
-        task_id,
+        _row_id(row, ("id",), where) or default_id or content_id("g2r", prompt, criteria),
         prompt,
         tuple(criteria),
-        split=split,
+        split=_split(row, where),
         domain=str(row.get("domain", "")),
         metadata={k: v for k, v in row.items() if k not in ("id", "prompt", "criteria", "split", "domain")},
     )
@@ -136,49 +190,55 @@ def _rar_text(item: dict) -> str:
 
 
 @register_format("rar")
-def _parse_rar(row: dict, where: str, default_id: str) -> Task:
+def _parse_rar(row: dict, where: str, default_id: Optional[str]) -> Task:
     question = _require(row, "question", where)
     criteria = _criteria(_require(row, "rubric", where), where, _rar_text, "weight")
-    key = "id" if "id" in row else "prompt_id" if "prompt_id" in row else None
-    task_id = _task_id(row[key], where, key) if key else default_id
     return Task(
-        task_id,
+        _row_id(row, ("id", "prompt_id"), where) or default_id or content_id("rar", question, criteria),
         question,
         tuple(criteria),
-        split=row.get("split", "train"),
-        domain=str(row.get("domain", row.get("category", ""))),
-        metadata={"reference_answer": row.get("reference_answer")},
+        split=_split(row, where),
+        domain=str(row.get("domain") or row.get("category") or ""),
+        metadata={"reference_answer": row.get("reference_answer"), "question_source": row.get("question_source")},
     )
 
 
 @register_format("healthbench")
-def _parse_healthbench(row: dict, where: str, default_id: str) -> Task:
+def _parse_healthbench(row: dict, where: str, default_id: Optional[str]) -> Task:
     prompt = _require(row, "prompt", where)
     if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in prompt):
         raise TaskFormatError(f"{where}: 'prompt' must be a list of {{role, content}} messages")
     criteria = _criteria(_require(row, "rubrics", where), where, lambda item: item.get("criterion"), "points")
-    task_id = _task_id(row["prompt_id"], where, "prompt_id") if "prompt_id" in row else default_id
     tags = row.get("example_tags") or []
-    domain = next((t.split(":", 1)[1] for t in tags if isinstance(t, str) and t.startswith("theme:")), "health")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise TaskFormatError(f"{where}: 'example_tags' must be a list of strings, got {tags!r}")
+    domain = next((t.split(":", 1)[1] for t in tags if t.startswith("theme:")), "health")
+    metadata = {"example_tags": tags}
+    if row.get("ideal_completions_data"):
+        metadata["ideal_completions_data"] = row["ideal_completions_data"]
     return Task(
-        task_id,
+        _row_id(row, ("prompt_id",), where) or default_id or content_id("healthbench", prompt, criteria),
         tuple(prompt),
         tuple(criteria),
-        split=row.get("split", "train"),
+        split=_split(row, where),
         domain=domain,
-        metadata={"example_tags": tags},
+        metadata=metadata,
+        tags=tuple(tags),
     )
 
 
-def parse_task(row: dict, where: str = "task", default_id: str = "task", format: str = "g2r") -> Task:
-    """One task from a parsed row in ``format`` ("g2r", "rar" or "healthbench"); errors name ``where``."""
+def parse_task(row: dict, where: str = "task", default_id: Optional[str] = None, format: str = "g2r") -> Task:
+    """One task from a parsed row in ``format`` ("g2r", "rar" or "healthbench"); errors name ``where``.
+
+    A row without an id gets ``default_id``, or a content id (module doc) when that is None.
+    """
     if format not in FORMATS:
         raise ValueError(f"unknown task format {format!r}; choose one of {list(FORMATS)}")
     return FORMATS[format](row, where, default_id)
 
 
 def detect_format(row: dict) -> str:
-    """Guess the format of one parsed line from its fields."""
+    """Guess the format of one parsed row from its fields."""
     if "rubrics" in row and "prompt" in row:
         return "healthbench"
     if "rubric" in row and "question" in row:
@@ -187,17 +247,23 @@ def detect_format(row: dict) -> str:
 
 
 def iter_tasks(path: str | os.PathLike, format: str = "auto") -> Iterable[Task]:
-    """Yield the tasks of one JSONL file, raising TaskFormatError with file and line on bad input."""
-    for _, task in _numbered_tasks(Path(path), format):
+    """Yield the tasks of one JSONL or parquet file, raising TaskFormatError with file and row on bad input."""
+    path = Path(path)
+    for _, _, task in _parse_rows(_file_rows(path, split_from_name(path)), format):
         yield task
 
 
 def read_rows(path: Path) -> Iterable[tuple[str, dict]]:
-    """(``file:line``, object) for every non-blank line of a JSON Lines file.
+    """(``file:line``, object) for every non-blank line of a JSON Lines file, or (``file:row N``,
+    object) for every row of a parquet file (``*.parquet``; rows counted from 0).
 
-    A UTF-8 byte-order mark is accepted; bad UTF-8, bad JSON and lines that are not objects raise
-    TaskFormatError naming the file and line.
+    A UTF-8 byte-order mark is accepted; bad UTF-8, bad JSON, lines that are not objects and
+    unreadable parquet raise TaskFormatError naming the file (and line).
     """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        yield from _parquet_rows(path)
+        return
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             where = f"{path}:{line_no}"
@@ -216,51 +282,168 @@ def read_rows(path: Path) -> Iterable[tuple[str, dict]]:
             yield where, row
 
 
-def _numbered_tasks(path: Path, format: str) -> Iterable[tuple[str, Task]]:
+def row_position(where: str) -> str:
+    """The line or row number of a ``file:line`` / ``file:row N`` location, as text."""
+    return where.rsplit(":", 1)[-1].removeprefix("row ")
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(f"{path}: reading parquet needs pyarrow: pip install 'grad2reward[data]'") from None
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS)
+        yield from _arrow_rows(batches, str(path))
+    except (pa.ArrowException, OSError) as err:
+        raise TaskFormatError(f"{path}: not a readable parquet file ({err}); re-download or re-export it") from None
+
+
+def _arrow_rows(batches: Iterable, label: str) -> Iterator[tuple[str, dict]]:
+    """(``label:row N``, row) over pyarrow record batches or tables, converted one batch at a time."""
+    row_no = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            yield f"{label}:row {row_no}", row
+            row_no += 1
+
+
+_HUB_SHARD = re.compile(r"^([A-Za-z][\w.]*?)-\d{5}-of-\d{5}")
+_LEADING_NAME = re.compile(r"^[A-Za-z]\w*")
+
+
+def split_from_name(path: Path) -> Optional[str]:
+    """The split a file's name gives in the hub layout: ``<split>-00000-of-00001*`` anywhere, or
+    ``<split>-*`` / ``<split>.<ext>`` inside a ``data/`` folder; None otherwise."""
+    shard = _HUB_SHARD.match(path.name)
+    if shard:
+        return shard.group(1)
+    if path.parent.name == "data":
+        name = _LEADING_NAME.match(path.name)
+        return name.group(0) if name else None
+    return None
+
+
+def _task_files(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return [path]
+    files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix in TASK_FILE_SUFFIXES)
+    data = path / "data"
+    if data.is_dir():
+        files += sorted(f for f in data.iterdir() if f.is_file() and f.suffix in TASK_FILE_SUFFIXES)
+    return files
+
+
+def _file_rows(path: Path, split: Optional[str]) -> Iterator[tuple[str, Optional[str], dict]]:
+    for where, row in read_rows(path):
+        yield where, split, row
+
+
+def _parse_rows(rows: Iterable[tuple[str, Optional[str], dict]], format: str) -> Iterator[tuple[str, str, Task]]:
+    """(where, format, task) for (where, split the source gives or None, row) triples."""
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"unknown task format {format!r}; choose one of {list(FORMATS)} or 'auto'")
-    for where, row in read_rows(path):
+    for where, split, row in rows:
+        if split is not None and "split" not in row:
+            row["split"] = split
         fmt = detect_format(row) if format == "auto" else format
         try:
-            yield where, parse_task(row, where, f"{path.stem}-{where.rsplit(':', 1)[-1]}", fmt)
-        except TaskFormatError:
-            raise
+            task = parse_task(row, where, None, fmt)
         except (ValueError, TypeError) as err:
-            raise TaskFormatError(f"{where}: {err}") from None
+            message = str(err) if isinstance(err, TaskFormatError) else f"{where}: {err}"
+            if format == "auto":
+                message += f" [read as format {fmt!r}, guessed from the fields; pass format= to choose]"
+            raise TaskFormatError(message) from None
+        yield where, fmt, task
 
 
-def load_taskset(source: str | os.PathLike = "openended-mini", format: str = "auto", split: str = "all") -> TaskSet:
+def _collect(rows: Iterable[tuple[str, Optional[str], dict]], format: str, name: str) -> TaskSet:
+    """The task set of parsed rows: duplicate explicit ids are errors, repeated content gets -2, -3 ..."""
+    tasks: list[Task] = []
+    first_seen: dict[str, str] = {}
+    repeats: list[tuple[str, str]] = []
+    for where, fmt, task in _parse_rows(rows, format):
+        if task.task_id in first_seen:
+            if task.task_id != content_id(fmt, task.prompt, task.criteria):
+                raise TaskFormatError(
+                    f"{where}: duplicate task id {task.task_id!r} (first at {first_seen[task.task_id]}); "
+                    "ids must be unique across all files and splits"
+                )
+            n = 2
+            while f"{task.task_id}-{n}" in first_seen:
+                n += 1
+            repeats.append((where, first_seen[task.task_id]))
+            task = replace(task, task_id=f"{task.task_id}-{n}")
+        first_seen[task.task_id] = where
+        tasks.append(task)
+    if repeats:
+        warnings.warn(
+            f"{name}: {len(repeats)} row(s) repeat the prompt and rubric of an earlier row (first: "
+            f"{repeats[0][0]} repeats {repeats[0][1]}); kept, with -2, -3 ... appended to their ids",
+            stacklevel=3,
+        )
+    return TaskSet(tasks, name)
+
+
+def _dataset_parts(source: Any) -> tuple[str, list[tuple[Optional[str], Any]]]:
+    """(name, [(split or None, Dataset)]) of a ``datasets`` object; TypeError for anything else."""
+    try:
+        import datasets
+    except ImportError:
+        datasets = None
+    if datasets is not None and isinstance(source, datasets.DatasetDict):
+        parts = [(str(split), ds) for split, ds in source.items()]
+    elif datasets is not None and isinstance(source, datasets.Dataset):
+        parts = [(None if source.split is None else str(source.split), source)]
+    else:
+        raise TypeError(
+            "load_taskset takes a bundled set name, a file or folder path, a TaskSet, or a "
+            f"datasets.Dataset/DatasetDict; got {type(source).__name__}"
+        )
+    infos = [ds.info.dataset_name for _, ds in parts if getattr(ds.info, "dataset_name", None)]
+    return (infos[0] if infos else "dataset"), parts
+
+
+def _dataset_rows(name: str, parts: list[tuple[Optional[str], Any]]) -> Iterator[tuple[str, Optional[str], dict]]:
+    for split, ds in parts:
+        label = f"{name}[{split}]" if split is not None else name
+        tables = ds.with_format("arrow").iter(batch_size=PARQUET_BATCH_ROWS)
+        for where, row in _arrow_rows(tables, label):
+            yield where, split, row
+
+
+def load_taskset(source: Any = "openended-mini", format: str = "auto", split: str = "all") -> TaskSet:
     """Load a task set.
 
     Args:
-        source: a bundled set's name (``"openended-mini"``), a JSONL file, or a folder of them.
-        format: "g2r", "rar", "healthbench" or "auto" (decided per line from its fields).
-        split: "train", "test" or "all".
+        source: a bundled set's name (``"openended-mini"``), a JSONL or parquet file, a folder of
+            them or a hub-layout folder (``data/train-*.parquet`` ...), a TaskSet, or a
+            ``datasets.Dataset``/``DatasetDict`` (module doc).
+        format: "g2r", "rar", "healthbench" or "auto" (decided per row from its fields).
+        split: a split name ("train", "val", "test", ...; ``TaskSet.splits`` lists them) or "all".
 
     Raises:
-        TaskFormatError: a line is bad JSON, lacks a field, has a non-numeric weight or a rubric
-            with no positive weight, or repeats an id; the message names file and line.
-        FileNotFoundError: neither a bundled name nor an existing path.
+        TaskFormatError: a row is bad JSON, lacks a field, has a non-numeric weight, a rubric with
+            no positive weight or a bad split, or repeats an explicit id; the message names the
+            file and line (``file:row N`` for parquet and ``datasets`` rows).
+        FileNotFoundError: neither a bundled name nor an existing path, or a folder without task files.
+        TypeError: a source of another type.
     """
     if isinstance(source, TaskSet):
         return source.split(split)
+    if not isinstance(source, (str, os.PathLike)):
+        name, parts = _dataset_parts(source)
+        return _collect(_dataset_rows(name, parts), format, name).split(split)
     name = str(source)
     path = BUNDLED.get(name, Path(name))
     if not path.exists():
         raise FileNotFoundError(
             f"no task set {name!r}: not a bundled set ({', '.join(BUNDLED)}) nor an existing file or folder"
         )
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    files = _task_files(path)
     if not files:
-        raise FileNotFoundError(f"{path} holds no *.jsonl file")
-    tasks: list[Task] = []
-    first_seen: dict[str, str] = {}
-    for file in files:
-        for where, task in _numbered_tasks(file, format):
-            if task.task_id in first_seen:
-                raise TaskFormatError(
-                    f"{where}: duplicate task id {task.task_id!r} (first at {first_seen[task.task_id]})"
-                )
-            first_seen[task.task_id] = where
-            tasks.append(task)
-    return TaskSet(tasks, name if name in BUNDLED else path.name).split(split)
+        raise FileNotFoundError(f"{path} holds no *.jsonl or *.parquet file (nor a data/ folder with them)")
+    rows = (item for file in files for item in _file_rows(file, split_from_name(file)))
+    return _collect(rows, format, name if name in BUNDLED else path.name).split(split)

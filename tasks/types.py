@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
@@ -51,8 +51,10 @@ class Task:
         task_id: unique id within its task set.
         prompt: the user's request, as a string or as a list of chat messages.
         criteria: the rubric; at least one criterion with a positive weight.
-        split: "train" or "test".
-        domain: a label such as "explanation" or "health".
+        split: the split's name ("train", "val", "test" or any other a dataset uses).
+        domain: a label such as "explanation" or "health" (HealthBench: the theme).
+        metadata: anything else the row carried (not compared).
+        tags: labels of the whole task (HealthBench's ``example_tags``, e.g. "theme:hedging").
     """
 
     task_id: str
@@ -61,10 +63,12 @@ class Task:
     split: str = "train"
     domain: str = ""
     metadata: dict = field(default_factory=dict, compare=False, hash=False)
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.task_id, str) or not self.task_id:
             raise ValueError("a task needs a non-empty string id")
+        object.__setattr__(self, "tags", tuple(self.tags))
         prompt = self.prompt
         if isinstance(prompt, (list, tuple)):
             for n, message in enumerate(prompt):
@@ -151,18 +155,23 @@ class TaskSet(Sequence[Task]):
         except KeyError:
             raise KeyError(f"no task {task_id!r} in {self.name} ({len(self)} tasks)") from None
 
+    @property
+    def splits(self) -> list[str]:
+        """The split names of the tasks, in order of first appearance."""
+        return list(dict.fromkeys(t.split for t in self._tasks))
+
     def split(self, name: str) -> TaskSet:
-        """The tasks of one split ("train" or "test"); all tasks for "all"."""
+        """The tasks of one split (any name in ``splits``); all tasks for "all"."""
         if name == "all":
             return self
         subset = [t for t in self._tasks if t.split == name]
         if not subset:
-            splits = sorted({t.split for t in self._tasks})
-            raise ValueError(f"{self.name} has no task in split {name!r} (splits: {splits})")
+            raise ValueError(f"{self.name} has no task in split {name!r} (splits: {self.splits}, or 'all')")
         return TaskSet(subset, f"{self.name}[{name}]")
 
-    def select(self, task_ids: Sequence[str] = (), domains: Sequence[str] = ()) -> TaskSet:
-        """The tasks with these ids (in the order given) and/or of these domains; empty keeps all.
+    def select(self, task_ids: Sequence[str] = (), domains: Sequence[str] = (), tags: Sequence[str] = ()) -> TaskSet:
+        """The tasks with these ids (in the order given), of one of these domains, and carrying one
+        of these task tags (HealthBench themes: ``tags=["theme:hedging"]``); empty keeps all.
 
         Raises:
             ValueError: an id not in the set, or a selection that keeps no task.
@@ -178,11 +187,40 @@ class TaskSet(Sequence[Task]):
         chosen = [self._by_id[t] for t in dict.fromkeys(task_ids)] if task_ids else list(self._tasks)
         if domains:
             chosen = [t for t in chosen if t.domain in set(domains)]
+        if tags:
+            chosen = [t for t in chosen if set(t.tags) & set(tags)]
         if not chosen:
             domains_here = sorted({t.domain for t in self._tasks})
-            raise ValueError(f"the selection keeps no task of {self.name} (domains here: {domains_here})")
-        label = ",".join(list(task_ids)[:3] + list(domains)) + ("..." if len(task_ids) > 3 else "")
+            tags_here = sorted({tag for t in self._tasks for tag in t.tags})
+            raise ValueError(
+                f"the selection keeps no task of {self.name} (domains here: {domains_here}; "
+                f"task tags here: {tags_here[:20]}{' ...' if len(tags_here) > 20 else ''})"
+            )
+        label = ",".join(list(task_ids)[:3] + list(domains) + list(tags)) + ("..." if len(task_ids) > 3 else "")
         return TaskSet(chosen, f"{self.name}[{label}]" if label else self.name)
+
+    def filter_criteria(self, tags: Sequence[str]) -> TaskSet:
+        """Every task with only its criteria that carry one of ``tags`` (e.g. ``["axis:accuracy"]``);
+        a task left without a criterion of positive weight is dropped.
+
+        Raises:
+            ValueError: no tags given, or no task keeps a criterion of positive weight.
+        """
+        if isinstance(tags, str) or not tags:
+            raise ValueError(f"filter_criteria takes a non-empty list of tags, got {tags!r}")
+        wanted = set(tags)
+        kept = []
+        for task in self._tasks:
+            criteria = tuple(c for c in task.criteria if wanted & set(c.tags))
+            if any(c.weight > 0 for c in criteria):
+                kept.append(replace(task, criteria=criteria))
+        if not kept:
+            tags_here = sorted({tag for t in self._tasks for c in t.criteria for tag in c.tags})
+            raise ValueError(
+                f"no task of {self.name} keeps a criterion of positive weight tagged {sorted(wanted)} "
+                f"(criterion tags here: {tags_here[:20]}{' ...' if len(tags_here) > 20 else ''})"
+            )
+        return TaskSet(kept, f"{self.name}[criteria:{','.join(tags)}]")
 
     def __repr__(self) -> str:
         return f"TaskSet({self.name!r}, {len(self)} tasks)"

@@ -1,26 +1,39 @@
 """Labelled verdict files: graded (prompt, response, criterion) rows for training and testing judges.
 
-One JSON object per line, in either of two shapes::
+One JSON object per line (or one parquet row), in any of three shapes::
 
     {"prompt": "...", "response": "...", "criterion": "...", "label": true}
     {"prompt": "...", "response": "...", "criteria": [{"criterion": "...", "met": false}, ...]}
+    {"prompt": [messages], "completion": "...", "rubric": "...", "binary_labels": [true, false, true],
+     "anonymized_physician_ids": [...], "category": "...", "prompt_id": "...", "completion_id": "..."}
 
 ``prompt`` is a string or a list of chat messages; the verdict is ``label`` or ``met`` (true/false,
 1/0). Optional fields: ``id``, ``domain``, ``kind`` (content, structure, pitfall), ``weight``, and
 ``evidence``: the parts of the response that make the criterion met, as exact substrings or
-``[start, end]`` character spans (used to measure where a judge's credit lands). A bad line is
-reported as ``file:line: what is wrong``.
+``[start, end]`` character spans (used to measure where a judge's credit lands).
+
+The third shape is a HealthBench meta-evaluation row: physicians' verdicts on whether a completion
+meets one rubric criterion. The case's label is the majority of ``binary_labels``, its
+``agreement`` the share of physicians who gave it, ``grader_labels`` every verdict, its domain the
+row's ``category``, its task id ``prompt_id`` and its group ``completion_id``. A tied vote has no
+majority: ``load_verdicts`` leaves such rows out (with a warning giving their number), unless
+``ties="keep"``, which keeps them with label False and agreement 0.5 (``g2r judge eval`` uses them
+for the physicians' agreement only). A bad row is reported as ``file:line: what is wrong``.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .compose import JudgedCase, task_for_prompt
-from .loaders import TaskFormatError, read_rows
+from .loaders import TaskFormatError, read_rows, row_position
+
+TIES = ("drop", "keep")
+"""What to do with a meta-evaluation row whose graders split evenly."""
 
 
 class VerdictFormatError(TaskFormatError):
@@ -62,8 +75,66 @@ def _spans(response: str, evidence: Any, where: str) -> tuple[tuple[int, int], .
     return tuple(spans)
 
 
-def parse_verdict_row(row: dict, where: str, default_id: str) -> list[JudgedCase]:
+def is_meta_eval_row(row: dict) -> bool:
+    """Whether a row is a HealthBench meta-evaluation row (graders' ``binary_labels`` on a completion)."""
+    return "binary_labels" in row and "completion" in row
+
+
+def _text(row: dict, key: str, where: str) -> str:
+    if key not in row:
+        raise VerdictFormatError(f"{where}: missing field {key!r} (fields present: {sorted(row)})")
+    value = row[key]
+    if not isinstance(value, str) or not value.strip():
+        raise VerdictFormatError(f"{where}: {key!r} must be a non-empty string, got {str(value)[:60]!r}")
+    return value
+
+
+def parse_meta_eval_row(row: dict, where: str, default_id: str, ties: str = "drop") -> list[JudgedCase]:
+    """The judged case of one HealthBench meta-evaluation row (module doc); [] for a dropped tie."""
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+    if "prompt" not in row:
+        raise VerdictFormatError(f"{where}: missing field 'prompt' (fields present: {sorted(row)})")
+    completion = _text(row, "completion", where)
+    criterion = _text(row, "rubric", where)
+    labels = row["binary_labels"]
+    if not isinstance(labels, list) or not labels:
+        raise VerdictFormatError(f"{where}: 'binary_labels' must be a non-empty list of true/false")
+    labels = tuple(_label(value, f"{where}: binary_labels[{k}]") for k, value in enumerate(labels))
+    graders = row.get("anonymized_physician_ids")
+    if graders is not None and (not isinstance(graders, list) or len(graders) != len(labels)):
+        raise VerdictFormatError(
+            f"{where}: 'anonymized_physician_ids' must list one grader per label "
+            f"({len(labels)} labels, got {graders!r})"
+        )
+    met = sum(labels)
+    if 2 * met == len(labels) and ties == "drop":
+        return []
+    category = row.get("category") or ""
+    task_id = row.get("prompt_id") or default_id
+    try:
+        task = task_for_prompt(row["prompt"], str(task_id), str(category))
+    except (TypeError, ValueError) as err:
+        raise VerdictFormatError(f"{where}: bad prompt: {err}") from None
+    label = 2 * met > len(labels)
+    return [
+        JudgedCase(
+            task,
+            completion,
+            criterion.strip(),
+            label,
+            negative="" if label else "in-task",
+            group=str(row.get("completion_id") or default_id),
+            agreement=max(met, len(labels) - met) / len(labels),
+            grader_labels=labels,
+        )
+    ]
+
+
+def parse_verdict_row(row: dict, where: str, default_id: str, ties: str = "drop") -> list[JudgedCase]:
     """The judged cases of one verdict row (one, or one per entry of ``criteria``)."""
+    if is_meta_eval_row(row):
+        return parse_meta_eval_row(row, where, default_id, ties)
     for key in ("prompt", "response"):
         if key not in row:
             raise VerdictFormatError(f"{where}: missing field {key!r} (fields present: {sorted(row)})")
@@ -108,16 +179,27 @@ def parse_verdict_row(row: dict, where: str, default_id: str) -> list[JudgedCase
     return cases
 
 
-def iter_verdicts(path: str | Path) -> Iterable[JudgedCase]:
+def iter_verdicts(path: str | Path, ties: str = "drop") -> Iterable[JudgedCase]:
     """The judged cases of a verdict file (JSONL or parquet), raising with file and line."""
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     path = Path(path)
+    tied = 0
     for where, row in read_rows(path):
-        yield from parse_verdict_row(row, where, f"{path.stem}-{where.rsplit(':', 1)[-1]}")
+        cases = parse_verdict_row(row, where, f"{path.stem}-{row_position(where)}", ties)
+        tied += not cases
+        yield from cases
+    if tied:
+        warnings.warn(
+            f"{path}: {tied} row(s) have a tied grader vote and no majority label; left out "
+            "(load_verdicts(..., ties='keep') keeps them for grader-agreement statistics)",
+            stacklevel=2,
+        )
 
 
-def load_verdicts(path: str | Path) -> list[JudgedCase]:
-    """All judged cases of a verdict file."""
-    cases = list(iter_verdicts(path))
+def load_verdicts(path: str | Path, ties: str = "drop") -> list[JudgedCase]:
+    """All judged cases of a verdict file (``ties``: what to do with tied meta-evaluation votes)."""
+    cases = list(iter_verdicts(path, ties))
     if not cases:
         raise VerdictFormatError(f"{path}: no verdict rows")
     return cases

@@ -123,7 +123,7 @@ def test_train_config_rejects_values_that_train_backwards_or_nowhere():
         ({"id": "a", "prompt": "p", "criteria": [{"criterion": "c", "tags": "abc"}]}, "tags must be a list of strings"),
         (
             {"id": None, "prompt": "p", "criteria": [{"criterion": "c"}]},
-            "'id' must be a non-empty string or an integer",
+            "'id' must be a non-empty string or integer",
         ),
         (
             {

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from tasks import Criterion, Task, TaskFormatError, load_taskset
+from tasks.loaders import content_id
 
 
 def write_lines(path, rows):
@@ -60,7 +61,8 @@ def test_rar_format(tmp_path):
         ],
     )
     [task] = load_taskset(path, format="rar")
-    assert task.task_id == "rar-1"
+    assert task.task_id == content_id("rar", task.prompt, task.criteria)  # no id: one from the content
+    assert task.task_id.startswith("rar-") and len(task.task_id) == len("rar-") + 12
     assert task.prompt == "What lowers fever in children?"
     assert [c.weight for c in task.criteria] == [5.0, -2.0]
     assert task.criteria[0].criterion == "Essential Criteria: Gives weight-based dosing"
@@ -104,7 +106,10 @@ def test_healthbench_format(tmp_path):
             "no criterion with a positive weight",
         ),
         ('{"id": "x", "prompt": "p", "criteria": []}', "non-empty list"),
-        ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c"}], "split": "dev"}', "split must be"),
+        ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c"}], "split": ""}', "split must be"),
+        ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c"}], "split": null}', "split must be"),
+        ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c"}], "split": 3}', "split must be"),
+        ('{"id": "x", "prompt": "p", "criteria": [{"criterion": "c"}], "split": "all"}', "not 'all'"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path, bad_line, message):
