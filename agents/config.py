@@ -43,6 +43,10 @@ class TrainConfig:
     """None: the default judge ("bundled-judge", the trained judge, for the bundled policy; "self" for
     any other); "self": the frozen initial policy (the paper's self-judging); else a judge model or a
     trained judge folder"""
+    eval_judge: Optional[str] = None
+    """the judge of the eval score (eval/judge_score): None is the training judge; another judge (say one
+    trained on other passages, "bundled-eval-judge") measures what the policy cannot have fitted, and
+    the training judge's score of the same responses is logged beside it (eval/reward_judge_score)"""
     device: str = "auto"
     """where the policy and the judge run: "auto" (CUDA when present), "cpu", "cuda", ..."""
     cpu_threads: int = 1
@@ -264,7 +268,7 @@ class TrainConfig:
             key = key.strip()
             if not sep or not key:
                 raise ValueError(f"--set expects key=value, got {item!r}")
-            values[key] = _parse_text(text)
+            values[key] = parse_value(text)
         return TrainConfig.from_dict(values, where="--set")
 
     def to_dict(self) -> dict:
@@ -272,18 +276,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-VARIANTS = {
-    "dense": {"attribution": "grad_x_embed", "reward_mode": "dense", "advantage": "token_grpo"},
-    "sparse": {"reward_mode": "sparse", "advantage": "grpo"},
-    "uniform": {"attribution": "uniform", "reward_mode": "dense", "advantage": "token_grpo"},
-}
-"""The credit-assignment variants compared in examples/compare_sparse_dense.py and
-benchmarks/sample_efficiency.py: dense (token GRPO on grad x embed token rewards, the paper's
-method), sparse (sequence-level GRPO on the judge score, the baseline) and uniform (token GRPO with
-R spread evenly over the tokens, the no-attribution control)."""
-
-
-def _parse_text(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """A --set value: JSON/YAML scalar or list when it parses, else the string itself."""
     text = text.strip()
     try:

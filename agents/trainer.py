@@ -104,11 +104,18 @@ def evaluate_policy(sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: 
     Returns:
         {task_id: sequence reward}.
     """
+    return {task_id: score for task_id, _, score in greedy_responses(sampler, envs, max_new_tokens)}
+
+
+def greedy_responses(
+    sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: int
+) -> list[tuple[str, list[int], float]]:
+    """(task_id, response ids as played, judge score) of one greedy response per task of ``envs``."""
     task_ids = [t.task_id for t in envs.tasks][: envs.num_envs]
     obs, _ = envs.reset(options={"task_ids": task_ids})
     groups = sampler.generate(prompts_of(obs, 1), n=1, temperature=0.0, max_tokens=max_new_tokens, seed=0)
     _, _, _, _, infos = envs.step_sequences([group[0].token_ids for group in groups])
-    return {task_id: float(r) for task_id, r in zip(task_ids, infos["sequence_reward"])}
+    return [(t, list(r), float(s)) for t, r, s in zip(task_ids, infos["response_ids"], infos["sequence_reward"])]
 
 
 def prompts_of(obs: dict, group_size: int) -> list[list[int]]:
@@ -168,6 +175,15 @@ class Trainer:
             reward_mode=config.reward_mode,
             scorer=self.scorer,
         )
+        self.eval_scorer = self.scorer  # the eval score's judge: the training judge unless eval_judge names one
+        if config.eval_judge is not None:
+            self.eval_scorer = build_scorer(
+                config.model,
+                config.eval_judge,
+                config.device,
+                soft=config.soft,
+                micro_batch_size=config.judge_micro_batch_size,
+            )
         self.eval_envs = None  # greedy responses to the eval tasks, judged forward only
         if config.eval_every or config.report:
             try:
@@ -184,7 +200,7 @@ class Trainer:
                 split="all",
                 max_new_tokens=config.max_new_tokens,
                 reward_mode="sparse",
-                scorer=self.scorer,
+                scorer=self.eval_scorer,
             )
         self.judge_model = self.scorer.judge.model
         self.tokenizer = self.envs.tokenizer
@@ -216,6 +232,7 @@ class Trainer:
         self.writer = None
         self.metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
         self.history: list[dict] = []
+        self.last_eval_responses: list[list[int]] = []  # the greedy responses of the last evaluate()
 
     # ---- phase 1: rollout ----------------------------------------------------------------------
     def sample_seed(self, step: int) -> int:
@@ -376,9 +393,19 @@ class Trainer:
         return metrics
 
     def evaluate(self) -> dict[str, float]:
-        """Mean judge score of greedy responses to the eval tasks (``eval_split`` of the selected tasks)."""
-        scores = evaluate_policy(self.sampler, self.eval_envs, self.config.max_new_tokens)
-        return {"eval/judge_score": float(np.mean(list(scores.values())))}
+        """Mean judge score of greedy responses to the eval tasks (``eval_split`` of the selected
+        tasks), by the eval judge; with a separate ``eval_judge``, also the training judge's score of
+        the same responses (``eval/reward_judge_score``: a rise there without one in
+        ``eval/judge_score`` is the policy learning the training judge, not the task)."""
+        played = greedy_responses(self.sampler, self.eval_envs, self.config.max_new_tokens)
+        self.last_eval_responses = [response for _, response, _ in played]
+        metrics = {"eval/judge_score": float(np.mean([score for _, _, score in played]))}
+        if self.eval_envs.scorer is not self.scorer:
+            results = self.scorer.score_batch(
+                [self.tasks.get(t) for t, _, _ in played], [r for _, r, _ in played], dense=False
+            )
+            metrics["eval/reward_judge_score"] = float(np.mean([r.sequence_reward for r in results]))
+        return metrics
 
     def train(self) -> list[dict]:
         """Run (or continue) training to ``config.total_steps``; returns the metrics of every logged step."""

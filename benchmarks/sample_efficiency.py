@@ -1,107 +1,212 @@
-"""Sample efficiency of dense token rewards against the sparse judge score, same seed and budget.
+"""The sample-efficiency study: dense judge-gradient token rewards against sparse GRPO, over seeds.
 
-Trains a fresh copy of the bundled model three times with the CPU demo preset on its two training
-tasks (creative-004, howto-001), scored on 8 held-out test tasks (creative-018..021, howto-018..021;
-``--set`` changes any of it), differing only in credit assignment (agents.config.VARIANTS):
+Every arm trains a fresh copy of the policy on the same tasks, seeds, sampler and budget, differing
+only in credit assignment (the preset's "arms"): sparse GRPO on the sequence reward, token GRPO on
+grad x embed credit (the paper's method), token GRPO on the best attribution of the judge study,
+token GRPO on uniform credit (dense but uninformative: the control that tells credit assignment from
+reward shaping), and token_rloo (a leave-one-out token baseline without token GRPO's late-token bias).
 
-    dense    token GRPO on grad x embed token rewards (the paper's method)
-    sparse   sequence-level GRPO on the judge score
-    uniform  token GRPO with the judge score spread evenly over the tokens
+The training reward comes from the shipped judge ("bundled-judge"); the eval score from a second
+judge trained the same way on the other half of the corpus's passages with another seed
+("bundled-eval-judge"), on the test split, greedy. Both are logged for the same responses; the gap
+between them is the hacking signal.
 
-and prints the held-out judge score (greedy responses on the eval split, scored by the frozen
-judge) at every eval step, then how many steps dense needed to reach sparse's final score. The
-paper reports the same score in 1/1.7 to 1/1.9 of the steps.
+Writes, under runs/study/<preset>/: one run folder per arm and seed (a killed study resumes: finished
+runs are kept), results.json (curves, bands, final scores, steps to reach sparse GRPO's final eval
+score and the ratio with a bootstrap interval) and curves.png; prints the table for the README.
 
-    python benchmarks/sample_efficiency.py                            # about 10 minutes on 2 CPU cores
-    python benchmarks/sample_efficiency.py --steps 8 --eval-every 2   # about 16 minutes
+    python benchmarks/sample_efficiency.py                  # the default study (configs/study/cpu.json)
+    python benchmarks/sample_efficiency.py --preset quick   # a smoke test of a few minutes
+    python benchmarks/sample_efficiency.py --preset gpu     # the bigger study, HF sampler, on a GPU
 """
 
+from __future__ import annotations
+
 import argparse
-import gc
 import json
+import math
+import multiprocessing as mp
 import time
+from pathlib import Path
 
-# The demo's two training tasks, scored on the 8 held-out (test split) creative and how-to tasks.
-HELD_OUT_SETUP = ["creative-004", "howto-001"] + [
-    f"{domain}-0{n}" for domain in ("creative", "howto") for n in range(18, 22)
-]
+PRESETS = Path(__file__).resolve().parent.parent / "configs" / "study"
 
 
-def steps_to_reach(curve: list[tuple[int, float]], target: float):
-    """The first eval step whose score is at least ``target`` (None if never)."""
-    return next((step for step, score in curve if score >= target), None)
+def load_preset(name: str) -> dict:
+    path = Path(name) if name.endswith(".json") else PRESETS / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(
+            f"no study preset {name!r}: expected {path} (known: {sorted(p.stem for p in PRESETS.glob('*.json'))})"
+        )
+    preset = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("train", "arms", "seeds", "baseline"):
+        if key not in preset:
+            raise SystemExit(f"{path}: a study preset needs {key!r}")
+    return preset
+
+
+def run_config(preset: dict, arm: str, seed: int, out: Path):
+    from agents import TrainConfig
+
+    values = {**preset["train"], **preset["arms"][arm], "seed": seed, "run_dir": str(out / arm / f"seed{seed}")}
+    return TrainConfig.from_dict({k: v for k, v in values.items() if not k.startswith("_")}, where=f"arm {arm}")
+
+
+def finished(config) -> bool:
+    """A run whose metrics reach the last step with an eval record (a killed study skips it)."""
+    from g2r_env.runlog import read_metrics
+
+    path = Path(config.run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return False
+    return any(r["step"] == config.total_steps and "eval/judge_score" in r for r in read_metrics(path))
+
+
+def run_many(jobs: list[tuple[str, int]], preset: dict, out: str) -> list[tuple[str, int, float]]:
+    """Train the (arm, seed) runs in order in this process, one sampler (vLLM engine) for all."""
+    import gc
+    import shutil
+
+    import torch
+
+    from agents import Trainer
+
+    torch.set_num_threads(1)
+    sampler, done = None, []
+    for arm, seed in jobs:
+        config = run_config(preset, arm, seed, Path(out))
+        if finished(config):
+            done.append((arm, seed, 0.0))
+            continue
+        shutil.rmtree(config.run_dir, ignore_errors=True)  # an unfinished run starts over, for equal budgets
+        start = time.perf_counter()
+        trainer = Trainer(config, sampler=sampler)
+        trainer.train()
+        done.append((arm, seed, time.perf_counter() - start))
+        print(f"[study] {arm} seed {seed}: {done[-1][2]:.0f}s", flush=True)
+        sampler = trainer.sampler if config.sampler == "vllm" else None
+        del trainer
+        gc.collect()
+    return done
+
+
+def collect(preset: dict, out: Path) -> tuple[list[int], dict, dict]:
+    """Eval steps and, per arm, the eval judge's and the training judge's curves over seeds."""
+    from g2r_env.runlog import read_metrics
+
+    curves, reward_curves, steps = {}, {}, None
+    for arm in preset["arms"]:
+        for seed in preset["seeds"]:
+            records = [r for r in read_metrics(out / arm / f"seed{seed}" / "metrics.jsonl") if "eval/judge_score" in r]
+            run_steps = [r["step"] for r in records]
+            if steps is None:
+                steps = run_steps
+            if run_steps != steps:
+                raise SystemExit(f"{arm} seed {seed}: eval steps {run_steps} differ from {steps}")
+            curves.setdefault(arm, []).append([r["eval/judge_score"] for r in records])
+            if all("eval/reward_judge_score" in r for r in records):
+                reward_curves.setdefault(arm, []).append([r["eval/reward_judge_score"] for r in records])
+    return steps, curves, reward_curves
+
+
+def plot(steps, summary: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for n, (arm, row) in enumerate(summary.items()):
+        ax.plot(steps, row["mean"], "o-", color=f"C{n}", label=f"{arm} ({row['seeds']} seeds)")
+        ax.fill_between(steps, row["band_low"], row["band_high"], color=f"C{n}", alpha=0.2)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("eval judge score, test split (greedy)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def table(steps, summary: dict, baseline: str) -> str:
+    total = steps[-1]
+    lines = [
+        "| arm | final eval score | reward-judge score change | eval-judge score change | steps to reach "
+        f"{baseline}'s final | ratio vs {baseline} (95% CI) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm, row in summary.items():
+        vs = row.get("vs_baseline")
+        if vs is None:
+            reach, ratio = (f"{total}" if arm == baseline else "-"), "1 (baseline)" if arm == baseline else "-"
+        else:
+            reach = f"{vs['arm_steps']:.1f}" if math.isfinite(vs["arm_steps"]) else f"not in {total}"
+            ratio = f"{vs['ratio']:.2f} ({vs['ci_low']:.2f}-{vs['ci_high']:.2f}; reached in {vs['reached_share']:.0%})"
+        change = f"{row['reward_judge_change']:+.3f}" if "reward_judge_change" in row else "-"
+        lines.append(
+            f"| {arm} | {row['final_mean']:.3f} ± {row['final_std']:.3f} | {change} | "
+            f"{row['eval_change']:+.3f} | {reach} | {ratio} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
-    from agents import TrainConfig, Trainer
-    from agents.config import VARIANTS
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=6, help="training steps per variant")
-    parser.add_argument("--eval-every", type=int, default=3)
-    parser.add_argument("--variants", default="dense,sparse,uniform")
+    parser.add_argument("--preset", default="cpu", help="configs/study/<name>.json or a path (default: cpu)")
+    parser.add_argument("--arms", default="", help="comma-separated subset of the preset's arms")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds (default: the preset's)")
+    parser.add_argument("--jobs", type=int, default=0, help="runs in parallel processes (default: the preset's)")
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="change the shared config, e.g. --set seed=1",
+        help="change a TrainConfig field of every arm, e.g. --set total_steps=8",
     )
-    parser.add_argument("--run-dir", default="runs/bench_sample_efficiency")
+    parser.add_argument("--out", default="", help="output folder (default: runs/study/<preset>)")
     args = parser.parse_args()
 
-    curves, seconds, sampler = {}, {}, None
-    for name in args.variants.split(","):
-        config = TrainConfig.cpu_demo(
-            run_dir=f"{args.run_dir}/{name}",
-            total_steps=args.steps,
-            eval_every=args.eval_every,
-            eval_split="test",
-            task_ids=HELD_OUT_SETUP,
-            report=False,
-            checkpoint_every=0,
-            progress=False,
-        ).with_overrides(args.overrides)
-        config = TrainConfig.from_dict({**config.to_dict(), **VARIANTS[name]})
-        start = time.perf_counter()
-        trainer = Trainer(config, sampler=sampler)  # one vLLM engine for all runs, reset to the initial weights
-        history = trainer.train()
-        seconds[name] = time.perf_counter() - start
-        curves[name] = [(r["step"], r["eval/judge_score"]) for r in history if "eval/judge_score" in r]
-        print(f"[{name}] {seconds[name]:.0f}s: " + ", ".join(f"{s}:{v:.3f}" for s, v in curves[name]), flush=True)
-        sampler = trainer.sampler if config.sampler == "vllm" else None
-        del trainer
-        gc.collect()
+    preset = load_preset(args.preset)
+    if args.arms:
+        preset["arms"] = {a: preset["arms"][a] for a in args.arms.split(",")}
+    if args.seeds:
+        preset["seeds"] = [int(s) for s in args.seeds.split(",")]
+    from agents.config import parse_value
 
-    steps = [s for s, _ in next(iter(curves.values()))]
+    for item in args.overrides:
+        key, _, value = item.partition("=")
+        preset["train"][key.strip()] = parse_value(value)
+    out = Path(args.out or f"runs/study/{Path(args.preset).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    for arm in preset["arms"]:  # every config is checked before anything trains
+        run_config(preset, arm, preset["seeds"][0], out)
+    runs = [(arm, seed) for seed in preset["seeds"] for arm in preset["arms"]]
+    jobs = max(1, min(args.jobs or preset.get("jobs", 1), len(runs)))
+    start = time.perf_counter()
+    if jobs == 1:
+        run_many(runs, preset, str(out))
+    else:
+        shards = [runs[n::jobs] for n in range(jobs)]
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            pool.starmap(run_many, [(shard, preset, str(out)) for shard in shards])
+    elapsed = time.perf_counter() - start
+
+    from agents.study import summarize
+
+    steps, curves, reward_curves = collect(preset, out)
+    summary = summarize(steps, curves, preset["baseline"], reward_curves)
+    title = f"{Path(args.preset).stem}: {len(preset['seeds'])} seeds, {preset['train'].get('total_steps')} steps"
+    plot(steps, summary, out / "curves.png", title)
+    result = {"preset": preset, "steps": steps, "summary": summary, "wall_seconds": elapsed}
+    (out / "results.json").write_text(json.dumps(result, indent=2))
     print(
-        f"\nheld-out judge score (greedy, {config.eval_split} split of {config.task_ids or config.domains or 'all tasks'}), "
-        f"seed {config.seed}, {config.prompts_per_step}x{config.group_size} responses per step"
+        f"\nstudy {args.preset}: {len(runs)} runs in {elapsed / 60:.1f} min; eval judge "
+        f"{preset['train'].get('eval_judge')}, training judge {preset['train'].get('judge') or 'default'}"
     )
-    print(f"{'step':>5s} " + " ".join(f"{name:>8s}" for name in curves))
-    for i, step in enumerate(steps):
-        print(f"{step:5d} " + " ".join(f"{curves[name][i][1]:8.3f}" for name in curves))
-    print(f"{'time':>5s} " + " ".join(f"{seconds[name]:7.0f}s" for name in curves))
-
-    if "dense" in curves and "sparse" in curves:
-        target = curves["sparse"][-1][1]
-        reached = steps_to_reach(curves["dense"], target)
-        if target <= curves["sparse"][0][1]:
-            print(
-                f"\nsparse ended at or below its initial score ({curves['sparse'][0][1]:.3f} -> {target:.3f}): "
-                f"no steps-to-match ratio"
-            )
-        elif reached is None:
-            print(f"\ndense did not reach sparse's final score {target:.3f} within {args.steps} steps")
-        else:
-            ratio = reached / args.steps
-            print(
-                f"\ndense reaches sparse's final score {target:.3f} at step {reached} of {args.steps}: "
-                f"{ratio:.2f} of the steps, {1 / ratio:.2f}x fewer (paper: 1/1.7 to 1/1.9; resolution "
-                f"{args.eval_every} steps)"
-            )
-    print(json.dumps({"curves": curves, "seconds": seconds}))
+    print(table(steps, summary, preset["baseline"]))
+    print(f"\nwrote {out / 'results.json'} and {out / 'curves.png'}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    config = TrainConfig.cpu_demo(
+    config = TrainConfig.preset(
+        "cpu_demo",
         run_dir="runs/bench_step_time",
         eval_every=0,
         report=False,

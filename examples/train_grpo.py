@@ -21,7 +21,7 @@ def main() -> None:
 
     # 1. A config: the paper's defaults are TrainConfig(); the CPU preset shortens everything.
     #    Any field can be changed here: tasks (your own JSONL), model, judge, lora_rank, ...
-    config = TrainConfig.cpu_demo(run_dir=args.run_dir, sampler=args.sampler)
+    config = TrainConfig.preset("cpu_demo", run_dir=args.run_dir, sampler=args.sampler)
     if args.steps is not None:
         config.total_steps = args.steps
     trainer = Trainer(config)

@@ -115,7 +115,8 @@ def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Te
     rows = torch.tensor([row for row, _, _ in answers], device=ids.device)
     cols = torch.tensor([index[column] for _, column, _ in answers], device=ids.device)
     true_id, false_id = judge.verdict_ids
-    picked = logits[rows, cols].float()
+    picked = logits[rows, cols]
+    picked = picked.to(torch.promote_types(picked.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
     return picked[:, true_id] - picked[:, false_id], [case for _, _, case in answers]
 
 
@@ -364,7 +365,7 @@ class JudgeTrainer:
                 torch.nn.functional.binary_cross_entropy_with_logits(margins, target, reduction="none") * weight
             ).sum()
             loss.backward()
-            loss_total += float(loss)
+            loss_total += float(loss.detach())
             correct += int(((margins > 0).float() == target).sum())
         grads = [p for p in self.model.parameters() if p.requires_grad]
         norm = torch.nn.utils.clip_grad_norm_(grads, config.max_grad_norm)
@@ -433,6 +434,7 @@ class JudgeTrainer:
             trainable = {n: p.detach().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
             save_file(trainable, str(folder / "trainable.safetensors"))
             save_file(optimizer_tensors(self.optimizer), str(folder / "optimizer.safetensors"))
+            save_file({"torch": torch.get_rng_state()}, str(folder / "rng.safetensors"))  # LoRA dropout
             (folder / "state.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config)}))
         return self.out_dir / "checkpoint"
 
@@ -454,6 +456,7 @@ class JudgeTrainer:
             for name, value in weights.items():
                 params[name].copy_(value)
         load_optimizer_tensors(self.optimizer, load_file(str(folder / "optimizer.safetensors")))
+        torch.set_rng_state(load_file(str(folder / "rng.safetensors"))["torch"])
         self.step = int(state["step"])
 
     def export(self, folder: Path, **record) -> Path:

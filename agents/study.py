@@ -1,0 +1,135 @@
+"""Comparing training arms over seeds: eval curves with bands, steps to reach a target score, and
+the steps ratio with a bootstrap confidence interval (benchmarks/sample_efficiency.py runs the study).
+
+A curve is a list of (step, score) pairs from the eval records of one run; every run of a study has
+the same eval steps. An arm's curve is the mean over its seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Optional
+
+import numpy as np
+
+Curve = Sequence[tuple[int, float]]
+
+
+def steps_to_reach(steps: Sequence[int], scores: Sequence[float], target: float) -> float:
+    """The first step at which a curve reaches ``target``, linearly interpolated between eval steps
+    (the first step itself if it starts there); inf if it never does."""
+    for n, (step, score) in enumerate(zip(steps, scores)):
+        if score >= target:
+            if n == 0:
+                return float(step)
+            previous_step, previous = steps[n - 1], scores[n - 1]
+            return previous_step + (step - previous_step) * (target - previous) / (score - previous)
+    return math.inf
+
+
+def mean_curve(runs: Sequence[Sequence[float]]) -> np.ndarray:
+    """The mean over runs (rows) of scores at the same eval steps."""
+    return np.asarray(runs, dtype=np.float64).mean(0)
+
+
+def band(runs: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean minus and plus one standard error over runs, per eval step (0 width for one run)."""
+    values = np.asarray(runs, dtype=np.float64)
+    error = values.std(0, ddof=1) / math.sqrt(len(values)) if len(values) > 1 else np.zeros(values.shape[1])
+    return values.mean(0) - error, values.mean(0) + error
+
+
+def speedup(
+    steps: Sequence[int], baseline_runs: Sequence[Sequence[float]], arm_runs: Sequence[Sequence[float]]
+) -> tuple[float, float, float]:
+    """(target, baseline steps, arm steps): the target is the baseline arm's final mean score; each
+    arm's steps are when its mean curve first reaches it."""
+    target = float(mean_curve(baseline_runs)[-1])
+    return (
+        target,
+        steps_to_reach(steps, mean_curve(baseline_runs), target),
+        steps_to_reach(steps, mean_curve(arm_runs), target),
+    )
+
+
+def bootstrap_ratio(
+    steps: Sequence[int],
+    baseline_runs: Sequence[Sequence[float]],
+    arm_runs: Sequence[Sequence[float]],
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """The steps ratio (baseline steps / arm steps: above 1 means the arm is faster) with a
+    percentile bootstrap interval over seeds (each arm's runs resampled with replacement).
+
+    A resample in which the arm never reaches the target counts as ratio 0. Returns the point
+    estimate, the interval, and the share of resamples in which the arm reached the target.
+    """
+    target, base_steps, arm_steps = speedup(steps, baseline_runs, arm_runs)
+    point = _ratio(base_steps, arm_steps)
+    rng = np.random.default_rng(seed)
+    base, arm = np.asarray(baseline_runs, dtype=np.float64), np.asarray(arm_runs, dtype=np.float64)
+    ratios, reached = [], 0
+    for _ in range(resamples):
+        b = base[rng.integers(len(base), size=len(base))]
+        a = arm[rng.integers(len(arm), size=len(arm))]
+        _, b_steps, a_steps = speedup(steps, b, a)
+        reached += math.isfinite(a_steps)
+        ratios.append(_ratio(b_steps, a_steps))
+    low, high = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+    return {
+        "target": target,
+        "baseline_steps": base_steps,
+        "arm_steps": arm_steps,
+        "ratio": point,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "reached_share": reached / resamples,
+        "level": level,
+        "resamples": resamples,
+    }
+
+
+def _ratio(baseline_steps: float, arm_steps: float) -> float:
+    if not math.isfinite(arm_steps):
+        return 0.0
+    if arm_steps <= 0:  # the arm starts at or above the target
+        return math.inf if baseline_steps > 0 else 1.0
+    return baseline_steps / arm_steps
+
+
+def summarize(
+    steps: Sequence[int],
+    curves: Mapping[str, Sequence[Sequence[float]]],
+    baseline: str,
+    reward_curves: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
+    **bootstrap,
+) -> dict:
+    """Per arm: mean curve, band, final score (mean and std over seeds), the ratio against
+    ``baseline`` with its interval, and, given the training judge's curves of the same greedy
+    responses, their change beside the eval judge's (a hacking signal when only the first rises)."""
+    out = {}
+    for arm, runs in curves.items():
+        values = np.asarray(runs, dtype=np.float64)
+        low, high = band(runs)
+        row = {
+            "seeds": len(values),
+            "mean": mean_curve(runs).tolist(),
+            "band_low": low.tolist(),
+            "band_high": high.tolist(),
+            "final_mean": float(values[:, -1].mean()),
+            "final_std": float(values[:, -1].std(ddof=1)) if len(values) > 1 else 0.0,
+            "eval_change": float(values[:, -1].mean() - values[:, 0].mean()),
+        }
+        if arm != baseline and baseline in curves:
+            row["vs_baseline"] = bootstrap_ratio(steps, curves[baseline], runs, **bootstrap)
+        if reward_curves and arm in reward_curves:
+            reward = np.asarray(reward_curves[arm], dtype=np.float64)
+            row["reward_judge_final_mean"] = float(reward[:, -1].mean())
+            row["reward_judge_change"] = float(reward[:, -1].mean() - reward[:, 0].mean())
+            row["judge_gap_final"] = row["reward_judge_final_mean"] - row["final_mean"]
+            row["hacking_signal"] = row["reward_judge_change"] > 0 and row["eval_change"] < 0
+        out[arm] = row
+    return out

@@ -1,0 +1,258 @@
+"""The evidence corpus, the composer, verdict files, judge fine-tuning and judge evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_model
+
+from g2r_env import Judge
+from g2r_env.judge_eval import calibration_error, evidence_mask, roc_auc, verdict_report
+from g2r_env.judge_training import JudgeTrainConfig, JudgeTrainer, corpus_of, predict_p_true
+from tasks import load_taskset
+from tasks.compose import Composer, JudgedCase, task_for_prompt
+from tasks.evidence import Check, CorpusFormatError, load_corpus
+from tasks.verdicts import VerdictFormatError, load_verdicts, write_verdicts
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return corpus_of("openended-mini")
+
+
+# ---- corpus ------------------------------------------------------------------------------------
+def test_the_bundled_corpus_covers_every_criterion_it_can(corpus):
+    counts = corpus.counts()
+    assert len(corpus) == 126 and counts["untestable"] < 0.05 * sum(
+        counts[k] for k in ("content", "pitfall", "structure", "untestable")
+    )
+    for entry in corpus:
+        assert len(entry.distractors) >= 6
+        for c in entry.criteria:
+            if c.kind in ("content", "pitfall"):
+                assert len(c.evidence) >= 3, (entry.task.task_id, c.criterion)
+            if c.kind == "pitfall":
+                assert c.weight < 0
+    extra = corpus_of("judge-extra")
+    assert len(extra) == 48 and all(e.task.split == "train" for e in extra)
+
+
+def test_checks_decide_structure_by_construction():
+    letter = "Dear Ms. Rao,\n\nThank you for the lift.\nWill you come again?\n\nLove,\nMia"
+    assert Check("greeting")(letter) and Check("sign_off")(letter) and Check("question")(letter)
+    assert Check("words", "lt", 15)(letter) and not Check("words", "lt", 14)(letter)  # 14 words
+    assert Check("numbered_list")("1. a\n2. b") and not Check("numbered_list")("- a\n- b")
+    assert Check("items", "eq", 3)("- a\n- b\n- c") and Check("sentences", "eq", 2)("One, e.g. this. Two.")
+    assert Check("contains", text="busy")("A Busy day") and not Check("contains", text="busy")("busybody")
+    assert Check("title")("First Snow\n\nIt fell.") and not Check("title")("It fell.\nMore.")
+    assert Check("digits", negate=True)("no numbers here")
+
+
+def test_corpus_errors_name_file_and_line(tmp_path):
+    tasks = load_taskset("openended-mini")
+    good = {"task": "expl-001", "criteria": [], "distractors": ["x"] * 6}
+    cases = [
+        ("{", "bad JSON"),
+        (json.dumps({**good, "task": "nope"}), "'task' must name a task"),
+        (json.dumps(good), "must list the 5 criteria of expl-001"),
+    ]
+    for line, message in cases:
+        path = tmp_path / "e.jsonl"
+        path.write_text("\n" + line + "\n")
+        with pytest.raises(CorpusFormatError, match=f"{path}:2: .*{message}"):
+            load_corpus(path, tasks)
+    row = json.loads((tasks_folder_file("explanation")).read_text().splitlines()[0])
+    row["criteria"][0]["evidence"] = row["criteria"][0]["evidence"][:2]
+    path = tmp_path / "few.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(CorpusFormatError, match=f"{path}:1: criterion 0: a content criterion needs at least 3"):
+        load_corpus(path, tasks)
+    row = json.loads((tasks_folder_file("explanation")).read_text().splitlines()[0])
+    row["criteria"][3]["check"] = {"type": "words", "under": 150}
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(CorpusFormatError, match="needs exactly one of"):
+        load_corpus(path, tasks)
+
+
+def tasks_folder_file(domain: str):
+    from tasks.evidence import tasks_folder
+
+    return tasks_folder("openended-mini") / "evidence" / f"{domain}.jsonl"
+
+
+# ---- composer ----------------------------------------------------------------------------------
+def test_composed_verdicts_and_spans_are_exact(corpus):
+    composer = Composer(corpus, seed=7, wordings=2)
+    cases = composer.examples(corpus.split("train")[:40], 6)
+    assert {c.negative for c in cases} == {"", "in-task", "mismatched"}
+    by_group: dict[str, list[JudgedCase]] = {}
+    for case in cases:
+        by_group.setdefault(case.group, []).append(case)
+    checked = 0
+    for group in by_group.values():
+        entry = corpus.entries[group[0].task.task_id]
+        text = group[0].response
+        for case in group:
+            if case.negative == "mismatched":
+                assert not case.label
+                continue
+            c = next(c for c in entry.criteria if case.criterion in (c.criterion, *c.paraphrases))
+            if c.kind == "structure":
+                assert case.label == c.check(text)
+                continue
+            passages = [
+                p.text
+                for e in corpus.entries.values()
+                if e is entry
+                for k in e.criteria
+                for p in k.evidence
+                if c.index in p.meets
+            ]
+            spans = [text[a:b] for a, b in case.evidence]
+            assert all(span in passages for span in spans)
+            if c.place == "any":
+                assert case.label == any(p in text for p in passages)
+            assert case.label == bool(spans)
+            checked += 1
+    assert checked > 500
+
+
+def test_the_composer_is_seeded_and_halves_are_disjoint(corpus):
+    entries = corpus.split("train")[:10]
+    first = [(c.response, c.criterion, c.label) for c in Composer(corpus, seed=3).examples(entries, 3)]
+    again = [(c.response, c.criterion, c.label) for c in Composer(corpus, seed=3).examples(entries, 3)]
+    assert first == again
+    halves = [{c.response for c in Composer(corpus, seed=s, half=h).examples(entries, 20)} for s, h in ((1, 0), (1, 1))]
+    passages = [{p.text for e in entries for c in e.criteria for p in c.evidence[h::2]} for h in (0, 1)]
+    for responses, other in ((halves[0], passages[1]), (halves[1], passages[0])):
+        assert not any(p in r for r in responses for p in other if len(p) > 30 and p not in passages[0] & passages[1])
+
+
+# ---- verdict files -----------------------------------------------------------------------------
+def test_verdict_files_round_trip_and_errors_name_the_line(tmp_path):
+    rows = [
+        {
+            "prompt": "Name a colour.",
+            "response": "Blue, like the sky.",
+            "criterion": "Names a colour",
+            "label": True,
+            "evidence": ["Blue"],
+        },
+        {
+            "prompt": [{"role": "user", "content": "Hi"}],
+            "response": "Hello!",
+            "criteria": [{"criterion": "Greets", "met": 1}, {"criterion": "Is rude", "met": 0, "weight": -2}],
+        },
+    ]
+    path = tmp_path / "v.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    cases = load_verdicts(path)
+    assert [(c.criterion, c.label, c.evidence) for c in cases] == [
+        ("Names a colour", True, ((0, 4),)),
+        ("Greets", True, ()),
+        ("Is rude", False, ()),
+    ]
+    again = load_verdicts(write_verdicts(tmp_path / "out.jsonl", cases))
+    assert [(c.criterion, c.label, c.evidence, c.response) for c in again] == [
+        (c.criterion, c.label, c.evidence, c.response) for c in cases
+    ]
+    for bad, message in [
+        ({**rows[0], "label": "yes"}, "true/false"),
+        ({**rows[0], "evidence": ["Red"]}, "does not occur"),
+        ({"prompt": "p", "criterion": "c", "label": True}, "missing field 'response'"),
+    ]:
+        path.write_text(json.dumps(rows[0]) + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(VerdictFormatError, match=f"{path}:2: .*{message}"):
+            load_verdicts(path)
+
+
+# ---- metrics -----------------------------------------------------------------------------------
+def test_auc_calibration_and_evidence_masks_by_hand():
+    assert roc_auc([0.9, 0.8, 0.3, 0.1], [True, True, False, False]) == 1.0
+    assert roc_auc([0.5, 0.5], [True, False]) == 0.5  # a tie counts half
+    assert roc_auc([0.2, 0.9, 0.4], [True, False, False]) == 0.0
+    # bins [0.8, 0.9) holds p 0.8 (label 1) and 0.85 (label 0): |0.825 - 0.5| x 2/3; bin [0.1, 0.2): |0.1 - 0| x 1/3
+    assert calibration_error([0.8, 0.85, 0.1], [True, False, False]) == pytest.approx(0.325 * 2 / 3 + 0.1 / 3)
+    assert evidence_mask([(0, 4), (4, 8), (8, 12)], [(5, 9)]).tolist() == [False, True, True]
+    task = task_for_prompt("q")
+    cases = [
+        JudgedCase(task, "r", "c", True, "content"),
+        JudgedCase(task, "r", "c", False, "content", "in-task"),
+        JudgedCase(task, "r", "c", False, "content", "mismatched"),
+    ]
+    report = verdict_report(cases, np.array([0.9, 0.6, 0.2]))
+    assert report["auc"] == 1.0 and report["false_met_rate"] == 0.5
+    assert report["in-task"]["false_met_rate"] == 1.0 and report["mismatched"]["false_met_rate"] == 0.0
+
+
+# ---- training ----------------------------------------------------------------------------------
+def test_packed_verdicts_equal_one_pair_at_a_time(bundled_tokenizer):
+    judge = Judge(build_tiny_model(len(bundled_tokenizer), dtype=torch.float64), bundled_tokenizer)
+    task = task_for_prompt("Why is the sky blue?")
+    cases = [
+        JudgedCase(task, response, criterion, True)
+        for response in ("Air scatters blue light.", "No idea.")
+        for criterion in ("Mentions scattering", "Is under 20 words", "Names Rayleigh")
+    ]
+    packed = predict_p_true(judge, cases)
+    for case, p in zip(cases, packed):
+        ids, _ = judge.build_input(
+            case.task, case.criterion, bundled_tokenizer.encode(case.response, add_special_tokens=False)
+        )
+        input_ids, mask = judge.pad_batch([ids])
+        with torch.no_grad():
+            alone = float(judge.p_true(judge.answer_logits(judge.embed(input_ids), mask))[0])
+        assert p == pytest.approx(alone, abs=1e-9)
+
+
+def test_judge_training_lowers_the_loss_and_flips_a_verdict(tiny_model_dir, tmp_path):
+    rows = []
+    for n, colour in enumerate(["blue", "green", "red", "yellow", "purple", "orange"]):
+        rows.append(
+            {
+                "prompt": "Describe the sea.",
+                "response": f"The sea looks {colour} today.",
+                "criterion": "Mentions the colour blue",
+                "label": colour == "blue",
+            }
+        )
+        rows.append(
+            {
+                "prompt": "Describe the sea.",
+                "response": f"Blue waves and {colour} boats {n}.",
+                "criterion": "Mentions the colour blue",
+                "label": True,
+            }
+        )
+    path = tmp_path / "toy.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    config = JudgeTrainConfig(
+        out_dir=str(tmp_path / "run"),
+        base=tiny_model_dir,
+        corpora=[],
+        verdicts=[str(path)],
+        responses_per_step=0,
+        verdicts_per_step=12,
+        steps=40,
+        learning_rate=3e-3,
+        warmup_steps=0,
+        lora_rank=0,
+        bf16=False,
+        checkpoint_every=20,
+        progress=False,
+    )
+    trainer = JudgeTrainer(config)
+    toy = load_verdicts(path)
+    held = [c for c in toy if c.response == "The sea looks green today."]
+    before = predict_p_true(trainer.judge, held)
+    folder = trainer.train()
+    after = predict_p_true(trainer.judge, held)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert before[0] > after[0] and after[0] < 0.5  # the unmet example is now called unmet
+    assert json.loads((folder / "g2r-judge.json").read_text())["steps"] == 40
+    judge = Judge.load(str(folder), device="cpu")  # the written judge loads and judges the same
+    np.testing.assert_allclose(predict_p_true(judge, held), after, atol=1e-5)
