@@ -1,21 +1,21 @@
-"""Does the credit land where the criterion is satisfied?
+"""Does the credit land where the criterion is satisfied? A controlled check beside ``g2r judge eval``.
 
-Each case is a response in which one sentence (the span) is what meets the criterion and the rest
-is unrelated filler. For every attribution variant this prints the mean lift: the share of the
-criterion's credit that falls on the span divided by the span's share of the tokens (1.0 = no
-better than uniform; higher is better). The judge is the bundled model, self-judging.
+Each case is a response in which one sentence (the evidence) is what meets the criterion and the
+rest is unrelated filler. For every registered attribution method this prints the lift (the share
+of the criterion's credit on the evidence divided by the evidence's share of the tokens; 1.0 = no
+better than uniform) with ``g2r_env.judge_eval.credit_report``, and the judge's p_true.
 
-    python benchmarks/localization.py [--tau auto]
+    python benchmarks/localization.py [--judge bundled-judge] [--tau auto]
 """
 
 from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from g2r_env import Grad2Reward, Judge
-from tasks import Criterion, Task
+from g2r_env import ATTRIBUTIONS, Judge
+from g2r_env.judge_eval import credit_report
+from g2r_env.judge_training import predict_p_true
+from tasks.compose import JudgedCase, task_for_prompt
 
 FILLER = [
     "It is worth planning a little before you start.",
@@ -72,53 +72,41 @@ CASES = [
     ("Explain photosynthesis.", "Mentions chlorophyll", "The green pigment chlorophyll captures the light energy.", 1),
 ]
 
-VARIANTS = ["grad_x_embed", "grad_l1", "grad_l2", "uniform", "last_token"]
 
-
-def build_case(tokenizer, question, criterion, sentence, position):
+def build_case(question, criterion, sentence, position):
     parts = FILLER[:position] + [sentence] + FILLER[position:]
-    ids, span = [], None
-    for n, part in enumerate(parts):
-        piece = tokenizer.encode((" " if n else "") + part, add_special_tokens=False)
-        if part == sentence:
-            span = (len(ids), len(ids) + len(piece))
-        ids += piece
-    task = Task(f"loc-{position}", question, (Criterion(criterion, 1.0),))
-    return task, ids, span
+    response = " ".join(parts)
+    start = response.index(sentence)
+    return JudgedCase(
+        task_for_prompt(question, f"loc-{position}"),
+        response,
+        criterion,
+        True,
+        "content",
+        "",
+        ((start, start + len(sentence)),),
+        f"loc-{position}",
+    )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--judge", default="bundled-judge", help="the judge (default: %(default)s)")
     p.add_argument("--tau", default="auto")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
     tau = args.tau if args.tau == "auto" else float(args.tau)
 
-    judge = Judge.load("bundled", device=args.device)
-    cases = [build_case(judge.tokenizer, *case) for case in CASES]
-    tasks, responses = [c[0] for c in cases], [c[1] for c in cases]
-    print(
-        f"{len(cases)} cases, responses of {min(map(len, responses))}-{max(map(len, responses))} tokens, "
-        f"span share {np.mean([(b - a) / len(r) for (_, r, (a, b)) in cases]):.2f} on average"
-    )
-    print(f"{'variant':<14}{'mean lift':>10}{'min':>8}{'max':>8}   per case")
-    for name in VARIANTS:
-        # soft: every criterion is credited, so each case has an alpha whatever the verdict
-        results = Grad2Reward(judge, attribution=name, tau=tau, soft=True).score_batch(tasks, responses)
-        lifts = []
-        for (_task, ids, (a, b)), result in zip(cases, results):
-            alpha = result.criteria[0]["alpha"]
-            lifts.append(float(alpha[a:b].sum()) / ((b - a) / len(ids)))
-        print(
-            f"{name:<14}{np.mean(lifts):>10.2f}{min(lifts):>8.2f}{max(lifts):>8.2f}   "
-            + " ".join(f"{x:.2f}" for x in lifts)
-        )
-    p_true = [c["p_true"] for c in results_p_true(judge, tasks, responses)]
-    print(f"judge p_true on the cases: {' '.join(f'{p:.2f}' for p in p_true)}")
-
-
-def results_p_true(judge, tasks, responses):
-    return [r.criteria[0] for r in Grad2Reward(judge, attribution="uniform").score_batch(tasks, responses)]
+    judge = Judge.load(args.judge, device=args.device)
+    cases = [build_case(*case) for case in CASES]
+    methods = [name for name, method in ATTRIBUTIONS.items() if method.needs_grad] + ["uniform", "last_token"]
+    report = credit_report(judge, cases, methods, tau=tau)
+    print(f"{len(cases)} cases, judge {args.judge}")
+    print(f"{'method':<26}{'mean lift':>10}{'median':>8}")
+    for name, row in report.items():
+        print(f"{name:<26}{row['lift_mean']:>10.2f}{row['lift_median']:>8.2f}")
+    p_true = predict_p_true(judge, cases)
+    print(f"judge p_true on the cases (all meet their criterion): {' '.join(f'{p:.2f}' for p in p_true)}")
 
 
 if __name__ == "__main__":
