@@ -108,9 +108,11 @@ def summarize(
     **bootstrap,
 ) -> dict:
     """Per arm: mean curve, band, final score (mean and std over seeds), the ratio against
-    ``baseline`` with its interval, and, given the training judge's curves of the same greedy
+    ``baseline`` with its interval (only when the baseline's final score is above its first), and, given the training judge's curves of the same greedy
     responses, their change beside the eval judge's (a hacking signal when only the first rises)."""
     out = {}
+    base_mean = mean_curve(curves[baseline]) if baseline in curves else None
+    improved = base_mean is not None and base_mean[-1] > base_mean[0]
     for arm, runs in curves.items():
         values = np.asarray(runs, dtype=np.float64)
         low, high = band(runs)
@@ -123,7 +125,10 @@ def summarize(
             "final_std": float(values[:, -1].std(ddof=1)) if len(values) > 1 else 0.0,
             "eval_change": float(values[:, -1].mean() - values[:, 0].mean()),
         }
-        if arm != baseline and baseline in curves:
+        if arm == baseline:
+            row["steps_to_final"] = steps_to_reach(steps, base_mean, float(base_mean[-1]))
+            row["improved"] = improved
+        elif improved:  # a ratio against a baseline that did not improve would measure nothing
             row["vs_baseline"] = bootstrap_ratio(steps, curves[baseline], runs, **bootstrap)
         if reward_curves and arm in reward_curves:
             reward = np.asarray(reward_curves[arm], dtype=np.float64)

@@ -130,7 +130,7 @@ def plot(steps, summary: dict, path: Path, title: str) -> None:
 
 
 def table(steps, summary: dict, baseline: str) -> str:
-    total = steps[-1]
+    total = steps[-1]  # the last eval step
     lines = [
         "| arm | final eval score | reward-judge score change | eval-judge score change | steps to reach "
         f"{baseline}'s final | ratio vs {baseline} (95% CI) |",
@@ -138,8 +138,11 @@ def table(steps, summary: dict, baseline: str) -> str:
     ]
     for arm, row in summary.items():
         vs = row.get("vs_baseline")
-        if vs is None:
-            reach, ratio = (f"{total}" if arm == baseline else "-"), "1 (baseline)" if arm == baseline else "-"
+        if arm == baseline:
+            reach = f"{row['steps_to_final']:.1f}"
+            ratio = "1 (baseline)" if row["improved"] else f"none: {baseline} did not improve"
+        elif vs is None:
+            reach, ratio = "-", "-"
         else:
             reach = f"{vs['arm_steps']:.1f}" if math.isfinite(vs["arm_steps"]) else f"not in {total}"
             ratio = f"{vs['ratio']:.2f} ({vs['ci_low']:.2f}-{vs['ci_high']:.2f}; reached in {vs['reached_share']:.0%})"

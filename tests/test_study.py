@@ -48,3 +48,9 @@ def test_summary_flags_a_training_judge_rise_with_an_eval_judge_fall():
     assert summary["dense"]["hacking_signal"] and not summary["sparse"]["hacking_signal"]
     assert summary["dense"]["judge_gap_final"] == pytest.approx(0.5)
     assert summary["dense"]["eval_change"] == pytest.approx(-0.1) and "vs_baseline" not in summary["sparse"]
+
+
+def test_no_ratio_is_claimed_against_a_baseline_that_did_not_improve():
+    summary = summarize(STEPS, {"sparse": [[0.4, 0.3, 0.4]], "dense": [[0.4, 0.5, 0.6]]}, "sparse", resamples=10)
+    assert not summary["sparse"]["improved"] and "vs_baseline" not in summary["dense"]
+    assert summary["sparse"]["steps_to_final"] == 0.0
