@@ -123,6 +123,24 @@ def grad_l2(grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     return grads.norm(dim=-1)
 
 
+def windowed(score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], width: int):
+    """A score averaged over a window of ``width`` neighbouring tokens (evidence comes in phrases and
+    sentences, not single tokens); a named module-level function, so scorers still pickle."""
+    return _Windowed(score, width)
+
+
+@dataclass(frozen=True)
+class _Windowed:
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    width: int
+
+    def __call__(self, grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        scores = self.score(grads, inputs)
+        kernel = torch.ones(1, 1, self.width, dtype=scores.dtype) / self.width
+        padded = torch.nn.functional.pad(scores.view(1, 1, -1), (self.width // 2, (self.width - 1) // 2), mode="replicate")
+        return torch.nn.functional.conv1d(padded, kernel).view(-1)
+
+
 def uniform(length: int) -> torch.Tensor:
     """alpha_t = 1 / T."""
     return torch.full((length,), 1.0 / length)
@@ -159,6 +177,7 @@ register_attribution(Attribution("contrastive_grad_x_embed", True, score=grad_do
 register_attribution(Attribution("contrastive_grad_l2", True, score=grad_l2, objective="margin"))
 register_attribution(Attribution("grad_x_delta", True, score=grad_dot_input, baseline="mean"))
 register_attribution(Attribution("integrated_gradients", True, score=grad_dot_input, baseline="mean", steps=8))
+register_attribution(Attribution("grad_l2_window5", True, score=windowed(grad_l2, 5)))
 
 
 def get_attribution(name: str | Attribution) -> Attribution:

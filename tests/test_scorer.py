@@ -234,3 +234,51 @@ def test_foreign_policy_tokenizer_maps_credit_by_characters(tiny_judge, rubric_t
     for j, (a, b) in enumerate(offsets):
         np.testing.assert_allclose(token_map[a:b, j], 1.0 / (b - a))
         assert token_map[:, j].sum() == pytest.approx(token_map[a:b, j].sum())
+
+
+def _input_gradient(judge, input_ids, embeds, objective):
+    mask = torch.ones_like(input_ids)
+    logits = judge.answer_logits(embeds, mask)
+    true_id, false_id = judge.verdict_ids
+    value = (
+        logits[0, true_id] - logits[0, false_id] if objective == "margin" else torch.log_softmax(logits, -1)[0, true_id]
+    )
+    (grad,) = torch.autograd.grad(value, embeds)
+    return grad
+
+
+def test_research_attributions_follow_their_formulas(tiny_judge, rubric_task, bundled_tokenizer):
+    response = encode(bundled_tokenizer, "Scattering of sunlight by the air makes it blue.", eos=False)
+    criterion = rubric_task.criteria[0].criterion
+    ids, span = tiny_judge.build_input(rubric_task, criterion, response)
+    input_ids = torch.tensor([ids])
+    embeds = tiny_judge.embed(input_ids).detach()
+    null = tiny_judge.model.get_input_embeddings().weight.mean(0)
+    grad = _input_gradient(tiny_judge, input_ids, embeds.clone().requires_grad_(True), "log_p_true")[0, span]
+    margin_grad = _input_gradient(tiny_judge, input_ids, embeds.clone().requires_grad_(True), "margin")[0, span]
+    e, delta = embeds[0, span], embeds[0, span] - null
+    path = torch.zeros_like(embeds)
+    for step in range(1, 9):  # integrated gradients: 8 points from the null embedding to the input
+        point = (null + (embeds - null) * step / 8).requires_grad_(True)
+        path += _input_gradient(tiny_judge, input_ids, point, "log_p_true") / 8
+    l2 = grad.norm(dim=-1)
+    window = torch.stack(
+        [
+            l2[max(0, t - 2) : t + 3].mean()
+            if 2 <= t < len(l2) - 2
+            else torch.cat([l2[:1].expand(2), l2, l2[-1:].expand(2)])[t : t + 5].mean()
+            for t in range(len(l2))
+        ]
+    )
+    expected_scores = {
+        "abs_grad_x_embed": (grad * e).sum(-1).abs(),
+        "contrastive_grad_x_embed": (margin_grad * e).sum(-1),
+        "contrastive_grad_l2": margin_grad.norm(dim=-1),
+        "grad_x_delta": (grad * delta).sum(-1),
+        "integrated_gradients": (path[0, span] * delta).sum(-1),
+        "grad_l2_window5": window,
+    }
+    for name, scores in expected_scores.items():
+        result = Grad2Reward(tiny_judge, attribution=name, tau=0.05, soft=True).score(rubric_task, response)
+        expected = torch.softmax(scores.float() / 0.05, 0).numpy()
+        np.testing.assert_allclose(result.criteria[0]["alpha"], expected, rtol=1e-4, atol=1e-6, err_msg=name)
