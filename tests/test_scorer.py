@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import build_tiny_model
 
-from g2r_env import Grad2Reward, Judge
+from g2r_env import ATTRIBUTIONS, Grad2Reward, Judge
 from g2r_env.attribution import softmax_with_temperature
 from tasks import Criterion, Task
 
@@ -123,7 +123,7 @@ def test_aggregation_with_negative_weights_by_hand(tiny_judge, bundled_tokenizer
     assert result.token_rewards[-1] == pytest.approx(expected_soft) and not result.token_rewards[:-1].any()
 
 
-@pytest.mark.parametrize("attribution", ["grad_x_embed", "grad_l1", "grad_l2", "uniform", "last_token"])
+@pytest.mark.parametrize("attribution", sorted(ATTRIBUTIONS))
 def test_token_rewards_sum_to_sequence_reward(tiny_judge, rubric_task, bundled_tokenizer, attribution):
     responses = [
         encode(bundled_tokenizer, text)
