@@ -26,7 +26,7 @@ def test_cache_is_reused_and_a_corrupt_copy_is_rebuilt(tmp_path, monkeypatch):
     assert models.bundled_model_dir() == target
     assert models._cache_is_complete(target)
     manifest = json.loads((target / "g2r-manifest.json").read_text())
-    assert manifest["files"]["model.safetensors"] == (source / "model.safetensors").stat().st_size
+    assert manifest["files"]["model.safetensors"]["size"] == (source / "model.safetensors").stat().st_size
     assert (target / "model.safetensors").stat().st_mtime_ns != stamp
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".convert-")]  # no temporary left
 
