@@ -114,6 +114,8 @@ class JudgePool:
         num_gpus_per_judge: GPUs Ray gives each actor; None is 1 when the cluster has GPUs and the
             spec's device is "auto" or CUDA, else 0.
         num_cpus_per_judge: CPUs Ray reserves for each actor.
+        name: name the actors ``<name>-0`` .. and reuse them when they exist, so every pool of a
+            Ray job with this name shares one set of judges; None: actors of this pool alone.
 
     Ray must be running (``ray.init``); verl starts it before it builds reward managers.
     """
@@ -124,6 +126,7 @@ class JudgePool:
         num_judges: int = 1,
         num_gpus_per_judge: Optional[float] = None,
         num_cpus_per_judge: float = 1,
+        name: Optional[str] = None,
     ) -> None:
         if num_judges < 1:
             raise ValueError(f"num_judges must be >= 1, got {num_judges}")
@@ -134,7 +137,12 @@ class JudgePool:
             num_gpus_per_judge = 1 if has_gpus and spec.device in ("auto", "cuda") else 0
         remote = ray.remote(JudgeActor).options(num_cpus=num_cpus_per_judge, num_gpus=num_gpus_per_judge)
         self.spec = spec
-        self.actors = [remote.remote(spec) for _ in range(num_judges)]
+        if name is not None:
+            self.actors = [
+                remote.options(name=f"{name}-{k}", get_if_exists=True).remote(spec) for k in range(num_judges)
+            ]
+        else:
+            self.actors = [remote.remote(spec) for _ in range(num_judges)]
 
     def submit(self, tasks: Sequence[Task], responses: Sequence[Sequence[int]], dense: bool = True) -> PendingScores:
         """Hand the batch to the actors and return at once; ``gather`` waits for the results."""

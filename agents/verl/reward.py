@@ -32,6 +32,16 @@ from .data import task_from_json
 from .judge_pool import JudgePool, JudgeSpec
 
 REWARD_MANAGER_NAME = "grad2reward"
+EXTRA_INFO_KEYS = ("sequence_reward", "criteria_met", "pitfalls_met")
+
+
+def extra_info(result) -> dict:
+    """What verl logs per response: the sequence reward and how many criteria and pitfalls were met."""
+    return {
+        "sequence_reward": result.sequence_reward,
+        "criteria_met": sum(1 for c in result.criteria if c["met"] and c["weight"] > 0),
+        "pitfalls_met": sum(1 for c in result.criteria if c["met"] and c["weight"] < 0),
+    }
 
 
 @register(REWARD_MANAGER_NAME)
@@ -50,6 +60,9 @@ class Grad2RewardManager(AbstractRewardManager):
             the ``JudgeSpec`` of that pool (``model`` defaults to the tokenizer's source).
         num_judges: actors in that pool (one per GPU set aside for judging).
         num_gpus_per_judge: GPUs per actor (None: 1 on a cluster with GPUs, else 0).
+        pool_name: the pool's actors are named after it, so every manager of a Ray job that names
+            the same pool shares its judges (verl builds one manager per reward worker); None
+            gives this manager a pool of its own.
         dense: False puts the sequence reward on the last token (the sparse baseline).
     """
 
@@ -72,6 +85,7 @@ class Grad2RewardManager(AbstractRewardManager):
         num_gpus_per_judge: Optional[float] = None,
         threads_per_judge: int = 0,
         dense: bool = True,
+        pool_name: Optional[str] = "grad2reward-judge",
     ) -> None:
         self.tokenizer = tokenizer
         self.num_examine = num_examine
@@ -84,6 +98,7 @@ class Grad2RewardManager(AbstractRewardManager):
         self.spec = JudgeSpec(model, judge, device, attribution, tau, soft, micro_batch_size, dtype, threads_per_judge)
         self.num_judges = num_judges
         self.num_gpus_per_judge = num_gpus_per_judge
+        self.pool_name = pool_name
         self._tasks: dict[str, Task] = {}
         self._examined = 0
 
@@ -91,38 +106,31 @@ class Grad2RewardManager(AbstractRewardManager):
     def scorer(self):
         """The judge (built as a ``JudgePool`` on first use when none was handed in)."""
         if self._scorer is None:
-            self._scorer = JudgePool(self.spec, self.num_judges, self.num_gpus_per_judge)
+            self._scorer = JudgePool(self.spec, self.num_judges, self.num_gpus_per_judge, name=self.pool_name)
         return self._scorer
 
     def __call__(self, data: DataProto, return_dict: bool = False) -> torch.Tensor | dict[str, Any]:
-        responses = data.batch["responses"]
-        prompt_length = data.batch["prompts"].shape[-1]
-        lengths = data.batch["attention_mask"][:, prompt_length:].sum(-1).tolist()
-        rows = [i for i, n in enumerate(lengths) if n > 0]  # an empty response has no token to reward
-        tasks = [self._task(data, i) for i in rows]
-        response_ids = [responses[i, : lengths[i]].tolist() for i in rows]
+        rows, tasks, response_ids = self.judged_rows(data)
         results = self.scorer.score_batch(tasks, response_ids, dense=self.dense) if rows else []
-
-        reward_tensor = torch.zeros_like(responses, dtype=torch.float32)
-        extra = {
-            "sequence_reward": [0.0] * len(lengths),
-            "criteria_met": [0] * len(lengths),
-            "pitfalls_met": [0] * len(lengths),
-        }
-        for i, result in zip(rows, results):
-            if len(result.token_rewards) != lengths[i]:
-                raise RuntimeError(
-                    f"row {i} (task {result.task_id}): the judge returned {len(result.token_rewards)} token "
-                    f"rewards for a {lengths[i]}-token response"
-                )
-            reward_tensor[i, : lengths[i]] = torch.tensor(result.token_rewards)  # a copy: arrays from Ray are read-only
-            extra["sequence_reward"][i] = result.sequence_reward
-            extra["criteria_met"][i] = sum(1 for c in result.criteria if c["met"] and c["weight"] > 0)
-            extra["pitfalls_met"][i] = sum(1 for c in result.criteria if c["met"] and c["weight"] < 0)
+        reward_tensor = torch.zeros_like(data.batch["responses"], dtype=torch.float32)
+        extra: dict[str, list] = {key: [0] * len(data) for key in EXTRA_INFO_KEYS}
+        for i, ids, result in zip(rows, response_ids, results):
+            reward_tensor[i, : len(ids)] = torch.tensor(result.token_rewards)  # a copy: Ray's arrays are read-only
+            for key, value in extra_info(result).items():
+                extra[key][i] = value
         self._examine(data, rows, results)
         if return_dict:
             return {"reward_tensor": reward_tensor, "reward_extra_info": extra}
         return reward_tensor
+
+    def judged_rows(self, data: DataProto) -> tuple[list[int], list[Task], list[list[int]]]:
+        """(rows with a response, their tasks, their response ids) of a verl batch; the valid response
+        length is the response part of ``attention_mask`` (verl's own managers read it the same way)."""
+        prompt_length = data.batch["prompts"].shape[-1]
+        lengths = data.batch["attention_mask"][:, prompt_length:].sum(-1).tolist()
+        rows = [i for i, n in enumerate(lengths) if n > 0]  # an empty response has no token to reward
+        responses = data.batch["responses"]
+        return rows, [self._task(data, i) for i in rows], [responses[i, : lengths[i]].tolist() for i in rows]
 
     def _task(self, data: DataProto, row: int) -> Task:
         """The task of a batch row, from its ``reward_model.ground_truth`` (parsed once per text)."""
