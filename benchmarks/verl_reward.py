@@ -80,7 +80,7 @@ def main() -> None:
     bare_s, managed_s, own_s = (statistics.median(x) for x in (bare, managed, own))
     print(f"score_batch: {bare_s:.3f} s   manager: {managed_s:.3f} s   manager's own work: {own_s * 1e3:.2f} ms")
     print(
-        f"overhead: {own_s / bare_s:.2%} of score_batch (target < 5%); end to end manager/bare = {managed_s / bare_s:.3f}"
+        f"overhead: {own_s / bare_s:.4%} of score_batch (target < 5%); end to end manager/bare = {managed_s / bare_s:.3f}"
     )
 
     # --- throughput: 1 vs 2 one-thread actors --------------------------------------------------
