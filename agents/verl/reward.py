@@ -17,6 +17,7 @@ per GPU), or any object with ``score_batch`` handed in as ``scorer=`` (an in-pro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -28,7 +29,7 @@ from verl.workers.reward_manager.abstract import AbstractRewardManager
 
 from tasks import Task
 
-from .data import task_from_json
+from .data import read_verl_parquet, task_from_json
 from .judge_pool import JudgePool, JudgeSpec
 
 REWARD_MANAGER_NAME = "grad2reward"
@@ -42,6 +43,31 @@ def extra_info(result) -> dict:
         "criteria_met": sum(1 for c in result.criteria if c["met"] and c["weight"] > 0),
         "pitfalls_met": sum(1 for c in result.criteria if c["met"] and c["weight"] < 0),
     }
+
+
+def prompt_key(messages) -> str:
+    """A prompt's chat messages (role and content) as one string, to find its task by."""
+    return json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False)
+
+
+def prompt_index(paths: Sequence[str]) -> dict[str, Task]:
+    """Tasks of exported parquet files by ``prompt_key`` of their messages.
+
+    Raises:
+        ValueError: two tasks with the same prompt and different rubrics (a prompt alone cannot
+            tell them apart).
+    """
+    index: dict[str, Task] = {}
+    for path in paths:
+        for task in read_verl_parquet(path):
+            key = prompt_key(task.messages)
+            if key in index and index[key] != task:
+                raise ValueError(
+                    f"{path}: tasks {index[key].task_id} and {task.task_id} have the same prompt and "
+                    "different rubrics; rows without reward_model cannot be matched to one of them"
+                )
+            index[key] = task
+    return index
 
 
 @register(REWARD_MANAGER_NAME)
@@ -64,6 +90,9 @@ class Grad2RewardManager(AbstractRewardManager):
             the same pool shares its judges (verl builds one manager per reward worker); None
             gives this manager a pool of its own.
         dense: False puts the sequence reward on the last token (the sparse baseline).
+        tasks: parquet files written by ``g2r export --format verl``; rows that carry no
+            ``reward_model`` column (verl 0.9's v1 trainer hands its colocated reward path only
+            ``raw_prompt``) are matched to their task by the prompt's messages.
     """
 
     def __init__(
@@ -86,6 +115,7 @@ class Grad2RewardManager(AbstractRewardManager):
         threads_per_judge: int = 0,
         dense: bool = True,
         pool_name: Optional[str] = "grad2reward-judge",
+        tasks: Optional[str | Sequence[str]] = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.num_examine = num_examine
@@ -100,6 +130,7 @@ class Grad2RewardManager(AbstractRewardManager):
         self.num_gpus_per_judge = num_gpus_per_judge
         self.pool_name = pool_name
         self._tasks: dict[str, Task] = {}
+        self._by_prompt = prompt_index([tasks] if isinstance(tasks, str) else tasks or [])
         self._examined = 0
 
     @property
@@ -135,10 +166,16 @@ class Grad2RewardManager(AbstractRewardManager):
     def _task(self, data: DataProto, row: int) -> Task:
         """The task of a batch row, from its ``reward_model.ground_truth`` (parsed once per text)."""
         column = data.non_tensor_batch.get("reward_model")
+        if column is None and "raw_prompt" in data.non_tensor_batch and self._by_prompt:
+            key = prompt_key(data.non_tensor_batch["raw_prompt"][row])
+            if key not in self._by_prompt:
+                raise KeyError(f"batch row {row}: its prompt is not the prompt of any task in the tasks= files")
+            return self._by_prompt[key]
         if column is None:
             raise KeyError(
                 "the batch has no 'reward_model' column; write the dataset with g2r export --format verl "
-                "so each row carries its task and rubric"
+                "so each row carries its task and rubric (or, where verl passes only raw_prompt, name the "
+                "exported files with tasks=...)"
             )
         cell = column[row]
         text = cell.get("ground_truth") if isinstance(cell, dict) else None

@@ -96,3 +96,24 @@ def test_an_empty_response_gets_no_reward_and_is_not_judged(bundled_tokenizer):
     n = len(recorder.calls[0][0])
     assert rewards[0, :n].tolist() == [0.25] * n and rewards[0, n:].abs().sum() == 0
     assert rewards[1].abs().sum() == 0
+
+
+@pytest.mark.slow
+def test_rows_with_only_raw_prompt_find_their_task_in_the_exported_files(
+    batch, bundled_tokenizer, self_judge_scorer, tmp_path
+):
+    """verl 0.9's v1 trainer hands the colocated reward path prompts, responses, the mask and
+    raw_prompt only: the task is found by its prompt in the exported parquet files."""
+    from agents.verl.data import write_verl_parquet
+    from tasks import TaskSet
+
+    tasks, data, _ = batch
+    files = write_verl_parquet(TaskSet(list({t.task_id: t for t in tasks}.values())), tmp_path, splits=("all",))
+    bare = data.select(batch_keys=["prompts", "responses", "attention_mask"], non_tensor_batch_keys=[])
+    bare.non_tensor_batch["raw_prompt"] = np.array([t.messages for t in tasks], dtype=object)
+    manager = Grad2RewardManager(bundled_tokenizer, scorer=self_judge_scorer, tasks=str(files["all"]))
+    full = Grad2RewardManager(bundled_tokenizer, scorer=self_judge_scorer)(data)
+    assert manager(bare).equal(full)
+    bare.non_tensor_batch["raw_prompt"][2] = [{"role": "user", "content": "Something else."}]
+    with pytest.raises(KeyError, match="batch row 2: its prompt is not the prompt of any task"):
+        manager(bare)
