@@ -73,3 +73,24 @@ def test_the_names_it_uses_are_registered_in_verl():
     assert get_adv_estimator_fn("grad2reward_token_grpo").__name__ == "grad2reward_token_grpo"
     with pytest.raises(RuntimeError, match="only routes verl to the manager"):
         compute_score()
+
+
+def test_a_fresh_verl_process_finds_the_names_through_the_plugin_entry_point():
+    """verl's Ray workers import nothing of ours: verl loads the ``verl.plugins`` entry point of this
+    package on ``import verl``, in every process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import verl\n"
+        "from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER\n"
+        "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
+        "from verl.workers.reward_manager.registry import REWARD_MANAGER_REGISTRY\n"
+        "print('grad2reward' in REWARD_MANAGER, 'grad2reward' in REWARD_MANAGER_REGISTRY,\n"
+        "      sorted(k for k in ADV_ESTIMATOR_REGISTRY if k.startswith('grad2reward_')))\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
+    from agents.advantages import ADVANTAGES
+
+    expected = sorted(f"grad2reward_{name}" for name in ADVANTAGES)
+    assert out.stdout.strip().splitlines()[-1] == f"True True {expected}"
