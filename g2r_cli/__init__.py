@@ -5,6 +5,7 @@
     g2r eval          greedy judge score of a model on a task split
     g2r judge train   fine-tune a rubric judge on the evidence corpus (and labelled verdicts)
     g2r judge eval    measure a judge: AUC, accuracy, calibration, credit lift and specificity
+    g2r export        write a task set in another trainer's data format (verl parquet)
 
 A user error (bad input, a missing file) prints one line and exits with status 2; ``--debug``
 anywhere on the command line shows the traceback instead.
@@ -18,13 +19,14 @@ from typing import Optional
 
 from g2r_env.models import ModelLoadError
 
-from . import judge, score, train
+from . import export, judge, score, train
 
 COMMANDS = {
     "score": (score.main, "judge one response and write an HTML heatmap of its token rewards"),
     "train": (train.train_main, "train a policy with the bundled token-level GRPO trainer"),
     "eval": (train.eval_main, "greedy judge score of a model on a task set's test split"),
     "judge": (judge.main, "train (g2r judge train) or measure (g2r judge eval) a rubric judge"),
+    "export": (export.main, "write a task set in another trainer's data format (verl parquet)"),
 }
 USAGE = "usage: g2r {" + ",".join(COMMANDS) + "} [options]   (g2r COMMAND --help for its options)"
 

@@ -137,7 +137,9 @@ class _Windowed:
     def __call__(self, grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         scores = self.score(grads, inputs)
         kernel = torch.ones(1, 1, self.width, dtype=scores.dtype) / self.width
-        padded = torch.nn.functional.pad(scores.view(1, 1, -1), (self.width // 2, (self.width - 1) // 2), mode="replicate")
+        padded = torch.nn.functional.pad(
+            scores.view(1, 1, -1), (self.width // 2, (self.width - 1) // 2), mode="replicate"
+        )
         return torch.nn.functional.conv1d(padded, kernel).view(-1)
 
 
