@@ -16,12 +16,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from tasks import TaskSet
-
-from .attribution import Tau
 from .env import Episode, check_action, check_render_mode, setup_token_env
-from .models import BUNDLED_NAME
-from .scorer import Grad2Reward
 
 
 def _gather_infos(infos: Sequence[dict], num_envs: int) -> dict[str, Any]:
@@ -52,8 +47,10 @@ class OpenEndedVectorEnv(VectorEnv):
         num_envs: number of sub-envs.
         group_size: consecutive groups of this many sub-envs get the same task at reset (G
             responses per prompt, as GRPO needs); ``num_envs`` must be a multiple of it.
-        tasks, model, judge, ...: the arguments of ``OpenEndedEnv``; the sub-envs share its
-            ``tasks``, ``tokenizer``, ``prompts`` and ``scorer``, public here too.
+        render_mode: None or "ansi".
+        **env_kwargs: the other arguments of ``OpenEndedEnv`` (tasks, model, judge, max_new_tokens,
+            ...); the sub-envs share its ``tasks``, ``tokenizer``, ``prompts`` and ``scorer``,
+            public here too.
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -62,51 +59,22 @@ class OpenEndedVectorEnv(VectorEnv):
         self,
         num_envs: int = 1,
         group_size: int = 1,
-        tasks: str | TaskSet = "openended-mini",
-        model: str = BUNDLED_NAME,
-        judge: Optional[str] = None,
-        max_new_tokens: int = 64,
-        attribution: str = "grad_x_embed",
-        tau: Tau = "auto",
-        reward_mode: str = "dense",
-        device: str = "auto",
         render_mode: Optional[str] = None,
-        split: str = "train",
-        soft: bool = False,
-        prompt_width: Optional[int] = None,
-        micro_batch_size: int = 8,
-        dtype: Optional[str] = None,
-        scorer: Optional[Grad2Reward] = None,
         max_episode_steps: Optional[int] = None,
+        **env_kwargs,
     ) -> None:
         # max_episode_steps: make_vec passes the spec's; the env truncates itself at max_new_tokens
         if num_envs < 1 or group_size < 1 or num_envs % group_size:
             raise ValueError(f"num_envs ({num_envs}) must be a positive multiple of group_size ({group_size})")
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
-        setup_token_env(
-            self,
-            tasks=tasks,
-            split=split,
-            model=model,
-            judge=judge,
-            max_new_tokens=max_new_tokens,
-            attribution=attribution,
-            tau=tau,
-            reward_mode=reward_mode,
-            device=device,
-            soft=soft,
-            prompt_width=prompt_width,
-            micro_batch_size=micro_batch_size,
-            dtype=dtype,
-            scorer=scorer,
-        )
+        setup_token_env(self, **env_kwargs)
         self.num_envs = num_envs
         self.group_size = group_size
         self.single_observation_space = self.observation_space
         self.single_action_space = self.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = spaces.MultiDiscrete(np.full(num_envs, self.vocab_size, dtype=np.int64))
-        self.episodes = [Episode(self.prompt_width, max_new_tokens, self.stop_ids) for _ in range(num_envs)]
+        self.episodes = [Episode(self.prompt_width, self.max_new_tokens, self.stop_ids) for _ in range(num_envs)]
         self._autoreset = np.zeros(num_envs, dtype=bool)
 
     # ----------------------------------------------------------------------------------------
