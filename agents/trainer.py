@@ -474,8 +474,8 @@ class Trainer:
             self.writer = None
 
     def snapshot(self, name: str) -> list[ScoreResult]:
-        """Greedy responses to the first ``report_prompts`` eval tasks with dense token rewards,
-        saved to report/<name>.json for the before/after heatmaps."""
+        """Greedy responses to the first ``report_prompts`` eval tasks with dense token rewards by the
+        training judge, saved to report/<name>.json for the before/after heatmaps."""
         from .report import save_results
 
         envs = self.eval_envs
@@ -483,20 +483,11 @@ class Trainer:
         groups = self.sampler.generate(
             [envs.prompts[t] for t in task_ids], n=1, temperature=0.0, max_tokens=self.config.max_new_tokens, seed=0
         )
-        # dense credit of the run's attribution (grad_x_embed for runs whose attribution gives none)
-        scorer = (
-            self.scorer
-            if self.scorer.attribution.needs_grad
-            else build_scorer(
-                self.config.model,
-                self.config.judge,
-                self.config.device,
-                tau=self.config.tau,
-                soft=self.config.soft,
-                micro_batch_size=self.config.judge_micro_batch_size,
-            )
+        # the run's attribution, dense even for a sparse run (its scorer still has one; sparse runs call it
+        # with dense=False), so the heatmaps show where this judge would put the credit
+        results = self.scorer.score_batch(
+            [envs.tasks.get(t) for t in task_ids], [g[0].token_ids for g in groups], dense=True
         )
-        results = scorer.score_batch([envs.tasks.get(t) for t in task_ids], [g[0].token_ids for g in groups])
         save_results(self.run_dir / "report" / f"{name}.json", results, step=self.global_step)
         return results
 
