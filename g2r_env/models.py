@@ -135,48 +135,72 @@ def _cache_lock(folder: Path):
 
 
 def bundled_model_dir() -> Path:
-    """A local HF folder (config, safetensors, tokenizer) of the bundled model, converted once.
-
-    Conversion runs under a lock file in the cache folder: a second process waits, then finds the
-    finished copy. Folders left by a killed conversion (``.convert-*``) are removed then.
-    """
+    """A local HF folder (config, safetensors, tokenizer) of the bundled model, converted once."""
     gguf = _gguf_path()
-    target = cache_dir() / "smollm2-135m-instruct"
+    return _cached_build(cache_dir() / "smollm2-135m-instruct", lambda tmp: _convert_bundled(gguf, tmp), str(gguf))
+
+
+def merged_adapter_dir(adapter: str | os.PathLike) -> Path:
+    """A plain model folder of a LoRA adapter (a trained judge) merged into its base, made once under
+    the cache folder (keyed by the adapter's content), so later loads take well under a second."""
+    adapter = Path(adapter)
+    digest = hashlib.sha256(str(adapter_base(adapter)).encode())
+    for name in sorted(p.name for p in adapter.iterdir() if p.suffix in (".json", ".safetensors")):
+        digest.update(name.encode() + _file_hash(adapter / name).encode())
+    return _cached_build(
+        cache_dir() / f"merged-{digest.hexdigest()[:16]}", lambda tmp: _merge_adapter(adapter, tmp), str(adapter)
+    )
+
+
+def _cached_build(target: Path, build, source: str) -> Path:
+    """``target``, built into a temporary folder by ``build(folder)`` and renamed into place with a
+    manifest when missing or damaged. The build runs under a lock file in the cache folder: a second
+    process waits, then finds the finished copy; folders left by a killed build (``.convert-*``) are
+    removed then."""
     if _cache_is_complete(target):
         return target
     with _cache_lock(target.parent):
-        if _cache_is_complete(target):  # another process converted it while we waited
+        if _cache_is_complete(target):  # another process built it while we waited
             return target
-        for stale in target.parent.glob(".convert-*"):  # no one else converts while we hold the lock
+        for stale in target.parent.glob(".convert-*"):  # no one else builds while we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
-        _convert_bundled(gguf, target)
+        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+        try:
+            build(tmp)
+            files = {
+                p.name: {"size": p.stat().st_size, "sha256": _file_hash(p), "sample": _sample_hash(p)}
+                for p in tmp.iterdir()
+                if p.is_file()
+            }
+            (tmp / _MANIFEST).write_text(json.dumps({"source": source, "files": files}, indent=1))
+            shutil.rmtree(target, ignore_errors=True)  # a partial or corrupt copy
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def _convert_bundled(gguf: Path, target: Path) -> None:
+def _convert_bundled(gguf: Path, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        print(f"[g2r] converting the bundled model once to {target} ...", flush=True)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # the weights are de-quantized on load; drop the GGUF quantizer so they save as plain tensors
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": _file_hash(p), "sample": _sample_hash(p)}
-            for p in tmp.iterdir()
-            if p.is_file()
-        }
-        (tmp / _MANIFEST).write_text(json.dumps({"source": str(gguf), "files": files}, indent=1))
-        shutil.rmtree(target, ignore_errors=True)  # a partial or corrupt copy
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"[g2r] converting the bundled model once to {cache_dir()} ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # the weights are de-quantized on load; drop the GGUF quantizer so they save as plain tensors
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _merge_adapter(adapter: Path, folder: Path) -> None:
+    from peft import PeftModel
+
+    print(f"[g2r] merging the judge adapter {adapter} once into its base ...", flush=True)
+    model, tokenizer = load_model(adapter_base(adapter), "cpu", torch.float32)
+    PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 def resolve_source(source: str | os.PathLike) -> str:
@@ -239,12 +263,8 @@ def load_model(
     dtype = dtype or default_dtype(device)
     path = resolve_source(source)
     base = adapter_base(path)
-    if base is not None:  # a LoRA adapter (a trained judge): merged into its base
-        from peft import PeftModel
-
-        model, tokenizer = load_model(base, "cpu", torch.float32)
-        model = PeftModel.from_pretrained(model, path).merge_and_unload()
-        return model.to(device=device, dtype=dtype).eval(), tokenizer
+    if base is not None:  # a LoRA adapter (a trained judge): merged into its base, once
+        path = str(merged_adapter_dir(path))
     model = _from_pretrained(AutoModelForCausalLM, path, source, dtype=dtype).to(device)
     model.eval()
     return model, load_tokenizer(source)

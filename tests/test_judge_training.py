@@ -256,3 +256,42 @@ def test_judge_training_lowers_the_loss_and_flips_a_verdict(tiny_model_dir, tmp_
     assert json.loads((folder / "g2r-judge.json").read_text())["steps"] == 40
     judge = Judge.load(str(folder), device="cpu")  # the written judge loads and judges the same
     np.testing.assert_allclose(predict_p_true(judge, held), after, atol=1e-5)
+
+
+def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model_dir, tmp_path, monkeypatch):
+    from g2r_env import models
+
+    monkeypatch.setenv("G2R_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "toy.jsonl"
+    rows = [
+        {"prompt": "Q", "response": f"Answer {n}.", "criterion": "Gives an answer", "label": n % 2 == 0}
+        for n in range(8)
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    config = JudgeTrainConfig(
+        out_dir=str(tmp_path / "run"),
+        base=tiny_model_dir,
+        corpora=[],
+        verdicts=[str(path)],
+        responses_per_step=0,
+        verdicts_per_step=8,
+        steps=3,
+        learning_rate=1e-2,
+        lora_rank=2,
+        lora_dropout=0.0,
+        bf16=False,
+        progress=False,
+    )
+    trainer = JudgeTrainer(config)
+    folder = trainer.train()
+    assert (folder / "adapter_config.json").exists() and models.adapter_base(folder) == tiny_model_dir
+    cases = load_verdicts(path)
+    trainer.model.eval()
+    expected = predict_p_true(trainer.judge, cases)
+    first = predict_p_true(Judge.load(str(folder), device="cpu"), cases)
+    merged = list((tmp_path / "cache").glob("merged-*"))
+    assert len(merged) == 1 and models._cache_is_complete(merged[0])
+    np.testing.assert_allclose(first, expected, atol=2e-3)  # the adapter was saved in float16
+    stamp = (merged[0] / "model.safetensors").stat().st_mtime_ns
+    models.load_model(str(folder), "cpu")
+    assert (merged[0] / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not merged again
