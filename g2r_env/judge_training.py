@@ -172,7 +172,7 @@ class JudgeTrainConfig:
     """seeds the composer (a fresh draw every step), LoRA initialisation and example order"""
     steps: int = 600
     """optimizer steps"""
-    responses_per_step: int = 4
+    responses_per_step: int = 5
     """composed responses per step; each brings one example per judgeable criterion plus mismatched ones"""
     verdicts_per_step: int = 8
     """examples drawn from the verdict files per step (when any are given)"""
@@ -196,8 +196,11 @@ class JudgeTrainConfig:
     """share of corpus examples that show a paraphrase of the criterion"""
     mismatched_per_response: int = 2
     """criteria of other tasks of the domain added, unmet, to each composed response"""
-    wordings: int = 2
+    wordings: int = 1
     """examples per criterion and composed response, each in another wording (the criterion, its paraphrases)"""
+    generic_per_response: int = 3
+    """generic structure criteria (lengths, counts, lists, title, greeting, a word...) added to each composed
+    response, phrased many ways, with counts near the response's own so both verdicts occur"""
     checkpoint_every: int = 100
     """write a resumable checkpoint every N steps (and at the end)"""
     bf16: bool = True
@@ -329,6 +332,7 @@ class JudgeTrainer:
                     paraphrase_rate=config.paraphrase_rate,
                     mismatched_per_response=config.mismatched_per_response,
                     wordings=config.wordings,
+                    generic_per_response=config.generic_per_response,
                 )
                 cases.extend(composer.compose(entry))
         if self.verdict_cases and config.verdicts_per_step:

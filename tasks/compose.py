@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from .evidence import Corpus, CriterionEvidence, TaskEvidence
+from .evidence import Check, Corpus, CriterionEvidence, TaskEvidence, count_sentences, count_words, list_lines
 from .types import Criterion, Task
 
 MATERIAL_AT_START = ("title", "greeting", "starts_with")
@@ -86,6 +86,99 @@ def _similar(a: str, b: str, threshold: float = 0.5) -> bool:
     return bool(wa and wb) and len(wa & wb) / min(len(wa), len(wb)) >= threshold
 
 
+# Generic structure criteria, phrased many ways and decided by a check on the composed text. Counts
+# are asked about near the response's own count, above or below it, so that about half are met:
+# a judge trained on a task's fixed "under 150 words" (met by most short responses) would learn to
+# say True to any length criterion instead of looking at the length.
+GENERIC_COUNTS = {
+    ("words", "lt"): [
+        "The response is under {n} words",
+        "Is under {n} words long",
+        "Uses fewer than {n} words",
+        "Keeps the answer below {n} words",
+        "The answer is shorter than {n} words",
+    ],
+    ("words", "gt"): ["The response is longer than {n} words", "Is more than {n} words long", "Exceeds {n} words"],
+    ("sentences", "eq"): [
+        "Is exactly {n} sentences long",
+        "Consists of exactly {n} sentences",
+        "The response has {n} sentences, no more and no fewer",
+    ],
+    ("sentences", "le"): [
+        "Uses at most {n} sentences",
+        "Has no more than {n} sentences",
+        "Is {n} sentences or shorter",
+    ],
+    ("items", "eq"): [
+        "Lists exactly {n} items",
+        "Contains exactly {n} list items",
+        "Has exactly {n} points in its list",
+    ],
+    ("lines", "le"): ["Is no longer than {n} lines", "Fits in {n} lines or fewer"],
+}
+GENERIC_FLAGS = {
+    "numbered_list": [
+        "Uses a numbered list",
+        "Presents its points as a numbered list",
+        "Numbers its steps 1, 2, 3",
+        "Is formatted as a numbered list",
+    ],
+    "bullet_list": ["Uses bullet points", "Presents the points as a bulleted list", "Is formatted as a bullet list"],
+    "list": ["Presents its points as a list, bulleted or numbered", "Uses a list"],
+    "title": ["Has a title", "Starts with a title line", "Gives the piece a title"],
+    "greeting": ["Opens with a greeting", "Begins by greeting someone, such as 'Dear ...' or 'Hi ...'"],
+    "sign_off": ["Ends with a sign-off and a name", "Closes with a sign-off line and the writer's name"],
+    "question": ["Asks the reader a question", "Contains at least one question", "Includes a question"],
+    "digits": ["Contains a number written in digits", "Uses digits for at least one number", "Includes a numeral"],
+}
+GENERIC_NEGATED = {
+    "digits": ["Contains no digits", "Writes no numbers in digits"],
+    "list": ["Uses no list", "Is written as prose, without a list"],
+}
+GENERIC_MATERIAL = {  # added to any response now and then, so the generic flags are met on every kind of task
+    "title": ["A Few Notes", "Quick Guide", "My Answer", "In Short", "The Basics", "Here Is What I Know"],
+    "greeting": ["Dear Sam,", "Hi Priya,", "Hello Mr. Okafor,", "Dear friend,", "Hi there,"],
+    "sign_off": ["Best wishes,\nAlex", "Thanks,\nJordan Lee", "Kind regards,\nMaria", "Love,\nTom", "Cheers,\nKim"],
+}
+GENERIC_WORDS = ["Uses the word '{w}'", 'Includes the word "{w}"', "Contains the word '{w}'"]
+GENERIC_NO_WORDS = ["Avoids the word '{w}'", "Does not use the word '{w}'"]
+_COUNTERS = {
+    "words": count_words,
+    "sentences": count_sentences,
+    "items": list_lines,
+    "lines": lambda t: len([line for line in t.splitlines() if line.strip()]),
+}
+
+
+def generic_structure(text: str, other_words: list[str], rng: random.Random) -> tuple[str, Check]:
+    """One generic structure criterion for ``text`` and the check that decides it."""
+    kind = rng.choices(["count", "flag", "negated", "word"], weights=[5, 4, 1, 2])[0]
+    if kind == "count":
+        (name, op), phrasings = rng.choice(list(GENERIC_COUNTS.items()))
+        actual = _COUNTERS[name](text)
+        if name == "words":
+            n = max(10, int(round(actual * rng.uniform(0.6, 1.5) / 10)) * 10)
+        else:
+            n = max(1, actual + rng.choice([-2, -1, 0, 0, 1, 2]))
+        return rng.choice(phrasings).format(n=n), Check(name, op, n)
+    if kind == "flag":
+        name, phrasings = rng.choice(list(GENERIC_FLAGS.items()))
+        return rng.choice(phrasings), Check(name)
+    if kind == "negated":
+        name, phrasings = rng.choice(list(GENERIC_NEGATED.items()))
+        return rng.choice(phrasings), Check(name, negate=True)
+    present = [w for w in re.findall(r"[A-Za-z]{5,}", text)]
+    word = (
+        rng.choice(present)
+        if present and (rng.random() < 0.5 or not other_words)
+        else rng.choice(other_words or ["zebra"])
+    )
+    negate = rng.random() < 0.3
+    return rng.choice(GENERIC_NO_WORDS if negate else GENERIC_WORDS).format(w=word.lower()), Check(
+        "contains", text=word.lower(), negate=negate
+    )
+
+
 class Composer:
     """Builds labelled responses for the tasks of an evidence corpus.
 
@@ -99,6 +192,8 @@ class Composer:
         wordings: examples per criterion and response, each in a different wording (the criterion
             and its paraphrases; fewer when it has fewer). More than 1 makes judge training cheaper
             per example: the response is read once for all of them.
+        generic_per_response: generic structure criteria (``generic_structure``) added to each
+            response, decided by their checks.
     """
 
     def __init__(
@@ -109,6 +204,7 @@ class Composer:
         paraphrase_rate: float = 0.5,
         mismatched_per_response: int = 2,
         wordings: int = 1,
+        generic_per_response: int = 0,
     ) -> None:
         if wordings < 1:
             raise ValueError(f"wordings must be >= 1, got {wordings}")
@@ -118,6 +214,7 @@ class Composer:
         self.paraphrase_rate = paraphrase_rate
         self.mismatched_per_response = mismatched_per_response
         self.wordings = wordings
+        self.generic_per_response = generic_per_response
         self._counter = 0
         by_domain: dict[str, list[tuple[TaskEvidence, CriterionEvidence]]] = {}
         for entry in corpus:
@@ -169,6 +266,8 @@ class Composer:
                     body.insert(0 if c.place == "first" else len(body), item)
 
         text, spans = self._layout(entry, body, placed)
+        if self.generic_per_response:
+            text, spans = self._generic_material(text, spans)
         cases = []
         for c in entry.criteria:
             if not c.judgeable:
@@ -192,6 +291,13 @@ class Composer:
                     )
                 )
         cases.extend(self._mismatched(entry, text, group))
+        unused = [w for d in entry.distractors for w in re.findall(r"[A-Za-z]{5,}", d) if w.lower() not in text.lower()]
+        for _ in range(self.generic_per_response):
+            criterion, check = generic_structure(text, unused, rng)
+            label = check(text)
+            cases.append(
+                JudgedCase(entry.task, text, criterion, label, "structure", "" if label else "generic", (), group, 1.0)
+            )
         return cases
 
     # ------------------------------------------------------------------------------------------
@@ -239,6 +345,18 @@ class Composer:
                 spans[key] = (offset, offset + len(piece))
             text += piece
             offset += len(piece)
+        return text, spans
+
+    def _generic_material(self, text: str, spans: dict) -> tuple[str, dict]:
+        """Now and then a title or greeting above and a sign-off below the response (spans shifted)."""
+        rng = self.rng
+        for kind in ("greeting", "title"):
+            if rng.random() < 0.12 and not Check(kind)(text):
+                head = rng.choice(GENERIC_MATERIAL[kind]) + "\n\n"
+                text = head + text
+                spans = {key: (a + len(head), b + len(head)) for key, (a, b) in spans.items()}
+        if rng.random() < 0.12 and not Check("sign_off")(text):
+            text = text + "\n\n" + rng.choice(GENERIC_MATERIAL["sign_off"])
         return text, spans
 
     def _wordings(self, c: CriterionEvidence) -> list[str]:

@@ -295,3 +295,40 @@ def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model_
     stamp = (merged[0] / "model.safetensors").stat().st_mtime_ns
     models.load_model(str(folder), "cpu")
     assert (merged[0] / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not merged again
+
+
+def test_generic_structure_criteria_are_decided_by_their_checks():
+    import random
+
+    from tasks.compose import generic_structure
+    from tasks.evidence import count_words
+
+    text = "Rest well.\n\n1. Drink water, about 2 litres.\n2. Sleep early.\n3. Walk daily.\n\nWill you try it?"
+    rng = random.Random(0)
+    seen, labels = set(), []
+    for _ in range(300):
+        criterion, check = generic_structure(text, ["zebra", "lantern"], rng)
+        seen.add(check.type)
+        labels.append(check(text))
+        if check.type == "words":
+            assert str(check.value) in criterion and check(text) == (
+                count_words(text) < check.value if check.op == "lt" else count_words(text) > check.value
+            )
+        if check.type == "numbered_list":
+            assert check(text)
+        if check.type == "contains" and check.text in ("zebra", "lantern"):
+            assert check(text) == check.negate
+    assert {"words", "sentences", "items", "numbered_list", "contains", "question"} <= seen
+    assert 0.3 < np.mean(labels) < 0.8  # both verdicts, by construction
+
+
+def test_generic_material_keeps_the_evidence_spans_on_their_passages(corpus):
+    composer = Composer(corpus, seed=11, generic_per_response=3)
+    cases = composer.examples(corpus.split("train")[:30], 4)
+    generic = [c for c in cases if c.negative == "generic" or (c.kind == "structure" and c.label and not c.evidence)]
+    assert generic
+    for case in cases:
+        for a, b in case.evidence:
+            entry = corpus.entries[case.task.task_id]
+            texts = {p.text for c in entry.criteria for p in c.evidence}
+            assert case.response[a:b] in texts
