@@ -32,7 +32,8 @@ Own format (``format="g2r"``), one object per row::
                   {"criterion": "Gives unsafe advice", "weight": -3}]}
 
 ``prompt`` may also be a list of chat messages ``[{"role": "user", "content": "..."}]``;
-``split`` defaults to "train", ``domain`` to "", ``weight`` to 1.
+``split`` defaults to "train", ``domain`` to "", ``weight`` to 1; ``tags`` (a list of strings, on
+the task or on a criterion) to none. Any other field is kept in ``Task.metadata``.
 
 RaR (``format="rar"``, the RaR-Medicine/RaR-Science columns): ``{"question": ...,
 "reference_answer": ..., "question_source": ..., "rubric": [{"title", "description", "weight"}]}``;
@@ -141,6 +142,14 @@ def _weight(value: Any, where: str, what: str) -> float:
     return float(value)
 
 
+def _tags(value: Any, where: str, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise TaskFormatError(f"{where}: {what} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
 def _criteria(
     items: Any, where: str, text_of: Callable[[dict], str], weight_key: str, default_weight: float | None = None
 ) -> list[Criterion]:
@@ -159,12 +168,7 @@ def _criteria(
             weight = default_weight
         else:
             raise TaskFormatError(f"{where}: rubric item {k} is missing field {weight_key!r}")
-        tags = item.get("tags")
-        if tags is None:
-            tags = []
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise TaskFormatError(f"{where}: rubric item {k} tags must be a list of strings, got {tags!r}")
-        criteria.append(Criterion(text.strip(), weight, tuple(tags)))
+        criteria.append(Criterion(text.strip(), weight, _tags(item.get("tags"), where, f"rubric item {k} tags")))
     return criteria
 
 
@@ -180,7 +184,8 @@ def _parse_g2r(row: dict, where: str, default_id: Optional[str]) -> Task:
         tuple(criteria),
         split=_split(row, where),
         domain=str(row.get("domain", "")),
-        metadata={k: v for k, v in row.items() if k not in ("id", "prompt", "criteria", "split", "domain")},
+        metadata={k: v for k, v in row.items() if k not in ("id", "prompt", "criteria", "split", "domain", "tags")},
+        tags=_tags(row.get("tags"), where, "'tags'"),
     )
 
 
@@ -209,11 +214,9 @@ def _parse_healthbench(row: dict, where: str, default_id: Optional[str]) -> Task
     if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in prompt):
         raise TaskFormatError(f"{where}: 'prompt' must be a list of {{role, content}} messages")
     criteria = _criteria(_require(row, "rubrics", where), where, lambda item: item.get("criterion"), "points")
-    tags = row.get("example_tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise TaskFormatError(f"{where}: 'example_tags' must be a list of strings, got {tags!r}")
+    tags = _tags(row.get("example_tags"), where, "'example_tags'")
     domain = next((t.split(":", 1)[1] for t in tags if t.startswith("theme:")), "health")
-    metadata = {"example_tags": tags}
+    metadata = {"example_tags": list(tags)}
     if row.get("ideal_completions_data"):
         metadata["ideal_completions_data"] = row["ideal_completions_data"]
     return Task(
@@ -223,7 +226,7 @@ def _parse_healthbench(row: dict, where: str, default_id: Optional[str]) -> Task
         split=_split(row, where),
         domain=domain,
         metadata=metadata,
-        tags=tuple(tags),
+        tags=tags,
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 from g2r_cli import main
 
 
-def test_score_writes_heatmap_and_prints_verdicts(tmp_path, tiny_model_dir, capsys):
+def test_score_writes_heatmap_and_prints_verdicts(tmp_path, tiny_model, capsys):
     html_path = tmp_path / "out.html"
     task = {
         "id": "mine",
@@ -22,7 +22,7 @@ def test_score_writes_heatmap_and_prints_verdicts(tmp_path, tiny_model_dir, caps
                 "--response",
                 "Blue, like the sky.",
                 "--model",
-                tiny_model_dir,
+                tiny_model,
                 "--soft",
                 "--device",
                 "cpu",
@@ -42,7 +42,7 @@ def test_score_writes_heatmap_and_prints_verdicts(tmp_path, tiny_model_dir, caps
     assert "Blue" in page and "Is rude" in page
 
 
-def test_score_errors_are_clear(tiny_model_dir, tmp_path, capsys):
+def test_score_errors_are_clear(tiny_model, tmp_path, capsys):
     cases = [
         (["--task", "nope", "--response", "x"], "no task 'nope'"),
         (["--task-json", "{", "--response", "x"], "--task-json: bad JSON"),
@@ -53,11 +53,11 @@ def test_score_errors_are_clear(tiny_model_dir, tmp_path, capsys):
         ),
     ]
     for args, message in cases:
-        assert main(["score", *args, "--model", tiny_model_dir]) == 2
+        assert main(["score", *args, "--model", tiny_model]) == 2
         err = capsys.readouterr().err
         assert err.startswith("g2r score: error: ") and message in err and "Traceback" not in err
     with pytest.raises(KeyError, match="no task 'nope'"):  # --debug: the exception itself
-        main(["score", "--task", "nope", "--response", "x", "--model", tiny_model_dir, "--debug"])
+        main(["score", "--task", "nope", "--response", "x", "--model", tiny_model, "--debug"])
 
 
 def test_unknown_command_prints_usage(capsys):

@@ -210,18 +210,18 @@ def test_datasets_objects_load_with_their_splits(tmp_path):
         load_taskset(3)
 
 
-def test_env_takes_any_split(tmp_path, tiny_model_dir):
+def test_env_takes_any_split(tmp_path, tiny_model):
     import gymnasium as gym
 
     import g2r_env  # noqa: F401
 
     rar_hub_folder(tmp_path)
-    env = gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model_dir, tasks=str(tmp_path), split="val")
+    env = gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, tasks=str(tmp_path), split="val")
     assert [t.prompt for t in env.unwrapped.tasks] == [rar_row(3)["question"], rar_row(4)["question"]]
     _, info = env.reset(seed=0)
     assert info["task_id"] in {t.task_id for t in load_taskset(tmp_path, split="val")}
     with pytest.raises(ValueError, match=r"no task in split 'dev'"):
-        gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model_dir, tasks=str(tmp_path), split="dev")
+        gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, tasks=str(tmp_path), split="dev")
 
 
 # ---- HealthBench: files, tags, filters ----------------------------------------------------------
@@ -382,7 +382,7 @@ def test_grader_report_by_hand_and_by_enumeration():
     assert report["per_category"]["a"]["grader_accuracy"] == pytest.approx(4 / 8)
 
 
-def test_judge_eval_reports_agreement_with_physicians(tmp_path, tiny_model_dir, capsys):
+def test_judge_eval_reports_agreement_with_physicians(tmp_path, tiny_model, capsys):
     from g2r_cli.judge import main
     from g2r_env import Judge
     from g2r_env.judge_eval import grader_report
@@ -390,7 +390,7 @@ def test_judge_eval_reports_agreement_with_physicians(tmp_path, tiny_model_dir, 
 
     path = write_jsonl(tmp_path / "meta.jsonl", meta_eval_rows())
     out = tmp_path / "report.json"
-    argv = ["eval", "--judge", tiny_model_dir, "--tasks", "--cases", str(path), "--methods"]
+    argv = ["eval", "--judge", tiny_model, "--tasks", "--cases", str(path), "--methods"]
     assert main([*argv, "--device", "cpu", "--json-out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "grader-grader: acc" in text and "cluster:a" in text
@@ -398,19 +398,19 @@ def test_judge_eval_reports_agreement_with_physicians(tmp_path, tiny_model_dir, 
     assert result["verdicts"]["n"] == 4  # the tie has no majority label
     assert "credit" not in result  # no evidence spans in this data
     cases = load_verdicts(path, ties="keep")
-    p = predict_p_true(Judge.load(tiny_model_dir, device="cpu"), cases)
+    p = predict_p_true(Judge.load(tiny_model, device="cpu"), cases)
     expected = json.loads(json.dumps(grader_report(cases, p)))
     assert result["graders"] == expected
     assert result["graders"]["grader_pairs"] == 3 + 1 + 1 + 0 + 6
 
 
-def test_judge_train_accepts_meta_eval_verdicts(tmp_path, tiny_model_dir):
+def test_judge_train_accepts_meta_eval_verdicts(tmp_path, tiny_model):
     from g2r_env.judge_training import JudgeTrainConfig, JudgeTrainer
 
     path = write_jsonl(tmp_path / "meta.jsonl", meta_eval_rows())
     config = JudgeTrainConfig(
         out_dir=str(tmp_path / "judge"),
-        base=tiny_model_dir,
+        base=tiny_model,
         corpora=[],
         verdicts=[str(path)],
         responses_per_step=0,

@@ -14,10 +14,10 @@ CONTRACT_KEYS = {"token_rewards", "sequence_reward", "criteria", "response_ids",
 
 
 @pytest.fixture
-def make_env(tiny_model_dir):
+def make_env(tiny_model):
     def make(**kwargs):
         kwargs.setdefault("max_new_tokens", 12)
-        return gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model_dir, **kwargs)
+        return gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, **kwargs)
 
     return make
 
@@ -103,17 +103,17 @@ def test_step_cost_does_not_grow_with_response(make_env):
     assert calls == []
 
 
-def test_models_are_shared_between_envs(tiny_model_dir):
+def test_models_are_shared_between_envs(tiny_model):
     before = len(models._shared)
-    vec = gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=16, model=tiny_model_dir, max_new_tokens=4)
-    envs = [gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model_dir) for _ in range(3)]
+    vec = gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=16, model=tiny_model, max_new_tokens=4)
+    envs = [gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model) for _ in range(3)]
     assert len(models._shared) - before <= 1
     assert all(e.unwrapped.scorer.judge.model is vec.unwrapped.scorer.judge.model for e in envs)
 
 
-def test_plugin_id_and_registry(tiny_model_dir):
+def test_plugin_id_and_registry(tiny_model):
     assert "Grad2Reward/OpenEnded-v0" in gym.registry and "Grad2Reward/OpenEnded-Sparse-v0" in gym.registry
-    env = gym.make("g2r_env:Grad2Reward/OpenEnded-v0", model=tiny_model_dir)
+    env = gym.make("g2r_env:Grad2Reward/OpenEnded-v0", model=tiny_model)
     assert isinstance(env.unwrapped, OpenEndedEnv)
     spec = gym.spec("Grad2Reward/OpenEnded-v0")
     assert spec.entry_point == "g2r_env.env:OpenEndedEnv"
@@ -123,8 +123,8 @@ def test_plugin_id_and_registry(tiny_model_dir):
 RESPONSES = [[504, 1135, 2], [700, 701, 702, 703, 704, 705], [9, 2], [800, 801, 802, 803, 804, 805, 806, 2]]
 
 
-def test_vector_env_equals_single_envs_stepped_token_by_token(tiny_model_dir):
-    vec = gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=4, model=tiny_model_dir, max_new_tokens=6)
+def test_vector_env_equals_single_envs_stepped_token_by_token(tiny_model):
+    vec = gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=4, model=tiny_model, max_new_tokens=6)
     task_ids = ["expl-001", "sci-002", "howto-003", "expl-001"]
     vec.reset(seed=0, options={"task_ids": task_ids})
     calls = []
@@ -138,7 +138,7 @@ def test_vector_env_equals_single_envs_stepped_token_by_token(tiny_model_dir):
         del vec.unwrapped.scorer.score_batch
     assert calls == [4]  # one batched judge call for all sub-envs
 
-    single = gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model_dir, max_new_tokens=6)
+    single = gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, max_new_tokens=6)
     for n, (task_id, response) in enumerate(zip(task_ids, RESPONSES)):
         last_obs, steps, info = play(single, response, options={"task_id": task_id})
         np.testing.assert_allclose(step_rewards[n], [s[0] for s in steps], atol=1e-6)
@@ -172,8 +172,8 @@ def test_vector_env_equals_single_envs_stepped_token_by_token(tiny_model_dir):
         np.testing.assert_allclose(token_rewards, infos["token_rewards"][n], atol=1e-6)
 
 
-def test_vector_env_groups_autoreset_and_errors(tiny_model_dir):
-    vec = gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=6, group_size=3, model=tiny_model_dir, max_new_tokens=2)
+def test_vector_env_groups_autoreset_and_errors(tiny_model):
+    vec = gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=6, group_size=3, model=tiny_model, max_new_tokens=2)
     _, info = vec.reset(seed=5)
     assert len(set(info["task_id"][:3])) == 1 and len(set(info["task_id"][3:])) == 1
     vec.step_sequences([[5, 2]] * 6)
@@ -185,7 +185,7 @@ def test_vector_env_groups_autoreset_and_errors(tiny_model_dir):
     with pytest.raises(ValueError, match="no stop token"):
         vec.step_sequences([[5]] * 6)
     with pytest.raises(ValueError, match="multiple of group_size"):
-        gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=4, group_size=3, model=tiny_model_dir)
+        gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=4, group_size=3, model=tiny_model)
 
 
 @pytest.mark.slow
@@ -216,9 +216,9 @@ ENV_ID = "Grad2Reward/OpenEnded-v0"
 # ---- Gymnasium manners (wrappers, spec round trip, registry) ----------------------------------------------------------------------
 
 
-def test_record_episode_statistics_and_time_limit(tiny_model_dir):
+def test_record_episode_statistics_and_time_limit(tiny_model):
     env = gym.wrappers.RecordEpisodeStatistics(
-        gym.wrappers.TimeLimit(gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6, soft=True), max_episode_steps=3)
+        gym.wrappers.TimeLimit(gym.make(ENV_ID, model=tiny_model, max_new_tokens=6, soft=True), max_episode_steps=3)
     )
     env.reset(seed=0)
     for step in range(3):
@@ -226,7 +226,7 @@ def test_record_episode_statistics_and_time_limit(tiny_model_dir):
     assert truncated and not terminated and info["episode"]["l"] == 3
     assert "token_rewards" not in info and info["episode"]["r"] == 0  # cut by the wrapper: never judged
 
-    env = gym.wrappers.RecordEpisodeStatistics(gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=4, soft=True))
+    env = gym.wrappers.RecordEpisodeStatistics(gym.make(ENV_ID, model=tiny_model, max_new_tokens=4, soft=True))
     env.reset(seed=0)
     total = 0.0
     for step in range(4):
@@ -237,9 +237,9 @@ def test_record_episode_statistics_and_time_limit(tiny_model_dir):
     assert info["sequence_reward"] != 0
 
 
-def test_spec_kwargs_round_trip_through_make(tiny_model_dir):
-    env = gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=5, tau=0.5, reward_mode="sparse")
-    assert env.spec.kwargs == {"model": tiny_model_dir, "max_new_tokens": 5, "tau": 0.5, "reward_mode": "sparse"}
+def test_spec_kwargs_round_trip_through_make(tiny_model):
+    env = gym.make(ENV_ID, model=tiny_model, max_new_tokens=5, tau=0.5, reward_mode="sparse")
+    assert env.spec.kwargs == {"model": tiny_model, "max_new_tokens": 5, "tau": 0.5, "reward_mode": "sparse"}
     again = gym.make(env.spec)
     assert again.spec.kwargs == env.spec.kwargs
     assert again.unwrapped.max_new_tokens == 5 and again.unwrapped.reward_mode == "sparse"

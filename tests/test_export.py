@@ -102,8 +102,8 @@ def test_tasks_that_would_not_come_back_the_same_are_refused_at_export(tmp_path)
         write_verl_parquet(TaskSet([task(metadata={"when": object()})]), tmp_path)
     with pytest.raises(ValueError, match=r"task x-1: metadata keys \['domain'\] clash with task fields"):
         write_verl_parquet(TaskSet([task(metadata={"domain": "other"})]), tmp_path)
-    with pytest.raises(ValueError, match="cannot export task x-1: .*split must be 'train' or 'test'"):
-        write_verl_parquet(TaskSet([task(split="validation")]), tmp_path, splits=("validation",))
+    with pytest.raises(ValueError, match="cannot export task x-1: .*split must be a non-empty name"):
+        write_verl_parquet(TaskSet([task(split="all")]), tmp_path, splits=("all",))
     with pytest.raises(ValueError, match=r"has no task in splits \['test'\] \(splits present: \['train'\]\)"):
         write_verl_parquet(TaskSet([task()]), tmp_path, splits=("test",))
     assert not list(tmp_path.iterdir())  # nothing half-written

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from tiny import tiny_config
 
 import g2r_env
 from agents import TrainConfig, Trainer
@@ -74,7 +74,7 @@ def test_ansi_rendering_escapes_terminal_control_sequences(bundled_tokenizer):
 
 # ---- silent wrong results ----------------------------------------------------------------------
 def test_a_nan_judge_raises_instead_of_scoring_zero(bundled_tokenizer, rubric_task):
-    from conftest import build_tiny_model
+    from tiny import build_tiny_model
 
     model = build_tiny_model(len(bundled_tokenizer))
     with torch.no_grad():
@@ -176,11 +176,11 @@ def test_task_files_with_bad_utf8_name_the_line_and_a_bom_is_accepted(tmp_path):
         ({"max_new_tokens": 2.5}, "max_new_tokens must be a whole number"),
     ],
 )
-def test_env_keywords_are_checked_at_make(tiny_model_dir, kwargs, message):
+def test_env_keywords_are_checked_at_make(tiny_model, kwargs, message):
     import gymnasium as gym
 
     with pytest.raises(ValueError, match=message):
-        gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model_dir, **kwargs)
+        gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, **kwargs)
 
 
 # ---- crashes and unclear errors ----------------------------------------------------------------
@@ -258,10 +258,10 @@ def test_long_criteria_and_the_reserved_marker_get_their_own_messages(tiny_judge
         scorer.score(marked, ids)
 
 
-def test_an_env_pickles_and_steps_the_same_after(tiny_model_dir):
+def test_an_env_pickles_and_steps_the_same_after(tiny_model):
     import gymnasium as gym
 
-    env = gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model_dir, max_new_tokens=4, soft=True).unwrapped
+    env = gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, max_new_tokens=4, soft=True).unwrapped
     copy = pickle.loads(pickle.dumps(env))
     results = []
     for e in (env, copy):

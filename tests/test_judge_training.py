@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_model
+from tiny import build_tiny_model
 
 from g2r_env import Judge
 from g2r_env.judge_eval import calibration_error, evidence_mask, roc_auc, verdict_report
@@ -208,7 +208,7 @@ def test_packed_verdicts_equal_one_pair_at_a_time(bundled_tokenizer):
         assert p == pytest.approx(alone, abs=1e-9)
 
 
-def test_judge_training_lowers_the_loss_and_flips_a_verdict(tiny_model_dir, tmp_path):
+def test_judge_training_lowers_the_loss_and_flips_a_verdict(tiny_model, tmp_path):
     rows = []
     for n, colour in enumerate(["blue", "green", "red", "yellow", "purple", "orange"]):
         rows.append(
@@ -231,7 +231,7 @@ def test_judge_training_lowers_the_loss_and_flips_a_verdict(tiny_model_dir, tmp_
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     config = JudgeTrainConfig(
         out_dir=str(tmp_path / "run"),
-        base=tiny_model_dir,
+        base=tiny_model,
         corpora=[],
         verdicts=[str(path)],
         responses_per_step=0,
@@ -258,7 +258,7 @@ def test_judge_training_lowers_the_loss_and_flips_a_verdict(tiny_model_dir, tmp_
     np.testing.assert_allclose(predict_p_true(judge, held), after, atol=1e-5)
 
 
-def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model_dir, tmp_path, monkeypatch):
+def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model, tmp_path, monkeypatch):
     from g2r_env import models
 
     monkeypatch.setenv("G2R_CACHE", str(tmp_path / "cache"))
@@ -270,7 +270,7 @@ def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model_
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     config = JudgeTrainConfig(
         out_dir=str(tmp_path / "run"),
-        base=tiny_model_dir,
+        base=tiny_model,
         corpora=[],
         verdicts=[str(path)],
         responses_per_step=0,
@@ -284,7 +284,7 @@ def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model_
     )
     trainer = JudgeTrainer(config)
     folder = trainer.train()
-    assert (folder / "adapter_config.json").exists() and models.adapter_base(folder) == tiny_model_dir
+    assert (folder / "adapter_config.json").exists() and models.adapter_base(folder) == tiny_model
     cases = load_verdicts(path)
     trainer.model.eval()
     expected = predict_p_true(trainer.judge, cases)

@@ -1,6 +1,6 @@
 """SB3 integration: the LLM actor-critic policy, the dense-reward backfill, PPO training, Gymnasium manners.
 
-Most tests use the tiny in-code Llama (conftest.tiny_model_dir) as policy and self-judge; one runs
+Most tests use the tiny in-code Llama (conftest.tiny_model) as policy and self-judge; one runs
 PPO with the bundled model.
 """
 
@@ -59,9 +59,9 @@ def play_episode(env: gym.Env, tokens: list[int], task_id: str) -> list[dict]:
 # --- the policy ---------------------------------------------------------------------------------
 
 
-def test_policy_distribution_is_the_lm_on_the_unpadded_sequence(tiny_model_dir):
-    env = gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6)
-    policy = make_policy(env, tiny_model_dir)
+def test_policy_distribution_is_the_lm_on_the_unpadded_sequence(tiny_model):
+    env = gym.make(ENV_ID, model=tiny_model, max_new_tokens=6)
+    policy = make_policy(env, tiny_model)
     # two rows with prompts of different lengths and responses of different lengths, padded together
     short = play_episode(env, [500, 501, 502], "expl-001")[-1]
     long = play_episode(env, [700], "howto-001")[-1]
@@ -92,8 +92,8 @@ def test_prefix_groups_map_each_transition_to_its_longest_continuation():
     assert prefix_groups(ids, mask, last).tolist() == [2, 2, 2, 3, 4]
 
 
-def test_shared_prefix_evaluation_equals_one_forward_per_transition(tiny_model_dir):
-    env = gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=6)
+def test_shared_prefix_evaluation_equals_one_forward_per_transition(tiny_model):
+    env = gym.make(ENV_ID, model=tiny_model, max_new_tokens=6)
     episodes = [
         play_episode(env, [900, 901, 902, 903, 904, 905], "expl-001"),
         play_episode(env, [300, 301, STOP_ID], "sci-002"),
@@ -103,7 +103,7 @@ def test_shared_prefix_evaluation_equals_one_forward_per_transition(tiny_model_d
     order = np.random.default_rng(0).permutation(len(observations))  # SB3 minibatches are shuffled
     batch = as_batch([observations[i] for i in order])
     actions = torch.as_tensor(np.random.default_rng(1).integers(0, env.action_space.n, len(order)))
-    shared, naive = make_policy(env, tiny_model_dir), make_policy(env, tiny_model_dir, share_prefix=False)
+    shared, naive = make_policy(env, tiny_model), make_policy(env, tiny_model, share_prefix=False)
     torch.nn.init.normal_(shared.value_head.weight)
     naive.load_state_dict(shared.state_dict())
 
@@ -123,9 +123,9 @@ def test_shared_prefix_evaluation_equals_one_forward_per_transition(tiny_model_d
         torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4)
 
 
-def test_predict_gives_a_token_the_env_accepts(tiny_model_dir):
-    env = gym.make(ENV_ID, model=tiny_model_dir, max_new_tokens=3)
-    policy = make_policy(env, tiny_model_dir)
+def test_predict_gives_a_token_the_env_accepts(tiny_model):
+    env = gym.make(ENV_ID, model=tiny_model, max_new_tokens=3)
+    policy = make_policy(env, tiny_model)
     obs, _ = env.reset(seed=0)
     action, _ = policy.predict(obs, deterministic=True)
     with torch.no_grad():
@@ -160,19 +160,19 @@ class RolloutRecorder(BaseCallback):
         self.rollouts.append({"ends": self.ends, "rewards": buffer.rewards.copy(), "returns": buffer.returns.copy()})
 
 
-def test_backfill_writes_token_rewards_into_each_episodes_buffer_rows(tiny_model_dir):
+def test_backfill_writes_token_rewards_into_each_episodes_buffer_rows(tiny_model):
     max_new_tokens, n_steps = 8, 20
     env = make_vec_env(
         ENV_ID,
         n_envs=2,
         seed=0,
         vec_env_cls=DummyVecEnv,
-        env_kwargs=dict(model=tiny_model_dir, max_new_tokens=max_new_tokens, soft=True, render_mode=None),
+        env_kwargs=dict(model=tiny_model, max_new_tokens=max_new_tokens, soft=True, render_mode=None),
     )
     ppo = PPO(
         LLMActorCriticPolicy,
         env,
-        policy_kwargs=dict(model=tiny_model_dir),
+        policy_kwargs=dict(model=tiny_model),
         n_steps=n_steps,
         batch_size=20,
         n_epochs=1,
@@ -217,26 +217,24 @@ class TwoTokensPerStep(gym.Wrapper):
         return result if result[2] or result[3] else self.env.step(action)
 
 
-def test_backfill_rejects_a_wrapper_that_changes_the_step_count(tiny_model_dir):
+def test_backfill_rejects_a_wrapper_that_changes_the_step_count(tiny_model):
     env = make_vec_env(
         ENV_ID,
         n_envs=1,
         wrapper_class=TwoTokensPerStep,
-        env_kwargs=dict(model=tiny_model_dir, max_new_tokens=4, render_mode=None),
+        env_kwargs=dict(model=tiny_model, max_new_tokens=4, render_mode=None),
     )
-    ppo = PPO(LLMActorCriticPolicy, env, policy_kwargs=dict(model=tiny_model_dir), n_steps=4, batch_size=4)
+    ppo = PPO(LLMActorCriticPolicy, env, policy_kwargs=dict(model=tiny_model), n_steps=4, batch_size=4)
     with pytest.raises(RuntimeError, match="an episode of 4 token rewards ended at rollout row 1"):
         ppo.learn(4, callback=DenseRewardBackfill())
 
 
-def test_episode_rollout_buffer_minibatches_are_whole_episodes(tiny_model_dir):
-    env = make_vec_env(
-        ENV_ID, n_envs=2, seed=1, env_kwargs=dict(model=tiny_model_dir, max_new_tokens=6, render_mode=None)
-    )
+def test_episode_rollout_buffer_minibatches_are_whole_episodes(tiny_model):
+    env = make_vec_env(ENV_ID, n_envs=2, seed=1, env_kwargs=dict(model=tiny_model, max_new_tokens=6, render_mode=None))
     ppo = PPO(
         LLMActorCriticPolicy,
         env,
-        policy_kwargs=dict(model=tiny_model_dir),
+        policy_kwargs=dict(model=tiny_model),
         n_steps=16,
         batch_size=8,
         n_epochs=1,
@@ -263,18 +261,18 @@ def test_episode_rollout_buffer_minibatches_are_whole_episodes(tiny_model_dir):
 # --- training -----------------------------------------------------------------------------------
 
 
-def test_example_trains_a_tiny_model_and_logs_episode_reward(tiny_model_dir, tmp_path):
+def test_example_trains_a_tiny_model_and_logs_episode_reward(tiny_model, tmp_path):
     sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
     try:
         import train_sb3_ppo
     finally:
         sys.path.pop(0)
-    start, _ = models.load_model(tiny_model_dir, device="cpu")
+    start, _ = models.load_model(tiny_model, device="cpu")
     with contextlib.redirect_stdout(io.StringIO()) as out:
         ppo = train_sb3_ppo.main(
             [
                 "--model",
-                tiny_model_dir,
+                tiny_model,
                 "--steps",
                 "256",
                 "--max-new-tokens",
@@ -334,13 +332,13 @@ def test_ppo_with_the_bundled_model_updates_it():
     assert torch.isfinite(after).all() and not torch.equal(embeddings, after)
 
 
-def test_make_vec_env_dummy_shares_one_judge_per_process(tiny_model_dir):
+def test_make_vec_env_dummy_shares_one_judge_per_process(tiny_model):
     before = dict(models._shared)
     vec = make_vec_env(
         ENV_ID,
         n_envs=3,
         vec_env_cls=DummyVecEnv,
-        env_kwargs=dict(model=tiny_model_dir, max_new_tokens=2, render_mode=None),
+        env_kwargs=dict(model=tiny_model, max_new_tokens=2, render_mode=None),
     )
     assert len(set(models._shared) - set(before)) <= 1
     judges = {id(scorer.judge.model) for scorer in vec.get_attr("scorer")}
@@ -359,7 +357,7 @@ class SharedModelCount(gym.Wrapper):
         return len(models._shared)
 
 
-def test_make_vec_env_subproc_loads_the_judge_once_per_process(tiny_model_dir):
+def test_make_vec_env_subproc_loads_the_judge_once_per_process(tiny_model):
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the worker may not import this test module
@@ -368,7 +366,7 @@ def test_make_vec_env_subproc_loads_the_judge_once_per_process(tiny_model_dir):
         n_envs=2,
         vec_env_cls=SubprocVecEnv,
         wrapper_class=SharedModelCount,
-        env_kwargs=dict(model=tiny_model_dir, max_new_tokens=2, render_mode=None),
+        env_kwargs=dict(model=tiny_model, max_new_tokens=2, render_mode=None),
     )
     try:
         vec.reset()

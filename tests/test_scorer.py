@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_model
+from tiny import build_tiny_model
 
 from g2r_env import ATTRIBUTIONS, Grad2Reward, Judge
 from g2r_env.attribution import softmax_with_temperature

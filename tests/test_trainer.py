@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from tiny import tiny_config
 
 from agents import TrainConfig, Trainer, compute_advantages, token_logprobs
 from agents.trainer import Rollout, pad_rows
@@ -287,7 +287,7 @@ def test_two_steps_with_the_bundled_model_and_vllm(tmp_path):
 
 
 def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_beside_it(tiny_model, tmp_path):
-    from conftest import build_tiny_model
+    from tiny import build_tiny_model
 
     from g2r_env.models import load_tokenizer
 

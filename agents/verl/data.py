@@ -25,7 +25,7 @@ from tasks import Task, TaskSet, parse_task
 
 DATA_SOURCE_PREFIX = "grad2reward:"
 REWARD_STYLE = "rubric"
-_TASK_FIELDS = ("id", "prompt", "criteria", "split", "domain")
+_TASK_FIELDS = ("id", "prompt", "criteria", "split", "domain", "tags")
 
 
 def task_to_row(task: Task) -> dict:
@@ -43,6 +43,7 @@ def task_to_row(task: Task) -> dict:
         "criteria": [{"criterion": c.criterion, "weight": c.weight, "tags": list(c.tags)} for c in task.criteria],
         "split": task.split,
         "domain": task.domain,
+        "tags": list(task.tags),
         **task.metadata,
     }
     try:
