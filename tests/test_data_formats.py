@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tiny import verdict_judge_config
 
 from tasks import TaskFormatError, load_taskset
 from tasks.compose import JudgedCase, task_for_prompt
@@ -405,21 +406,11 @@ def test_judge_eval_reports_agreement_with_physicians(tmp_path, tiny_model, caps
 
 
 def test_judge_train_accepts_meta_eval_verdicts(tmp_path, tiny_model):
-    from g2r_env.judge_training import JudgeTrainConfig, JudgeTrainer
+    from g2r_env.judge_training import JudgeTrainer
 
     path = write_jsonl(tmp_path / "meta.jsonl", meta_eval_rows())
-    config = JudgeTrainConfig(
-        out_dir=str(tmp_path / "judge"),
-        base=tiny_model,
-        corpora=[],
-        verdicts=[str(path)],
-        responses_per_step=0,
-        verdicts_per_step=4,
-        steps=1,
-        lora_rank=0,
-        bf16=False,
-        progress=False,
-        checkpoint_every=0,
+    config = verdict_judge_config(
+        tiny_model, path, tmp_path / "judge", verdicts_per_step=4, steps=1, lora_rank=0, checkpoint_every=0
     )
     with pytest.warns(UserWarning, match="tied grader vote"):
         trainer = JudgeTrainer(config)

@@ -66,3 +66,20 @@ def tiny_config(tiny_model: str, run_dir, **overrides):
     )  # soft: the random judge still ranks responses
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def verdict_judge_config(base: str, verdicts, out_dir, **overrides):
+    """A JudgeTrainConfig that trains ``base`` on one verdict file only, in float32, quietly."""
+    from g2r_env.judge_training import JudgeTrainConfig
+
+    values = dict(
+        out_dir=str(out_dir),
+        base=base,
+        corpora=[],
+        verdicts=[str(verdicts)],
+        responses_per_step=0,
+        bf16=False,
+        progress=False,
+    )
+    values.update(overrides)
+    return JudgeTrainConfig(**values)
