@@ -170,7 +170,7 @@ class JudgeTrainConfig:
     """0 or 1: use only that half of every passage list (two judges on disjoint passages); None: all"""
     seed: int = 0
     """seeds the composer (a fresh draw every step), LoRA initialisation and example order"""
-    steps: int = 600
+    steps: int = 300
     """optimizer steps"""
     responses_per_step: int = 5
     """composed responses per step; each brings one example per judgeable criterion plus mismatched ones"""

@@ -2,7 +2,7 @@
 # Rebuilds the two judges shipped in g2r_env/judges from the evidence corpus, then measures them:
 #   bundled-judge       the bundled model + a LoRA adapter trained on half 0 of the passages, seed 0
 #   bundled-eval-judge  the same on half 1 of the passages, seed 1 (the sample-efficiency study's eval judge)
-# About 3 hours per judge on 2 CPU cores (resumable: run it again after a kill); minutes on a GPU.
+# About 70 minutes per judge on 2 idle CPU cores (resumable: run it again after a kill); minutes on a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"  # no OpenMP spin-waits on a busy machine
