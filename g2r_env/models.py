@@ -120,17 +120,29 @@ def _cache_is_complete(folder: Path) -> bool:
         return False
 
 
+_held_cache_locks: set[Path] = set()  # cache folders whose lock this process holds
+
+
 @contextlib.contextmanager
 def _cache_lock(folder: Path):
-    """An exclusive lock on the cache folder, so concurrent first uses convert once."""
+    """An exclusive lock on the cache folder, so concurrent first uses convert once; yields whether
+    this is the outermost hold. Re-entrant within a process: merging a judge adapter builds its
+    base (the bundled model) under the lock it already holds, and a second flock on the same file
+    would wait for itself."""
     import fcntl
 
+    folder = folder.resolve()
+    if folder in _held_cache_locks:
+        yield False
+        return
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".convert.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        _held_cache_locks.add(folder)
         try:
-            yield
+            yield True
         finally:
+            _held_cache_locks.discard(folder)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -156,14 +168,15 @@ def _cached_build(target: Path, build, source: str) -> Path:
     """``target``, built into a temporary folder by ``build(folder)`` and renamed into place with a
     manifest when missing or damaged. The build runs under a lock file in the cache folder: a second
     process waits, then finds the finished copy; folders left by a killed build (``.convert-*``) are
-    removed then."""
+    removed then. A build may build another (a judge adapter's base) under the same lock."""
     if _cache_is_complete(target):
         return target
-    with _cache_lock(target.parent):
+    with _cache_lock(target.parent) as outermost:
         if _cache_is_complete(target):  # another process built it while we waited
             return target
-        for stale in target.parent.glob(".convert-*"):  # no one else builds while we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
+        if outermost:  # no one else builds while we hold the lock (a nested build is our own)
+            for stale in target.parent.glob(".convert-*"):
+                shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
         try:
             build(tmp)

@@ -210,6 +210,25 @@ def test_two_processes_converting_into_an_empty_cache_both_get_it(tmp_path):
     assert not list(cache.glob(".convert-*")) and models._cache_is_complete(cache / "smollm2-135m-instruct")
 
 
+@pytest.mark.slow
+def test_the_shipped_judge_loads_into_an_empty_cache(tmp_path):
+    """Merging bundled-judge builds its base (the bundled model) under the cache lock it holds; in
+    an empty cache that nested build must neither wait for its own lock nor remove the merge's
+    folder in progress (a subprocess, so that a hang fails instead of stalling the suite)."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "G2R_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    code = (
+        "import g2r_env.models as m; m.load_model('bundled-judge', 'cpu'); "
+        "print(m.merged_adapter_dir(m.resolve_source('bundled-judge')))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    merged = Path(run.stdout.strip().splitlines()[-1])
+    assert merged.parent == cache and merged.name.startswith("merged-")
+    assert models._cache_is_complete(merged) and models._cache_is_complete(cache / "smollm2-135m-instruct")
+    assert not list(cache.glob(".convert-*"))
+
+
 def test_resume_after_kill_9_drops_a_torn_metrics_line_and_finds_the_newest_checkpoint(tiny_model, tmp_path):
     run = tmp_path / "run"
     Trainer(tiny_config(tiny_model, run, total_steps=2, checkpoint_every=1)).train()
