@@ -15,6 +15,7 @@ fraction of the tokens.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -473,7 +474,9 @@ class JudgeTrainer:
             from safetensors.torch import save_file
 
             tmp.mkdir(parents=True)
-            self.model.peft_config["default"].save_pretrained(str(tmp))
+            peft_config = copy.copy(self.model.peft_config["default"])
+            peft_config.base_model_name_or_path = self.config.base  # the source's name, not this machine's path
+            peft_config.save_pretrained(str(tmp))
             state = {
                 k: v.detach().to(torch.float16).contiguous() for k, v in get_peft_model_state_dict(self.model).items()
             }

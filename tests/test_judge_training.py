@@ -276,7 +276,8 @@ def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model,
     )
     trainer = JudgeTrainer(config)
     folder = trainer.train()
-    assert (folder / "adapter_config.json").exists() and models.adapter_base(folder) == tiny_model
+    assert models.adapter_base(folder) == tiny_model
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == tiny_model
     cases = load_verdicts(path)
     trainer.model.eval()
     expected = predict_p_true(trainer.judge, cases)
