@@ -120,29 +120,30 @@ def _cache_is_complete(folder: Path) -> bool:
         return False
 
 
-_held_cache_locks: set[Path] = set()  # cache folders whose lock this process holds
+_held_cache_locks = threading.local()  # .folders: the cache folders whose lock this thread holds
 
 
 @contextlib.contextmanager
 def _cache_lock(folder: Path):
     """An exclusive lock on the cache folder, so concurrent first uses convert once; yields whether
-    this is the outermost hold. Re-entrant within a process: merging a judge adapter builds its
+    this is the outermost hold. Re-entrant within a thread: merging a judge adapter builds its
     base (the bundled model) under the lock it already holds, and a second flock on the same file
     would wait for itself."""
     import fcntl
 
     folder = folder.resolve()
-    if folder in _held_cache_locks:
+    held = _held_cache_locks.__dict__.setdefault("folders", set())
+    if folder in held:
         yield False
         return
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".convert.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        _held_cache_locks.add(folder)
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another thread's or process's hold makes this one wait
+        held.add(folder)
         try:
             yield True
         finally:
-            _held_cache_locks.discard(folder)
+            held.discard(folder)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
