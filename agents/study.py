@@ -7,8 +7,10 @@ the same eval steps. An arm's curve is the mean over its seeds.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Optional
 
 import numpy as np
@@ -138,3 +140,20 @@ def summarize(
             row["hacking_signal"] = row["reward_judge_change"] > 0 and row["eval_change"] < 0
         out[arm] = row
     return out
+
+
+# Fields that change training but not the step-0 eval (greedy responses of the initial policy,
+# judged forward only); runs equal in every other field share that eval.
+TRAINING_ONLY = {
+    "run_dir", "seed", "total_steps", "prompts_per_step", "group_size", "temperature", "top_p", "top_k",
+    "attribution", "reward_mode", "advantage", "tau", "learning_rate",
+    "warmup_steps", "weight_decay", "update_epochs", "minibatch_size", "micro_batch_size", "clip_eps",
+    "kl_coef", "max_grad_norm", "gradient_checkpointing", "eval_every", "checkpoint_every",
+    "tensorboard", "progress", "report", "report_prompts",
+}  # fmt: skip
+
+
+def initial_eval_key(config) -> str:
+    """Runs with the same key share their step-0 eval (``Trainer(initial_eval=...)``): the config
+    without the fields that only change training."""
+    return json.dumps({k: v for k, v in asdict(config).items() if k not in TRAINING_ONLY}, sort_keys=True)

@@ -130,6 +130,9 @@ class Trainer:
     Args:
         config: the run's TrainConfig.
         sampler: a ready Sampler; None builds the one ``config.sampler`` names.
+        initial_eval: the step-0 eval metrics when already measured: greedy responses of the initial
+            policy, judged forward only, depend on neither the seed nor the credit assignment, so a
+            study of many runs with the same model, tasks, judges and length measures them once.
 
     Attributes:
         envs: the training vector env (``prompts_per_step * group_size`` sub-envs).
@@ -138,9 +141,12 @@ class Trainer:
         global_step: training steps done.
     """
 
-    def __init__(self, config: TrainConfig, sampler: Optional[Sampler] = None) -> None:
+    def __init__(
+        self, config: TrainConfig, sampler: Optional[Sampler] = None, initial_eval: Optional[dict] = None
+    ) -> None:
         config.validate()
         self.config = config
+        self.initial_eval = initial_eval
         self.run_dir = Path(config.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         random.seed(config.seed)
@@ -417,7 +423,7 @@ class Trainer:
             if config.report:
                 self.snapshot("before")
             if config.eval_every:
-                self.log({"step": 0, **self.evaluate()})
+                self.log({"step": 0, **(self.initial_eval or self.evaluate())})
         bar = tqdm(
             total=config.total_steps,
             initial=self.global_step,

@@ -63,25 +63,32 @@ def finished(config) -> bool:
 
 
 def run_many(jobs: list[tuple[str, int]], preset: dict, out: str) -> list[tuple[str, int, float]]:
-    """Train the (arm, seed) runs in order in this process, one sampler (vLLM engine) for all."""
+    """Train the (arm, seed) runs in order in this process, one sampler (vLLM engine) for all; the
+    step-0 eval is measured once per initial_eval_key and reused."""
     import gc
     import shutil
 
     import torch
 
     from agents import Trainer
+    from agents.study import initial_eval_key
+    from g2r_env.runlog import read_metrics
 
     torch.set_num_threads(1)
-    sampler, done = None, []
+    sampler, done, initial = None, [], {}
     for arm, seed in jobs:
         config = run_config(preset, arm, seed, Path(out))
+        key = initial_eval_key(config)
         if finished(config):
             done.append((arm, seed, 0.0))
             continue
         shutil.rmtree(config.run_dir, ignore_errors=True)  # an unfinished run starts over, for equal budgets
         start = time.perf_counter()
-        trainer = Trainer(config, sampler=sampler)
+        trainer = Trainer(config, sampler=sampler, initial_eval=initial.get(key))
         trainer.train()
+        if key not in initial:
+            first = next(r for r in read_metrics(Path(config.run_dir) / "metrics.jsonl") if r["step"] == 0)
+            initial[key] = {k: v for k, v in first.items() if k.startswith("eval/")}
         done.append((arm, seed, time.perf_counter() - start))
         print(f"[study] {arm} seed {seed}: {done[-1][2]:.0f}s", flush=True)
         sampler = trainer.sampler if config.sampler == "vllm" else None

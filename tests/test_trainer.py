@@ -319,3 +319,30 @@ def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_
     assert metrics["eval/judge_score"] != metrics["eval/reward_judge_score"]
     plain = Trainer(tiny_config(tiny_model, tmp_path / "plain", eval_every=1, eval_tasks=2))
     assert set(plain.evaluate()) == {"eval/judge_score"}
+
+
+def test_runs_differing_only_in_training_fields_share_their_step_zero_eval(tiny_model, tmp_path):
+    from agents.study import initial_eval_key
+
+    first = tiny_config(tiny_model, tmp_path / "a", eval_every=1, eval_tasks=2, total_steps=1)
+    other = tiny_config(
+        tiny_model,
+        tmp_path / "b",
+        eval_every=1,
+        eval_tasks=2,
+        total_steps=1,
+        seed=3,
+        reward_mode="sparse",
+        advantage="grpo",
+        learning_rate=5e-4,
+    )
+    assert initial_eval_key(first) == initial_eval_key(other)
+    assert initial_eval_key(first) != initial_eval_key(tiny_config(tiny_model, tmp_path / "c", max_new_tokens=7))
+    measured = Trainer(first).evaluate()
+    assert Trainer(other).evaluate() == measured
+    given = {"eval/judge_score": measured["eval/judge_score"] + 0.25}  # not what an eval would measure
+    trainer = Trainer(other, initial_eval=given)
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0] == {"step": 0, **given}
+    assert records[1]["step"] == 1 and "eval/judge_score" in records[1]
