@@ -54,3 +54,25 @@ def test_no_ratio_is_claimed_against_a_baseline_that_did_not_improve():
     summary = summarize(STEPS, {"sparse": [[0.4, 0.3, 0.4]], "dense": [[0.4, 0.5, 0.6]]}, "sparse", resamples=10)
     assert not summary["sparse"]["improved"] and "vs_baseline" not in summary["dense"]
     assert summary["sparse"]["steps_to_final"] == 0.0
+
+
+@pytest.mark.parametrize("preset", ["cpu", "quick", "gpu"])
+def test_every_study_preset_has_train_and_eval_tasks_for_every_arm(preset, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from tasks import load_taskset
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sample_efficiency.py"
+    spec = importlib.util.spec_from_file_location("sample_efficiency", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    loaded = study.load_preset(preset)
+    assert {"sparse", "dense_grad_x_embed", "dense_uniform", "token_rloo"} <= set(loaded["arms"])
+    assert len(loaded["seeds"]) >= 3 or preset == "quick"
+    for arm in loaded["arms"]:
+        config = study.run_config(loaded, arm, loaded["seeds"][0], tmp_path)
+        config.validate()
+        chosen = load_taskset(config.tasks).select(config.task_ids, config.domains)
+        assert chosen.split("train") and chosen.split(config.eval_split)
+        assert config.eval_judge == "bundled-eval-judge" and config.judge == "bundled-judge"
