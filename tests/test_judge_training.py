@@ -327,8 +327,9 @@ def test_generic_material_keeps_the_evidence_spans_on_their_passages(corpus):
             assert case.response[a:b] in texts
 
 
-def test_the_shipped_judge_reproduces_its_recorded_measurement():
-    """bundled-judge, loaded as users load it, gives on the independent judged cases the AUC and
+@pytest.mark.parametrize("name", ["bundled-judge", "bundled-eval-judge"])
+def test_the_shipped_judge_reproduces_its_recorded_measurement(name):
+    """A shipped judge, loaded as users load it, gives on the independent judged cases the AUC and
     accuracy recorded beside it (eval.json, written by scripts/build_judges.sh), and beats chance."""
     from pathlib import Path
 
@@ -336,10 +337,10 @@ def test_the_shipped_judge_reproduces_its_recorded_measurement():
 
     root = Path(__file__).resolve().parent.parent
     cases_file = "benchmarks/data/judged_cases.jsonl"
-    recorded = json.loads((root / "g2r_env/judges/bundled-judge/eval.json").read_text())
+    recorded = json.loads((root / "g2r_env/judges" / name / "eval.json").read_text())
     recorded = recorded["sets"][cases_file]["verdicts"]
     cases = load_verdicts(root / cases_file)
-    report = evaluate_judge(Judge.load("bundled-judge", device="cpu"), cases)["verdicts"]
+    report = evaluate_judge(Judge.load(name, device="cpu"), cases)["verdicts"]
     assert report["n"] == recorded["n"] == len(cases)
     assert report["auc"] == pytest.approx(recorded["auc"], abs=0.01)
     assert report["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.02)
