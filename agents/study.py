@@ -94,6 +94,26 @@ def bootstrap_ratio(
     }
 
 
+def bootstrap_difference(
+    baseline_finals: Sequence[float],
+    arm_finals: Sequence[float],
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """The arm's mean final score minus the baseline's, with a percentile bootstrap interval over
+    seeds (each arm's final scores resampled with replacement). With few seeds the interval is
+    coarse (3 seeds give 10 distinct resamples per arm) and reads as a spread, not a test."""
+    base, arm = np.asarray(baseline_finals, dtype=np.float64), np.asarray(arm_finals, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = [
+        arm[rng.integers(len(arm), size=len(arm))].mean() - base[rng.integers(len(base), size=len(base))].mean()
+        for _ in range(resamples)
+    ]
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return {"difference": float(arm.mean() - base.mean()), "ci_low": float(low), "ci_high": float(high), "level": level}
+
+
 def _ratio(baseline_steps: float, arm_steps: float) -> float:
     if not math.isfinite(arm_steps):
         return 0.0
@@ -109,12 +129,14 @@ def summarize(
     reward_curves: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
     **bootstrap,
 ) -> dict:
-    """Per arm: mean curve, band, final score (mean and std over seeds), the ratio against
-    ``baseline`` with its interval (only when the baseline's final score is above its first), and, given the training judge's curves of the same greedy
-    responses, their change beside the eval judge's (a hacking signal when only the first rises)."""
+    """Per arm: mean curve, band, final score (mean and std over seeds) and its difference from
+    ``baseline``'s with an interval, the steps ratio against ``baseline`` with its interval (only
+    when the baseline's final score is above its first), and, given the training judge's curves of
+    the same greedy responses, their change beside the eval judge's (a hacking signal when only the
+    first rises)."""
     out = {}
     base_mean = mean_curve(curves[baseline]) if baseline in curves else None
-    improved = base_mean is not None and base_mean[-1] > base_mean[0]
+    improved = bool(base_mean is not None and base_mean[-1] > base_mean[0])
     for arm, runs in curves.items():
         values = np.asarray(runs, dtype=np.float64)
         low, high = band(runs)
@@ -130,14 +152,17 @@ def summarize(
         if arm == baseline:
             row["steps_to_final"] = steps_to_reach(steps, base_mean, float(base_mean[-1]))
             row["improved"] = improved
-        elif improved:  # a ratio against a baseline that did not improve would measure nothing
-            row["vs_baseline"] = bootstrap_ratio(steps, curves[baseline], runs, **bootstrap)
+        else:
+            finals = np.asarray(curves[baseline], dtype=np.float64)[:, -1]
+            row["final_vs_baseline"] = bootstrap_difference(finals, values[:, -1], **bootstrap)
+            if improved:  # a ratio against a baseline that did not improve would measure nothing
+                row["vs_baseline"] = bootstrap_ratio(steps, curves[baseline], runs, **bootstrap)
         if reward_curves and arm in reward_curves:
             reward = np.asarray(reward_curves[arm], dtype=np.float64)
             row["reward_judge_final_mean"] = float(reward[:, -1].mean())
             row["reward_judge_change"] = float(reward[:, -1].mean() - reward[:, 0].mean())
             row["judge_gap_final"] = row["reward_judge_final_mean"] - row["final_mean"]
-            row["hacking_signal"] = row["reward_judge_change"] > 0 and row["eval_change"] < 0
+            row["hacking_signal"] = bool(row["reward_judge_change"] > 0 and row["eval_change"] < 0)
         out[arm] = row
     return out
 

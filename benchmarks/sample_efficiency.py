@@ -89,6 +89,8 @@ def run_many(jobs: list[tuple[str, int]], preset: dict, out: str) -> list[tuple[
         if key not in initial:
             first = next(r for r in read_metrics(Path(config.run_dir) / "metrics.jsonl") if r["step"] == 0)
             initial[key] = {k: v for k, v in first.items() if k.startswith("eval/")}
+        for weights in ("checkpoint", "model"):  # the study reads metrics only: 2 GB a run otherwise
+            shutil.rmtree(Path(config.run_dir) / weights, ignore_errors=True)
         done.append((arm, seed, time.perf_counter() - start))
         print(f"[study] {arm} seed {seed}: {done[-1][2]:.0f}s", flush=True)
         sampler = trainer.sampler if config.sampler == "vllm" else None
@@ -139,9 +141,9 @@ def plot(steps, summary: dict, path: Path, title: str) -> None:
 def table(steps, summary: dict, baseline: str) -> str:
     total = steps[-1]  # the last eval step
     lines = [
-        "| arm | final eval score | reward-judge score change | eval-judge score change | steps to reach "
-        f"{baseline}'s final | ratio vs {baseline} (95% CI) |",
-        "|---|---|---|---|---|---|",
+        f"| arm | final eval score | vs {baseline} (95% CI) | reward-judge score change | eval-judge score change "
+        f"| steps to reach {baseline}'s final | ratio vs {baseline} (95% CI) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for arm, row in summary.items():
         vs = row.get("vs_baseline")
@@ -154,8 +156,10 @@ def table(steps, summary: dict, baseline: str) -> str:
             reach = f"{vs['arm_steps']:.1f}" if math.isfinite(vs["arm_steps"]) else f"not in {total}"
             ratio = f"{vs['ratio']:.2f} ({vs['ci_low']:.2f}-{vs['ci_high']:.2f}; reached in {vs['reached_share']:.0%})"
         change = f"{row['reward_judge_change']:+.3f}" if "reward_judge_change" in row else "-"
+        diff = row.get("final_vs_baseline")
+        versus = f"{diff['difference']:+.3f} ({diff['ci_low']:+.3f} to {diff['ci_high']:+.3f})" if diff else "-"
         lines.append(
-            f"| {arm} | {row['final_mean']:.3f} ± {row['final_std']:.3f} | {change} | "
+            f"| {arm} | {row['final_mean']:.3f} ± {row['final_std']:.3f} | {versus} | {change} | "
             f"{row['eval_change']:+.3f} | {reach} | {ratio} |"
         )
     return "\n".join(lines)
@@ -196,12 +200,13 @@ def main() -> None:
     jobs = max(1, min(args.jobs or preset.get("jobs", 1), len(runs)))
     start = time.perf_counter()
     if jobs == 1:
-        run_many(runs, preset, str(out))
+        done = run_many(runs, preset, str(out))
     else:
         shards = [runs[n::jobs] for n in range(jobs)]
         with mp.get_context("spawn").Pool(jobs) as pool:
-            pool.starmap(run_many, [(shard, preset, str(out)) for shard in shards])
+            done = [d for part in pool.starmap(run_many, [(shard, preset, str(out)) for shard in shards]) for d in part]
     elapsed = time.perf_counter() - start
+    trained = sum(seconds > 0 for _, _, seconds in done)
 
     from agents.study import summarize
 
@@ -209,10 +214,11 @@ def main() -> None:
     summary = summarize(steps, curves, preset["baseline"], reward_curves)
     title = f"{Path(args.preset).stem}: {len(preset['seeds'])} seeds, {preset['train'].get('total_steps')} steps"
     plot(steps, summary, out / "curves.png", title)
-    result = {"preset": preset, "steps": steps, "summary": summary, "wall_seconds": elapsed}
+    result = {"preset": preset, "steps": steps, "summary": summary, "wall_seconds": elapsed, "runs_trained": trained}
     (out / "results.json").write_text(json.dumps(result, indent=2))
     print(
-        f"\nstudy {args.preset}: {len(runs)} runs in {elapsed / 60:.1f} min; eval judge "
+        f"\nstudy {args.preset}: {len(runs)} runs ({trained} trained in {elapsed / 60:.1f} min, "
+        f"{len(runs) - trained} finished before); eval judge "
         f"{preset['train'].get('eval_judge')}, training judge {preset['train'].get('judge') or 'default'}"
     )
     print(table(steps, summary, preset["baseline"]))

@@ -1,11 +1,12 @@
 """Study statistics (agents.study) against numbers worked out by hand."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 
-from agents.study import band, bootstrap_ratio, steps_to_reach, summarize
+from agents.study import band, bootstrap_difference, bootstrap_ratio, steps_to_reach, summarize
 
 STEPS = [0, 2, 4]
 
@@ -48,12 +49,24 @@ def test_summary_flags_a_training_judge_rise_with_an_eval_judge_fall():
     assert summary["dense"]["hacking_signal"] and not summary["sparse"]["hacking_signal"]
     assert summary["dense"]["judge_gap_final"] == pytest.approx(0.5)
     assert summary["dense"]["eval_change"] == pytest.approx(-0.1) and "vs_baseline" not in summary["sparse"]
+    assert json.loads(json.dumps(summary))["dense"]["hacking_signal"] is True  # results.json holds plain types
 
 
 def test_no_ratio_is_claimed_against_a_baseline_that_did_not_improve():
     summary = summarize(STEPS, {"sparse": [[0.4, 0.3, 0.4]], "dense": [[0.4, 0.5, 0.6]]}, "sparse", resamples=10)
     assert not summary["sparse"]["improved"] and "vs_baseline" not in summary["dense"]
     assert summary["sparse"]["steps_to_final"] == 0.0
+    assert json.loads(json.dumps(summary))["sparse"]["improved"] is False
+
+
+def test_final_score_difference_and_its_bootstrap_interval():
+    fixed = bootstrap_difference([0.2, 0.2, 0.2], [0.5, 0.5, 0.5], resamples=50)
+    assert fixed["difference"] == pytest.approx(0.3) and fixed["ci_low"] == fixed["ci_high"] == pytest.approx(0.3)
+    spread = bootstrap_difference([0.0], [0.0, 1.0], resamples=4000)  # arm means 0, 0.5, 1 w.p. 1/4, 1/2, 1/4
+    assert spread["difference"] == pytest.approx(0.5) and (spread["ci_low"], spread["ci_high"]) == (0.0, 1.0)
+    summary = summarize(STEPS, {"sparse": [[0.4, 0.3, 0.4]], "dense": [[0.4, 0.5, 0.6]]}, "sparse", resamples=10)
+    assert summary["dense"]["final_vs_baseline"]["difference"] == pytest.approx(0.2)
+    assert "final_vs_baseline" not in summary["sparse"]
 
 
 @pytest.mark.parametrize("preset", ["cpu", "quick", "gpu"])
