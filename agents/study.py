@@ -137,6 +137,7 @@ def summarize(
     out = {}
     base_mean = mean_curve(curves[baseline]) if baseline in curves else None
     improved = bool(base_mean is not None and base_mean[-1] > base_mean[0])
+    base_finals = np.asarray(curves[baseline], dtype=np.float64)[:, -1] if baseline in curves else None
     for arm, runs in curves.items():
         values = np.asarray(runs, dtype=np.float64)
         low, high = band(runs)
@@ -152,9 +153,8 @@ def summarize(
         if arm == baseline:
             row["steps_to_final"] = steps_to_reach(steps, base_mean, float(base_mean[-1]))
             row["improved"] = improved
-        else:
-            finals = np.asarray(curves[baseline], dtype=np.float64)[:, -1]
-            row["final_vs_baseline"] = bootstrap_difference(finals, values[:, -1], **bootstrap)
+        elif base_finals is not None:
+            row["final_vs_baseline"] = bootstrap_difference(base_finals, values[:, -1], **bootstrap)
             if improved:  # a ratio against a baseline that did not improve would measure nothing
                 row["vs_baseline"] = bootstrap_ratio(steps, curves[baseline], runs, **bootstrap)
         if reward_curves and arm in reward_curves:

@@ -72,7 +72,6 @@ def run_many(jobs: list[tuple[str, int]], preset: dict, out: str) -> list[tuple[
 
     from agents import Trainer
     from agents.study import initial_eval_key
-    from g2r_env.runlog import read_metrics
 
     torch.set_num_threads(1)
     sampler, done, initial = None, [], {}
@@ -85,9 +84,9 @@ def run_many(jobs: list[tuple[str, int]], preset: dict, out: str) -> list[tuple[
         shutil.rmtree(config.run_dir, ignore_errors=True)  # an unfinished run starts over, for equal budgets
         start = time.perf_counter()
         trainer = Trainer(config, sampler=sampler, initial_eval=initial.get(key))
-        trainer.train()
+        history = trainer.train()
         if key not in initial:
-            first = next(r for r in read_metrics(Path(config.run_dir) / "metrics.jsonl") if r["step"] == 0)
+            first = next(r for r in history if r["step"] == 0)
             initial[key] = {k: v for k, v in first.items() if k.startswith("eval/")}
         for weights in ("checkpoint", "model"):  # the study reads metrics only: 2 GB a run otherwise
             shutil.rmtree(Path(config.run_dir) / weights, ignore_errors=True)
