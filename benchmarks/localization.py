@@ -3,7 +3,7 @@
 Each case is a response in which one sentence (the evidence) is what meets the criterion and the
 rest is unrelated filler. For every registered attribution method this prints the lift (the share
 of the criterion's credit on the evidence divided by the evidence's share of the tokens; 1.0 = no
-better than uniform) with ``g2r_env.judge_eval.credit_report``, and the judge's p_true.
+better than uniform) with ``g2r_judge.evaluation.credit_report``, and the judge's p_true.
 
     python benchmarks/localization.py [--judge bundled-judge] [--tau auto]
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 
 from g2r_env import ATTRIBUTIONS, Judge
-from g2r_env.judge_eval import credit_report
-from g2r_env.judge_training import predict_p_true
-from tasks.compose import JudgedCase, task_for_prompt
+from g2r_judge.cases import JudgedCase, task_for_prompt
+from g2r_judge.evaluation import credit_report
+from g2r_judge.predict import predict_p_true
 
 FILLER = [
     "It is worth planning a little before you start.",

@@ -70,7 +70,7 @@ def tiny_config(tiny_model: str, run_dir, **overrides):
 
 def verdict_judge_config(base: str, verdicts, out_dir, **overrides):
     """A JudgeTrainConfig that trains ``base`` on one verdict file only, in float32, quietly."""
-    from g2r_env.judge_training import JudgeTrainConfig
+    from g2r_judge.training import JudgeTrainConfig
 
     values = dict(
         out_dir=str(out_dir),

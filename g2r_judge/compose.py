@@ -20,53 +20,16 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Optional
 
-from .evidence import Check, Corpus, CriterionEvidence, TaskEvidence, count_sentences, count_words, list_lines
-from .types import Criterion, Task
+from tasks.checks import Check, count_sentences, count_words, list_lines
+
+from .cases import JudgedCase
+from .corpus import Corpus, CriterionEvidence, TaskEvidence
 
 MATERIAL_AT_START = ("title", "greeting", "starts_with")
 MATERIAL_AT_END = ("sign_off", "question")
 NEGATIVE_KINDS = ("in-task", "mismatched")
-
-
-@dataclass(frozen=True)
-class JudgedCase:
-    """One (task, response, criterion) with a known verdict: a judge training or test example.
-
-    Attributes:
-        task: the task (its question is what the judge reads as the prompt).
-        response: the response text.
-        criterion: the criterion text shown to the judge (the original or a paraphrase).
-        label: True when the response meets the criterion.
-        kind: "content", "pitfall", "structure" (or "" when unknown).
-        negative: for unmet criteria, "in-task" (a criterion of this task) or "mismatched" (a
-            criterion of another task); "" for met ones.
-        evidence: character spans [start, end) of the response that make the criterion met.
-        group: an id shared by the criteria judged on the same response.
-        weight: the criterion's rubric weight.
-        agreement: share of graders who gave ``label`` (1.0 for constructed labels; 0.5 for a tied
-            vote, whose ``label`` is then False and means nothing).
-        grader_labels: each human grader's verdict, when graders labelled the case (HealthBench
-            meta-evaluation: the physicians' ``binary_labels``).
-    """
-
-    task: Task
-    response: str
-    criterion: str
-    label: bool
-    kind: str = ""
-    negative: str = ""
-    evidence: tuple[tuple[int, int], ...] = ()
-    group: str = ""
-    weight: float = 1.0
-    agreement: float = 1.0
-    grader_labels: tuple[bool, ...] = ()
-
-    @property
-    def domain(self) -> str:
-        return self.task.domain
 
 
 def half_of(items: Sequence, half: Optional[int]) -> list:
@@ -382,10 +345,3 @@ class Composer:
                 JudgedCase(entry.task, text, self._wordings(c)[0], False, c.kind, "mismatched", (), group, c.weight)
             )
         return cases
-
-
-def task_for_prompt(prompt, task_id: str = "case", domain: str = "", split: str = "test") -> Task:
-    """A one-criterion stand-in task for a prompt (string or messages) judged outside a task set."""
-    if not isinstance(prompt, str):
-        prompt = tuple(prompt)
-    return Task(task_id, prompt, (Criterion("(judged case)", 1.0),), split=split, domain=domain)

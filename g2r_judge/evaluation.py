@@ -33,18 +33,20 @@ tied cases too.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np
 
+from g2r_env.judge import Judge
 from tasks import Criterion, Task
-from tasks.compose import JudgedCase
 
-from .judge import Judge
-from .judge_training import predict_p_true
+from .cases import JudgedCase
+from .predict import predict_p_true
 
 
 # ---- verdict metrics -------------------------------------------------------------------------
@@ -194,7 +196,7 @@ def credit_report(
         max_cases: use at most this many met cases (those in responses with two or more evidenced
             criteria first, since specificity needs them).
     """
-    from .scorer import Grad2Reward
+    from g2r_env.scorer import Grad2Reward
 
     met = [c for c in cases if c.label and c.evidence]
     by_response: dict[tuple, list[JudgedCase]] = defaultdict(list)
@@ -325,3 +327,78 @@ def format_report(report: dict, title: str = "") -> str:
                 f"{c['pairs']:>6} {fmt(c['specificity_median']):>9} {fmt(c['pairs_below_1']):>8}"
             )
     return "\n".join(lines)
+
+
+# ---- the measurement run of ``g2r judge eval`` --------------------------------------------------
+DEFAULT_METHODS = ("grad_x_embed", "grad_l1", "grad_l2")
+
+
+@dataclass
+class JudgeEvalConfig:
+    """Measure a judge on tasks it never trained on. Field docstrings follow each field."""
+
+    judge: str = "bundled-judge"
+    """the judge: "bundled-judge", "bundled" (the untrained model as its own judge), a trained judge
+    folder (runs/judge/judge) or any model source"""
+    tasks: list[str] = dataclasses.field(default_factory=lambda: ["openended-mini"])
+    """task sets whose evidence corpus is composed into test cases (none: only --cases)"""
+    split: str = "test"
+    """the split composed from (test: tasks no judge of ours trained on)"""
+    responses_per_task: int = 8
+    """composed responses per task"""
+    half: Optional[int] = None
+    """compose from one half of every passage list only (0 or 1), or from all (None)"""
+    seed: int = 1000
+    """the composer's seed (the same seed gives the same test cases)"""
+    cases: list[str] = dataclasses.field(default_factory=list)
+    """verdict files to measure on too (JSONL or parquet: prompt, response, criterion, label, optional
+    evidence; or HealthBench meta-evaluation rows: prompt, completion, rubric, binary_labels, category)"""
+    methods: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_METHODS))
+    """attribution methods whose credit is measured ("all": every registered method that reads the
+    gradient; none: verdicts only)"""
+    credit_cases: int = 200
+    """met criteria with evidence used for the credit metrics, per case set"""
+    device: str = "auto"
+    """where the judge runs"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)"""
+    json_out: Optional[str] = None
+    """also write the report as JSON to this file"""
+
+
+def run_eval(config: JudgeEvalConfig, verbose: bool = True) -> dict:
+    """Measure ``config.judge`` on the composed test split and on each verdict file; the report."""
+    import torch
+
+    from g2r_env import ATTRIBUTIONS
+
+    from .compose import Composer
+    from .corpus import corpus_of
+    from .verdicts import load_verdicts
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    methods = config.methods
+    if methods == ["all"]:
+        methods = [name for name, method in ATTRIBUTIONS.items() if method.needs_grad]
+    unknown = [m for m in methods if m not in ATTRIBUTIONS]
+    if unknown:
+        raise ValueError(f"unknown attribution method(s) {unknown}; known: {sorted(ATTRIBUTIONS)}")
+    judge = Judge.load(config.judge, device=config.device)
+    sets = {}
+    for name in config.tasks:
+        corpus = corpus_of(name)
+        entries = corpus.split(config.split)
+        if not entries:
+            raise ValueError(f"{name} has no evidence for split {config.split!r}")
+        composer = Composer(corpus, seed=config.seed, half=config.half)
+        sets[f"{name}[{config.split}]"] = composer.examples(entries, config.responses_per_task)
+    for path in config.cases:
+        sets[str(path)] = load_verdicts(path, ties="keep")  # tied votes count for the graders' agreement
+    report = {"judge": config.judge, "config": asdict(config), "sets": {}}
+    for name, cases in sets.items():
+        result = evaluate_judge(judge, cases, methods, credit_cases=config.credit_cases, progress=verbose)
+        report["sets"][name] = result
+        if verbose:
+            print(format_report(result, f"== {name}: {len(cases)} judged criteria, judge {config.judge}"), flush=True)
+    return report

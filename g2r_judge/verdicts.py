@@ -29,8 +29,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .compose import JudgedCase, task_for_prompt
-from .loaders import TaskFormatError, read_rows, row_position
+from tasks.loaders import TaskFormatError, read_rows, row_position
+
+from .cases import JudgedCase, task_for_prompt
 
 TIES = ("drop", "keep")
 """What to do with a meta-evaluation row whose graders split evenly."""

@@ -5,12 +5,7 @@ The loss is the binary cross-entropy of the verdict margin m = logit(True) - log
 sigmoid is the judge's p_true, with the two classes weighted equally. LoRA (peft) by default, full
 fine-tuning as an option. Examples come from the evidence corpus through the composer (a fresh,
 seeded draw of responses every step, from train-split tasks only) and from labelled verdict files.
-
-Criteria judged on the same response share everything before the criterion in the judge input, so
-they are packed into one sequence: the shared prefix (system prompt, question, response) once, then
-each criterion's suffix attending to the prefix and to itself only, with its own positions
-continuing the prefix's. This gives the same verdicts as judging each pair alone (tested) for a
-fraction of the tokens.
+The criteria judged on one response are packed into one sequence (``g2r_env.packing``).
 """
 
 from __future__ import annotations
@@ -21,140 +16,20 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 
-from tasks.compose import JudgedCase
+from g2r_env.judge import Judge
+from g2r_env.packing import batches_of_packs, packed_margins
 
-from .judge import Judge
-
-
-# ---- packing ---------------------------------------------------------------------------------
-@dataclass
-class Pack:
-    """Cases judged on one response, as one packed sequence: ``prefix`` + each of ``suffixes``."""
-
-    prefix: list[int]
-    suffixes: list[list[int]]
-    cases: list[int]  # indices into the case list
+from .cases import JudgedCase
+from .corpus import corpus_hash, corpus_of
+from .predict import pack_cases
 
 
-def response_ids(tokenizer, text: str) -> list[int]:
-    return tokenizer.encode(text, add_special_tokens=False)
-
-
-def pack_cases(judge: Judge, cases: Sequence[JudgedCase]) -> list[Pack]:
-    """Group cases by (question, response) into packs; a template whose text before the response
-    depends on the criterion gets one pack per case."""
-    packs: dict[tuple, Pack] = {}
-    encoded: dict[str, list[int]] = {}
-    for n, case in enumerate(cases):
-        ids = encoded.get(case.response)
-        if ids is None:
-            ids = encoded[case.response] = response_ids(judge.tokenizer, case.response)
-        before, after = judge.frame(case.task, case.criterion)
-        key = (tuple(before), case.response)
-        pack = packs.get(key)
-        if pack is None:
-            pack = packs[key] = Pack(before + ids, [], [])
-        pack.suffixes.append(after)
-        pack.cases.append(n)
-    return list(packs.values())
-
-
-def packed_batch(packs: Sequence[Pack], pad_id: int, dtype: torch.dtype, device) -> tuple:
-    """(input_ids [B, L], 4D additive attention mask [B, 1, L, L], position_ids [B, L], answers).
-
-    ``answers`` lists (row, column, case index) of every suffix's last token, where the verdict is read.
-    """
-    lengths = [len(p.prefix) + sum(len(s) for s in p.suffixes) for p in packs]
-    width = max(lengths)
-    ids = torch.full((len(packs), width), pad_id, dtype=torch.long)
-    positions = torch.zeros((len(packs), width), dtype=torch.long)
-    allowed = torch.zeros((len(packs), width, width), dtype=torch.bool)
-    answers = []
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    for row, pack in enumerate(packs):
-        start = len(pack.prefix)
-        ids[row, :start] = torch.tensor(pack.prefix)
-        positions[row, :start] = torch.arange(start)
-        allowed[row, :start, :start] = causal[:start, :start]
-        cursor = start
-        for suffix, case in zip(pack.suffixes, pack.cases):
-            end = cursor + len(suffix)
-            ids[row, cursor:end] = torch.tensor(suffix)
-            positions[row, cursor:end] = torch.arange(start, start + len(suffix))
-            allowed[row, cursor:end, :start] = True
-            allowed[row, cursor:end, cursor:end] = causal[: len(suffix), : len(suffix)]
-            answers.append((row, end - 1, case))
-            cursor = end
-        pad = torch.arange(cursor, width)
-        allowed[row, pad, pad] = True  # padding attends to itself only: no empty softmax rows
-    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
-    return ids.to(device), mask.unsqueeze(1).to(device), positions.to(device), answers
-
-
-def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Tensor, list[int]]:
-    """Verdict margins logit(True) - logit(False) (float32) of every case in ``packs``, and their
-    case indices in the same order."""
-    dtype = next(model.parameters()).dtype
-    ids, mask, positions, answers = packed_batch(packs, judge.pad_id, dtype, judge.device)
-    columns = sorted({column for _, column, _ in answers})
-    index = {column: n for n, column in enumerate(columns)}
-    logits = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        use_cache=False,
-        logits_to_keep=torch.tensor(columns, device=ids.device),
-    ).logits
-    rows = torch.tensor([row for row, _, _ in answers], device=ids.device)
-    cols = torch.tensor([index[column] for _, column, _ in answers], device=ids.device)
-    true_id, false_id = judge.verdict_ids
-    picked = logits[rows, cols]
-    picked = picked.to(torch.promote_types(picked.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
-    return picked[:, true_id] - picked[:, false_id], [case for _, _, case in answers]
-
-
-def batches_of_packs(packs: Sequence[Pack], max_tokens: int) -> list[list[Pack]]:
-    """Packs sorted by length and cut into batches of at most ``max_tokens`` padded tokens."""
-    order = sorted(packs, key=lambda p: len(p.prefix) + sum(map(len, p.suffixes)))
-    batches, current, widest = [], [], 0
-    for pack in order:
-        size = len(pack.prefix) + sum(map(len, pack.suffixes))
-        if current and max(widest, size) * (len(current) + 1) > max_tokens:
-            batches.append(current)
-            current, widest = [], 0
-        current.append(pack)
-        widest = max(widest, size)
-    if current:
-        batches.append(current)
-    return batches
-
-
-@torch.no_grad()
-def predict_p_true(
-    judge: Judge, cases: Sequence[JudgedCase], max_tokens: int = 4096, progress: bool = False
-) -> np.ndarray:
-    """p_true of every case under ``judge`` (forward only, packed), in the order of ``cases``."""
-    out = np.zeros(len(cases), dtype=np.float64)
-    batches = batches_of_packs(pack_cases(judge, cases), max_tokens)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="judging", unit="batch")
-    for batch in batches:
-        margins, order = packed_margins(judge.model, judge, batch)
-        out[order] = torch.sigmoid(margins).double().cpu().numpy()
-    return out
-
-
-# ---- training --------------------------------------------------------------------------------
 @dataclass
 class JudgeTrainConfig:
     """Judge fine-tuning. Field docstrings follow each field."""
@@ -236,30 +111,6 @@ class JudgeTrainConfig:
                 raise ValueError(f"JudgeTrainConfig: {message}")
 
 
-def corpus_of(name: str):
-    """The evidence corpus of a task set name or folder (its ``evidence/`` folder)."""
-    from tasks import load_taskset
-    from tasks.evidence import load_corpus, tasks_folder
-
-    tasks = load_taskset(name)
-    return load_corpus(tasks_folder(name), tasks)
-
-
-def corpus_hash(names: Sequence[str]) -> str:
-    """sha256 of the task and evidence files of the named task sets (what a judge was trained on)."""
-    import hashlib
-
-    from tasks.evidence import tasks_folder
-
-    digest = hashlib.sha256()
-    for name in names:
-        folder = tasks_folder(name)
-        for file in sorted(folder.glob("*.jsonl")) + sorted((folder / "evidence").glob("*.jsonl")):
-            digest.update(file.name.encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
 class JudgeTrainer:
     """Fine-tunes a judge; ``train()`` runs to ``config.steps`` and writes the result.
 
@@ -269,7 +120,7 @@ class JudgeTrainer:
     """
 
     def __init__(self, config: JudgeTrainConfig, command: str = "") -> None:
-        from .models import load_model
+        from g2r_env.models import load_model
 
         config.validate()
         self.config = config
@@ -306,7 +157,7 @@ class JudgeTrainer:
         self.step = 0
 
     def _load_verdicts(self) -> list[JudgedCase]:
-        from tasks.verdicts import load_verdicts
+        from .verdicts import load_verdicts
 
         cases = []
         for path in self.config.verdicts:
@@ -316,7 +167,7 @@ class JudgeTrainer:
     # ---- data ------------------------------------------------------------------------------
     def examples(self, step: int) -> list[JudgedCase]:
         """The step's examples: a fresh seeded draw, reproducible from (seed, step) alone."""
-        from tasks.compose import Composer
+        from .compose import Composer
 
         config = self.config
         rng = random.Random(config.seed * 1_000_003 + step)
@@ -397,7 +248,7 @@ class JudgeTrainer:
         the judge to ``out_dir/judge``; returns that folder."""
         from tqdm.auto import tqdm
 
-        from .runlog import MetricsLog, latest_checkpoint
+        from g2r_env.runlog import MetricsLog, latest_checkpoint
 
         config = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -433,7 +284,7 @@ class JudgeTrainer:
         """Atomically write the trainable weights, optimizer state, step and config."""
         from safetensors.torch import save_file
 
-        from .runlog import optimizer_tensors, write_checkpoint
+        from g2r_env.runlog import optimizer_tensors, write_checkpoint
 
         with write_checkpoint(self.out_dir) as folder:
             trainable = {n: p.detach().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
@@ -446,7 +297,7 @@ class JudgeTrainer:
     def load_checkpoint(self, folder: Path) -> None:
         from safetensors.torch import load_file
 
-        from .runlog import load_optimizer_tensors
+        from g2r_env.runlog import load_optimizer_tensors
 
         state = json.loads((folder / "state.json").read_text())
         weights = load_file(str(folder / "trainable.safetensors"))

@@ -31,39 +31,27 @@ An evidence passage is a string, or ``{"text": ..., "also": [k, ...]}`` when it 
 task's criteria k (0-based indices). ``paraphrases`` reword the criterion with the same meaning:
 judge training shows them in place of the original, so that the judge learns meaning, not wording.
 
-Checks (``check``), decided on the final response text; ``"negate": true`` inverts any of them:
-
-- ``{"type": "words" | "sentences" | "lines" | "paragraphs" | "items", OP: N}`` with OP one of
-  ``lt``, ``le``, ``gt``, ``ge``, ``eq``: a count compared with N (items are list lines).
-- ``{"type": "numbered_list" | "bullet_list" | "list"}``: at least two such list lines.
-- ``{"type": "title" | "greeting" | "sign_off" | "question" | "digits"}``.
-- ``{"type": "contains" | "starts_with", "text": "..."}``: a word or phrase (case-insensitive,
-  whole words) anywhere, or at the very start.
+Checks (``check``) are those of ``tasks.checks``.
 
 ``load_corpus`` checks all of this and reports a bad line as ``file:line: what is wrong``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .types import Task, TaskSet
+from tasks.checks import Check, CheckFormatError, count_words
+from tasks.loaders import BUNDLED, TaskFormatError, load_taskset, read_rows
+from tasks.types import Task, TaskSet
 
 KINDS = ("content", "pitfall", "structure", "untestable")
 LAYOUTS = ("paragraph", "paragraphs", "lines", "numbered", "bullets")
 PLACES = ("any", "first", "last")
-COMPARISONS: dict[str, Callable[[int, int], bool]] = {
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-    "eq": lambda a, b: a == b,
-}
 MIN_EVIDENCE = 3
 MIN_DISTRACTORS = 6
 MAX_PASSAGE_WORDS = 60
@@ -71,199 +59,6 @@ MAX_PASSAGE_WORDS = 60
 
 class CorpusFormatError(ValueError):
     """An evidence file that cannot be read; the message starts with ``file:line:``."""
-
-
-# ---- counting and checks on response text ------------------------------------------------------
-_LIST_MARKER = re.compile(r"^\s*(?:\d{1,3}[.)]|[-*\u2022])\s+")
-_NUMBERED = re.compile(r"^\s*\d{1,3}[.)]\s+\S")
-_BULLET = re.compile(r"^\s*[-*\u2022]\s+\S")
-_ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|e\.g|i\.e|approx|No)\.", re.IGNORECASE)
-_GREETING = re.compile(r"^(?:dear|hi|hello|hey|greetings|good (?:morning|afternoon|evening)|to)\b", re.IGNORECASE)
-_CLOSINGS = (
-    "love",
-    "best",
-    "best wishes",
-    "all the best",
-    "yours",
-    "yours truly",
-    "yours sincerely",
-    "sincerely",
-    "thanks",
-    "thank you",
-    "many thanks",
-    "thanks again",
-    "thank you again",
-    "cheers",
-    "warmly",
-    "warm regards",
-    "regards",
-    "kind regards",
-    "best regards",
-    "with love",
-    "lots of love",
-    "your friend",
-    "your pal",
-    "from",
-    "hugs",
-    "take care",
-    "see you soon",
-    "talk soon",
-    "with thanks",
-    "gratefully",
-    "respectfully",
-    "xoxo",
-    "your student",
-    "your buddy",
-)
-
-
-def lines_of(text: str) -> list[str]:
-    """The non-empty lines, stripped."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def count_words(text: str) -> int:
-    """Words: whitespace-separated pieces holding a letter or digit, list markers not counted."""
-    body = "\n".join(_LIST_MARKER.sub("", line) for line in text.splitlines())
-    return sum(1 for piece in body.split() if re.search(r"\w", piece))
-
-
-def count_sentences(text: str) -> int:
-    """Sentences: pieces ending in . ! or ? (common abbreviations do not end one); a line without
-    an end mark (a list item, a title) counts as one."""
-    count = 0
-    for line in lines_of(text):
-        line = _ABBREVIATIONS.sub(lambda m: m.group(0).replace(".", "\u2024"), _LIST_MARKER.sub("", line))
-        count += sum(1 for piece in re.split(r"(?<=[.!?])[\"'\u201d\u2019)]*\s+", line) if re.search(r"\w", piece))
-    return count
-
-
-def count_paragraphs(text: str) -> int:
-    """Blocks of text separated by blank lines."""
-    return sum(1 for block in re.split(r"\n\s*\n", text.strip()) if block.strip())
-
-
-def list_lines(text: str, pattern: re.Pattern = _LIST_MARKER) -> int:
-    return sum(1 for line in text.splitlines() if pattern.match(line))
-
-
-def _is_short_line(line: str, words: int) -> bool:
-    return 0 < count_words(line) <= words and not line.rstrip().endswith((".", "!", "?", ";", ":"))
-
-
-def has_title(text: str) -> bool:
-    """A short first line (at most 12 words, no end mark, not a list item or greeting) above a body."""
-    lines = [line for line in text.strip().splitlines()]
-    if len(lines_of(text)) < 2:
-        return False
-    first = lines[0].strip().strip("#*_ ").strip()
-    return (
-        _is_short_line(first, 12)
-        and not _LIST_MARKER.match(lines[0])
-        and not first.endswith(",")
-        and not _GREETING.match(first)
-    )
-
-
-def has_greeting(text: str) -> bool:
-    """The first line greets someone ("Dear Sam,", "Hi Mum!") in at most 8 words."""
-    found = lines_of(text)
-    return bool(found) and bool(_GREETING.match(found[0])) and count_words(found[0]) <= 8
-
-
-def has_sign_off(text: str) -> bool:
-    """The response ends with a closing and a name: "Love,\\nMia", "Best wishes, Tom" or "- Max"."""
-    found = lines_of(text)
-    if len(found) < 2:
-        return False
-    last, before = found[-1], found[-2]
-    if last.startswith(("-", "\u2014", "\u2013")) and 0 < count_words(last) <= 5:
-        return True
-    closing = before.rstrip(",!").strip().lower()
-    if before.endswith((",", "!")) and count_words(before) <= 5 and _is_short_line(last, 5):
-        return closing.startswith(_CLOSINGS) or count_words(before) <= 3
-    head, sep, name = last.partition(",")
-    return bool(sep) and head.strip().lower() in _CLOSINGS and 0 < count_words(name) <= 4
-
-
-def contains_phrase(text: str, phrase: str) -> bool:
-    return re.search(r"(?<!\w)" + re.escape(phrase.strip()) + r"(?!\w)", text, re.IGNORECASE) is not None
-
-
-_COUNTS: dict[str, Callable[[str], int]] = {
-    "words": count_words,
-    "sentences": count_sentences,
-    "lines": lambda t: len(lines_of(t)),
-    "paragraphs": count_paragraphs,
-    "items": list_lines,
-}
-_FLAGS: dict[str, Callable[[str], bool]] = {
-    "numbered_list": lambda t: list_lines(t, _NUMBERED) >= 2,
-    "bullet_list": lambda t: list_lines(t, _BULLET) >= 2,
-    "list": lambda t: list_lines(t) >= 2,
-    "title": has_title,
-    "greeting": has_greeting,
-    "sign_off": has_sign_off,
-    "question": lambda t: re.search(r"\?[\"'\u201d\u2019)]*(?:\s|$)", t) is not None,
-    "digits": lambda t: re.search(r"\d", t) is not None,
-}
-_PHRASES: dict[str, Callable[[str, str], bool]] = {
-    "contains": contains_phrase,
-    "starts_with": lambda t, p: t.lstrip().lower().startswith(p.strip().lower()),
-}
-CHECK_TYPES = tuple(_COUNTS) + tuple(_FLAGS) + tuple(_PHRASES)
-
-
-@dataclass(frozen=True)
-class Check:
-    """A structure check: ``type`` plus an operator and number, or a text (see the module doc)."""
-
-    type: str
-    op: Optional[str] = None
-    value: Optional[int] = None
-    text: Optional[str] = None
-    negate: bool = False
-
-    @classmethod
-    def parse(cls, spec: Any, where: str) -> Check:
-        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-            raise CorpusFormatError(f"{where}: check must be an object with a 'type', got {spec!r}")
-        kind, negate = spec["type"], spec.get("negate", False)
-        if kind not in CHECK_TYPES:
-            raise CorpusFormatError(f"{where}: unknown check type {kind!r}; known: {', '.join(CHECK_TYPES)}")
-        if not isinstance(negate, bool):
-            raise CorpusFormatError(f"{where}: check 'negate' must be true or false, got {negate!r}")
-        allowed = {"type", "negate"}
-        if kind in _COUNTS:
-            ops = [op for op in COMPARISONS if op in spec]
-            if len(ops) != 1:
-                raise CorpusFormatError(f"{where}: a {kind!r} check needs exactly one of {list(COMPARISONS)}")
-            value = spec[ops[0]]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise CorpusFormatError(f"{where}: {kind} {ops[0]} must be a whole number >= 0, got {value!r}")
-            allowed.add(ops[0])
-            check = cls(kind, ops[0], value, negate=negate)
-        elif kind in _PHRASES:
-            text = spec.get("text")
-            if not isinstance(text, str) or not text.strip():
-                raise CorpusFormatError(f"{where}: a {kind!r} check needs a non-empty 'text'")
-            allowed.add("text")
-            check = cls(kind, text=text, negate=negate)
-        else:
-            check = cls(kind, negate=negate)
-        extra = sorted(set(spec) - allowed)
-        if extra:
-            raise CorpusFormatError(f"{where}: check {kind!r} does not take {extra}")
-        return check
-
-    def __call__(self, text: str) -> bool:
-        if self.type in _COUNTS:
-            result = COMPARISONS[self.op](_COUNTS[self.type](text), self.value)
-        elif self.type in _PHRASES:
-            result = _PHRASES[self.type](text, self.text)
-        else:
-            result = _FLAGS[self.type](text)
-        return result != self.negate
 
 
 # ---- the corpus -------------------------------------------------------------------------------
@@ -388,7 +183,10 @@ def parse_entry(row: dict, tasks: TaskSet, where: str) -> TaskEvidence:
             raise CorpusFormatError(
                 f"{at}: a {kind} criterion needs at least {MIN_EVIDENCE} evidence passages, got {len(evidence)}"
             )
-        check = Check.parse(item["check"], at) if "check" in item else None
+        try:
+            check = Check.parse(item["check"], at) if "check" in item else None
+        except CheckFormatError as err:
+            raise CorpusFormatError(str(err)) from None
         if kind == "structure" and check is None:
             raise CorpusFormatError(f"{at}: a structure criterion needs a 'check'")
         place = item.get("place", "any")
@@ -430,6 +228,14 @@ def corpus_files(source: str | Path, tasks: TaskSet) -> list[Path]:
     return files
 
 
+def _rows(file: Path):
+    """The JSON objects of an evidence file, as ``tasks.loaders.read_rows`` reads them."""
+    try:
+        yield from read_rows(file)
+    except TaskFormatError as err:
+        raise CorpusFormatError(str(err)) from None
+
+
 def load_corpus(source: str | Path, tasks: TaskSet, require_all: bool = False) -> Corpus:
     """Read and check an evidence corpus for ``tasks``.
 
@@ -445,24 +251,14 @@ def load_corpus(source: str | Path, tasks: TaskSet, require_all: bool = False) -
     """
     corpus = Corpus(tasks)
     for file in corpus_files(source, tasks):
-        with open(file, encoding="utf-8-sig") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{file}:{line_no}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise CorpusFormatError(f"{where}: bad JSON ({err.msg} at column {err.colno})") from None
-                if not isinstance(row, dict):
-                    raise CorpusFormatError(f"{where}: each line must be a JSON object")
-                entry = parse_entry(row, tasks, where)
-                if entry.task.task_id in corpus.entries:
-                    raise CorpusFormatError(
-                        f"{where}: task {entry.task.task_id!r} already has an entry "
-                        f"(at {corpus.entries[entry.task.task_id].where})"
-                    )
-                corpus.entries[entry.task.task_id] = entry
+        for where, row in _rows(file):
+            entry = parse_entry(row, tasks, where)
+            if entry.task.task_id in corpus.entries:
+                raise CorpusFormatError(
+                    f"{where}: task {entry.task.task_id!r} already has an entry "
+                    f"(at {corpus.entries[entry.task.task_id].where})"
+                )
+            corpus.entries[entry.task.task_id] = entry
     if require_all:
         missing = [t.task_id for t in tasks if t.task_id not in corpus.entries]
         if missing:
@@ -470,24 +266,37 @@ def load_corpus(source: str | Path, tasks: TaskSet, require_all: bool = False) -
     return corpus
 
 
+def tasks_folder(name: str) -> Path:
+    """The folder of a bundled task set name, or ``name`` itself as a path."""
+    return BUNDLED.get(name, Path(name))
+
+
+def corpus_of(name: str) -> Corpus:
+    """The evidence corpus of a task set name or folder (its ``evidence/`` folder)."""
+    return load_corpus(tasks_folder(name), load_taskset(name))
+
+
+def corpus_hash(names: Sequence[str]) -> str:
+    """sha256 of the task and evidence files of the named task sets (what a judge was trained on)."""
+    digest = hashlib.sha256()
+    for name in names:
+        folder = tasks_folder(name)
+        for file in sorted(folder.glob("*.jsonl")) + sorted((folder / "evidence").glob("*.jsonl")):
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
 def validate_cli(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m tasks.evidence TASKS [EVIDENCE]``: load and check a corpus, print its counts."""
+    """``python -m g2r_judge.corpus TASKS [EVIDENCE]``: load and check a corpus, print its counts."""
     import sys
 
-    from .loaders import load_taskset
-
     args = list(sys.argv[1:] if argv is None else argv)
-    tasks = load_taskset(args[0] if args else "openended-mini")
-    source = args[1] if len(args) > 1 else Path(tasks_folder(args[0] if args else "openended-mini"))
-    corpus = load_corpus(source, tasks)
+    name = args[0] if args else "openended-mini"
+    tasks = load_taskset(name)
+    corpus = load_corpus(args[1] if len(args) > 1 else tasks_folder(name), tasks)
     print(json.dumps({"entries": len(corpus), **corpus.counts()}))
     return 0
-
-
-def tasks_folder(name: str) -> Path:
-    from .loaders import BUNDLED
-
-    return BUNDLED.get(name, Path(name))
 
 
 if __name__ == "__main__":

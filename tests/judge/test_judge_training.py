@@ -10,12 +10,15 @@ import torch
 from tiny import build_tiny_model, verdict_judge_config
 
 from g2r_env import Judge
-from g2r_env.judge_eval import calibration_error, evidence_mask, roc_auc, verdict_report
-from g2r_env.judge_training import JudgeTrainer, corpus_of, predict_p_true
+from g2r_judge.cases import JudgedCase, task_for_prompt
+from g2r_judge.compose import Composer
+from g2r_judge.corpus import CorpusFormatError, corpus_of, load_corpus
+from g2r_judge.evaluation import calibration_error, evidence_mask, roc_auc, verdict_report
+from g2r_judge.predict import predict_p_true
+from g2r_judge.training import JudgeTrainer
+from g2r_judge.verdicts import VerdictFormatError, load_verdicts, write_verdicts
 from tasks import load_taskset
-from tasks.compose import Composer, JudgedCase, task_for_prompt
-from tasks.evidence import Check, CorpusFormatError, load_corpus
-from tasks.verdicts import VerdictFormatError, load_verdicts, write_verdicts
+from tasks.checks import Check
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +81,7 @@ def test_corpus_errors_name_file_and_line(tmp_path):
 
 
 def tasks_folder_file(domain: str):
-    from tasks.evidence import tasks_folder
+    from g2r_judge.corpus import tasks_folder
 
     return tasks_folder("openended-mini") / "evidence" / f"{domain}.jsonl"
 
@@ -293,8 +296,8 @@ def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model,
 def test_generic_structure_criteria_are_decided_by_their_checks():
     import random
 
-    from tasks.compose import generic_structure
-    from tasks.evidence import count_words
+    from g2r_judge.compose import generic_structure
+    from tasks.checks import count_words
 
     text = "Rest well.\n\n1. Drink water, about 2 litres.\n2. Sleep early.\n3. Walk daily.\n\nWill you try it?"
     rng = random.Random(0)
@@ -333,9 +336,9 @@ def test_the_shipped_judge_reproduces_its_recorded_measurement(name):
     accuracy recorded beside it (eval.json, written by scripts/build_judges.sh), and beats chance."""
     from pathlib import Path
 
-    from g2r_env.judge_eval import evaluate_judge
+    from g2r_judge.evaluation import evaluate_judge
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     cases_file = "benchmarks/data/judged_cases.jsonl"
     recorded = json.loads((root / "g2r_env/judges" / name / "eval.json").read_text())
     recorded = recorded["sets"][cases_file]["verdicts"]

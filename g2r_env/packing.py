@@ -1,0 +1,93 @@
+"""Packed judge inputs: the criteria judged on one response share everything before the criterion
+(system prompt, question, response), so they run as one sequence: the shared prefix once, then each
+criterion's suffix attending to the prefix and to itself only, its positions continuing the prefix's.
+This gives the verdicts (and gradients) of judging each pair alone for a fraction of the tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .judge import Judge
+
+
+@dataclass
+class Pack:
+    """Cases judged on one response, as one packed sequence: ``prefix`` + each of ``suffixes``."""
+
+    prefix: list[int]
+    suffixes: list[list[int]]
+    cases: list[int]  # indices into the case list
+
+
+def packed_batch(packs: Sequence[Pack], pad_id: int, dtype: torch.dtype, device) -> tuple:
+    """(input_ids [B, L], 4D additive attention mask [B, 1, L, L], position_ids [B, L], answers).
+
+    ``answers`` lists (row, column, case index) of every suffix's last token, where the verdict is read.
+    """
+    lengths = [len(p.prefix) + sum(len(s) for s in p.suffixes) for p in packs]
+    width = max(lengths)
+    ids = torch.full((len(packs), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(packs), width), dtype=torch.long)
+    allowed = torch.zeros((len(packs), width, width), dtype=torch.bool)
+    answers = []
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    for row, pack in enumerate(packs):
+        start = len(pack.prefix)
+        ids[row, :start] = torch.tensor(pack.prefix)
+        positions[row, :start] = torch.arange(start)
+        allowed[row, :start, :start] = causal[:start, :start]
+        cursor = start
+        for suffix, case in zip(pack.suffixes, pack.cases):
+            end = cursor + len(suffix)
+            ids[row, cursor:end] = torch.tensor(suffix)
+            positions[row, cursor:end] = torch.arange(start, start + len(suffix))
+            allowed[row, cursor:end, :start] = True
+            allowed[row, cursor:end, cursor:end] = causal[: len(suffix), : len(suffix)]
+            answers.append((row, end - 1, case))
+            cursor = end
+        pad = torch.arange(cursor, width)
+        allowed[row, pad, pad] = True  # padding attends to itself only: no empty softmax rows
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+    return ids.to(device), mask.unsqueeze(1).to(device), positions.to(device), answers
+
+
+def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Tensor, list[int]]:
+    """Verdict margins logit(True) - logit(False) (float32) of every case in ``packs``, and their
+    case indices in the same order."""
+    dtype = next(model.parameters()).dtype
+    ids, mask, positions, answers = packed_batch(packs, judge.pad_id, dtype, judge.device)
+    columns = sorted({column for _, column, _ in answers})
+    index = {column: n for n, column in enumerate(columns)}
+    logits = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=False,
+        logits_to_keep=torch.tensor(columns, device=ids.device),
+    ).logits
+    rows = torch.tensor([row for row, _, _ in answers], device=ids.device)
+    cols = torch.tensor([index[column] for _, column, _ in answers], device=ids.device)
+    true_id, false_id = judge.verdict_ids
+    picked = logits[rows, cols]
+    picked = picked.to(torch.promote_types(picked.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
+    return picked[:, true_id] - picked[:, false_id], [case for _, _, case in answers]
+
+
+def batches_of_packs(packs: Sequence[Pack], max_tokens: int) -> list[list[Pack]]:
+    """Packs sorted by length and cut into batches of at most ``max_tokens`` padded tokens."""
+    order = sorted(packs, key=lambda p: len(p.prefix) + sum(map(len, p.suffixes)))
+    batches, current, widest = [], [], 0
+    for pack in order:
+        size = len(pack.prefix) + sum(map(len, pack.suffixes))
+        if current and max(widest, size) * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, widest = [], 0
+        current.append(pack)
+        widest = max(widest, size)
+    if current:
+        batches.append(current)
+    return batches

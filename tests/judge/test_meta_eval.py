@@ -1,0 +1,152 @@
+"""HealthBench's physician meta-evaluation as verdict files: majority cases, agreement with the
+physicians, and judge training on them. Fixtures are written in the real schema."""
+
+import itertools
+import json
+import warnings
+
+import numpy as np
+import pytest
+from rows import meta_eval_row, write_jsonl, write_parquet
+from tiny import verdict_judge_config
+
+from g2r_judge.cases import JudgedCase, task_for_prompt
+from g2r_judge.verdicts import VerdictFormatError, load_verdicts
+
+# ---- HealthBench meta-evaluation as verdicts ----------------------------------------------------
+META_LABELS = [[True, True, False], [False, False], [True, False], [True], [False, True, True, True]]
+
+
+def meta_eval_rows():
+    categories = ["cluster:a", "cluster:a", "cluster:b", "cluster:b", "cluster:b"]
+    return [meta_eval_row(k, labels, categories[k]) for k, labels in enumerate(META_LABELS)]
+
+
+def test_meta_eval_rows_become_majority_cases_with_agreement(tmp_path):
+    path = write_jsonl(tmp_path / "meta.jsonl", meta_eval_rows())
+    with pytest.warns(UserWarning, match=r"1 row\(s\) have a tied grader vote"):
+        cases = load_verdicts(path)
+    assert [c.group for c in cases] == ["c0", "c1", "c3", "c4"]  # c2 is a 1-1 tie
+    assert [c.label for c in cases] == [True, False, True, True]
+    assert [c.agreement for c in cases] == pytest.approx([2 / 3, 1.0, 1.0, 0.75])
+    assert cases[0].grader_labels == (True, True, False)
+    assert cases[0].criterion == "Advises seeing a doctor if the rash spreads"
+    assert cases[0].response.startswith("A rash like this (0)")
+    assert (cases[0].task.task_id, cases[0].domain, cases[1].negative) == ("p0", "cluster:a", "in-task")
+    assert cases[0].task.messages == [{"role": "user", "content": "Is my rash (0) serious?"}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = load_verdicts(path, ties="keep")
+    assert [(c.group, c.label, c.agreement) for c in kept][2] == ("c2", False, 0.5)
+    from_parquet = load_verdicts(write_parquet(tmp_path / "meta.parquet", meta_eval_rows()), ties="keep")
+    assert [(c.group, c.label, c.grader_labels) for c in from_parquet] == [
+        (c.group, c.label, c.grader_labels) for c in kept
+    ]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"binary_labels": []}, "'binary_labels' must be a non-empty list"),
+        ({"binary_labels": [True, "yes"]}, r"binary_labels\[1\]: the verdict must be true/false"),
+        ({"anonymized_physician_ids": ["doc0"]}, "one grader per label"),
+        ({"completion": ""}, "'completion' must be a non-empty string"),
+        ({"rubric": None}, "'rubric' must be a non-empty string"),
+        ({"prompt": 7}, "bad prompt"),
+    ],
+)
+def test_bad_meta_eval_rows_name_file_and_line(tmp_path, change, message):
+    rows = [meta_eval_row(0, [True, True]), {**meta_eval_row(1, [True, False, False]), **change}]
+    path = write_jsonl(tmp_path / "meta.jsonl", rows)
+    with pytest.raises(VerdictFormatError, match=rf"^{path}:2: .*{message}"):
+        load_verdicts(path)
+
+
+def case(labels, category):
+    met = sum(labels)
+    label = 2 * met > len(labels)
+    return JudgedCase(
+        task_for_prompt("q", "t", category),
+        "r",
+        "c",
+        label,
+        agreement=max(met, len(labels) - met) / len(labels),
+        grader_labels=tuple(labels),
+    )
+
+
+def test_cohen_kappa_by_hand():
+    from g2r_judge.evaluation import cohen_kappa
+
+    # p_o = 3/4; p_e = 1/2 * 1/4 + 1/2 * 3/4 = 1/2
+    assert cohen_kappa([1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(0.5)
+    assert cohen_kappa([1, 0, 1], [1, 0, 1]) == pytest.approx(1.0)
+    assert np.isnan(cohen_kappa([1, 1], [1, 1]))  # no variation: chance agreement is 1
+
+
+def test_grader_report_by_hand_and_by_enumeration():
+    from g2r_judge.evaluation import cohen_kappa, grader_report
+
+    cases = [case([True, True, False], "a"), case([False, False], "a"), case([True, False], "b")]
+    p = np.array([0.9, 0.8, 0.2])  # judge: met, met, unmet
+    report = grader_report(cases, p)
+    # vs majority (the tie left out): right on row 0, wrong on row 1; kappa 0 (p_o 1/2, p_e 1/2)
+    assert (report["rows"], report["with_majority"]) == (3, 2)
+    assert report["accuracy"] == pytest.approx(0.5) and report["kappa"] == pytest.approx(0.0)
+    # judge vs each physician: 2 of 3 + 0 of 2 + 1 of 2 agree; judge met 5/7, physicians 3/7
+    assert report["judge_grader_accuracy"] == pytest.approx(3 / 7)
+    assert report["judge_grader_kappa"] == pytest.approx((3 / 7 - 23 / 49) / (1 - 23 / 49))
+    # physician pairs (ordered): 2 of 6 + 2 of 2 + 0 of 2 agree; met share 1/2
+    assert (report["grader_pairs"], report["grader_accuracy"]) == (5, pytest.approx(0.4))
+    assert report["grader_kappa"] == pytest.approx(-0.2)
+    # the same figures from explicit pairs
+    judge_pairs = [(pi > 0.5, label) for c, pi in zip(cases, p) for label in c.grader_labels]
+    assert report["judge_grader_kappa"] == pytest.approx(cohen_kappa(*zip(*judge_pairs)))
+    grader_pairs = [pair for c in cases for pair in itertools.permutations(c.grader_labels, 2)]
+    assert report["grader_kappa"] == pytest.approx(cohen_kappa(*zip(*grader_pairs)))
+    assert report["per_category"]["b"]["with_majority"] == 0
+    assert np.isnan(report["per_category"]["b"]["accuracy"])
+    assert report["per_category"]["a"]["grader_accuracy"] == pytest.approx(4 / 8)
+
+
+def test_judge_eval_reports_agreement_with_physicians(tmp_path, tiny_model, capsys):
+    from g2r_cli.judge import main
+    from g2r_env import Judge
+    from g2r_judge.evaluation import grader_report
+    from g2r_judge.predict import predict_p_true
+
+    path = write_jsonl(tmp_path / "meta.jsonl", meta_eval_rows())
+    out = tmp_path / "report.json"
+    argv = ["eval", "--judge", tiny_model, "--tasks", "--cases", str(path), "--methods"]
+    assert main([*argv, "--device", "cpu", "--json-out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "grader-grader: acc" in text and "cluster:a" in text
+    result = json.loads(out.read_text())["sets"][str(path)]
+    assert result["verdicts"]["n"] == 4  # the tie has no majority label
+    assert "credit" not in result  # no evidence spans in this data
+    cases = load_verdicts(path, ties="keep")
+    p = predict_p_true(Judge.load(tiny_model, device="cpu"), cases)
+    expected = json.loads(json.dumps(grader_report(cases, p)))
+    assert result["graders"] == expected
+    assert result["graders"]["grader_pairs"] == 3 + 1 + 1 + 0 + 6
+
+
+def test_judge_train_accepts_meta_eval_verdicts(tmp_path, tiny_model):
+    from g2r_judge.training import JudgeTrainer
+
+    path = write_jsonl(tmp_path / "meta.jsonl", meta_eval_rows())
+    config = verdict_judge_config(
+        tiny_model, path, tmp_path / "judge", verdicts_per_step=4, steps=1, lora_rank=0, checkpoint_every=0
+    )
+    with pytest.warns(UserWarning, match="tied grader vote"):
+        trainer = JudgeTrainer(config)
+    assert [(c.group, c.label) for c in trainer.verdict_cases] == [
+        ("c0", True),
+        ("c1", False),
+        ("c3", True),
+        ("c4", True),
+    ]
+    examples = trainer.examples(0)
+    assert len(examples) == 4 and all(c.grader_labels for c in examples)
+    metrics = trainer.train_step()
+    assert metrics["examples"] == 4 and np.isfinite(metrics["loss"])
