@@ -10,7 +10,9 @@ that need no gradient (``uniform``, ``last_token``) give alpha directly.
 Research variants change one part each: the differentiated objective (``objective="margin"``:
 log p(True) - log p(False), which also pushes the False logit down), the baseline (``baseline=
 "mean"``), or the path (``steps > 1``: integrated gradients, g averaged over embeddings scaled
-from the baseline to the input).
+from the baseline to the input), or where the gradient is read (``depth > 0``: the hidden states
+entering decoder layer round(depth * layers) instead of the input embeddings, so the backward pass
+stops there; x_t is then that hidden state).
 
 Add a method with ``register_attribution``; it is then selectable by name everywhere (env, scorer,
 trainer, config validation).
@@ -45,6 +47,8 @@ class Attribution:
             (logit(True) - logit(False), the contrastive objective).
         baseline: "none" or "mean" (the mean input embedding of the vocabulary, a null input).
         steps: 1, or the number of points of integrated gradients from the baseline.
+        depth: 0 reads the gradient at the input embeddings; a share in (0, 1) reads it at the hidden
+            states entering decoder layer round(depth * number of layers) (a cheaper backward pass).
     """
 
     name: str
@@ -54,12 +58,18 @@ class Attribution:
     objective: str = "log_p_true"
     baseline: str = "none"
     steps: int = 1
+    depth: float = 0.0
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES or self.baseline not in BASELINES or self.steps < 1:
             raise ValueError(
                 f"attribution {self.name!r}: objective in {OBJECTIVES}, baseline in {BASELINES}, "
                 f"steps >= 1 (got {self.objective!r}, {self.baseline!r}, {self.steps})"
+            )
+        if not 0 <= self.depth < 1 or (self.depth > 0 and (self.baseline != "none" or self.steps > 1)):
+            raise ValueError(
+                f"attribution {self.name!r}: depth must be in [0, 1), and a depth > 0 takes no baseline "
+                f"and one step (got depth {self.depth}, baseline {self.baseline!r}, steps {self.steps})"
             )
         if (self.score is None) == (self.weights is None):
             raise ValueError(f"attribution {self.name!r}: give exactly one of score and weights")
@@ -180,6 +190,11 @@ register_attribution(Attribution("contrastive_grad_l2", True, score=grad_l2, obj
 register_attribution(Attribution("grad_x_delta", True, score=grad_dot_input, baseline="mean"))
 register_attribution(Attribution("integrated_gradients", True, score=grad_dot_input, baseline="mean", steps=8))
 register_attribution(Attribution("grad_l2_window5", True, score=windowed(grad_l2, 5)))
+# the contrastive rule read at hidden states part-way up the judge (the backward stops there)
+for _depth in (25, 50, 75):
+    register_attribution(
+        Attribution(f"contrastive_grad_l2_d{_depth}", True, score=grad_l2, objective="margin", depth=_depth / 100)
+    )
 
 
 def get_attribution(name: str | Attribution) -> Attribution:

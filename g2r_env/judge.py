@@ -37,7 +37,9 @@ class Judge:
     Args:
         model: a Hugging Face causal LM; its parameters are frozen here.
         tokenizer: its tokenizer, with a chat template.
-        micro_batch_size: (response, criterion) pairs per forward/backward pass.
+        micro_batch_size: (response, criterion) pairs per backward pass (the credited pairs).
+        batch_tokens: tokens per verdict-only forward pass, the criteria of one response packed
+            after their shared prefix (``g2r_env.packing``); bounds its memory.
         system_prompt: the grader's system message (dropped if the template has no system role).
         user_template: the grading request, with ``{question}``, ``{response}``, ``{criterion}``.
         true_word / false_word: the verdict words; each must start with a token of its own.
@@ -50,6 +52,7 @@ class Judge:
         model,
         tokenizer,
         micro_batch_size: int = 8,
+        batch_tokens: int = 8192,
         system_prompt: str = SYSTEM_PROMPT,
         user_template: str = USER_TEMPLATE,
         true_word: str = "True",
@@ -58,12 +61,15 @@ class Judge:
     ) -> None:
         if micro_batch_size < 1:
             raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
+        if batch_tokens < 1:
+            raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
         self.model = model
         if freeze:
             self.model.requires_grad_(False)
             self.model.eval()
         self.tokenizer = tokenizer
         self.micro_batch_size = micro_batch_size
+        self.batch_tokens = batch_tokens
         self.system_prompt = system_prompt
         self.user_template = user_template
         true_ids = tokenizer.encode(true_word, add_special_tokens=False)
@@ -140,6 +146,15 @@ class Judge:
         before, after = self.frame(task, criterion)
         ids = before + [int(t) for t in response_ids] + after
         return ids, slice(len(before), len(before) + len(response_ids))
+
+    @property
+    def decoder_layers(self) -> torch.nn.ModuleList:
+        """The model's stack of decoder layers (the ModuleList as long as its number of layers)."""
+        count = self.model.config.num_hidden_layers
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+                return module
+        raise ValueError(f"cannot find the {count} decoder layers of {type(self.model).__name__}")
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(input_ids)

@@ -55,9 +55,9 @@ def packed_batch(packs: Sequence[Pack], pad_id: int, dtype: torch.dtype, device)
     return ids.to(device), mask.unsqueeze(1).to(device), positions.to(device), answers
 
 
-def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Tensor, list[int]]:
-    """Verdict margins logit(True) - logit(False) (float32) of every case in ``packs``, and their
-    case indices in the same order."""
+def packed_answer_logits(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Tensor, list[int]]:
+    """Answer logits [cases, vocabulary] (at least float32) of every case in ``packs``, and their case
+    indices in the same order."""
     dtype = next(model.parameters()).dtype
     ids, mask, positions, answers = packed_batch(packs, judge.pad_id, dtype, judge.device)
     columns = sorted({column for _, column, _ in answers})
@@ -71,10 +71,17 @@ def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Te
     ).logits
     rows = torch.tensor([row for row, _, _ in answers], device=ids.device)
     cols = torch.tensor([index[column] for _, column, _ in answers], device=ids.device)
-    true_id, false_id = judge.verdict_ids
     picked = logits[rows, cols]
     picked = picked.to(torch.promote_types(picked.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
-    return picked[:, true_id] - picked[:, false_id], [case for _, _, case in answers]
+    return picked, [case for _, _, case in answers]
+
+
+def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Tensor, list[int]]:
+    """Verdict margins logit(True) - logit(False) (at least float32) of every case in ``packs``, and
+    their case indices in the same order."""
+    logits, order = packed_answer_logits(model, judge, packs)
+    true_id, false_id = judge.verdict_ids
+    return logits[:, true_id] - logits[:, false_id], order
 
 
 def batches_of_packs(packs: Sequence[Pack], max_tokens: int) -> list[list[Pack]]:

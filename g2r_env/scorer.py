@@ -9,6 +9,7 @@ bundled agents all call ``Grad2Reward.score_batch``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ import torch
 
 from tasks import Task
 
-from .attribution import Tau, check_tau, get_attribution
+from .attribution import Attribution, Tau, check_tau, get_attribution
 from .judge import Judge
 from .models import stop_token_ids
+from .packing import Pack, batches_of_packs, packed_answer_logits
 from .tokens import token_pieces
 
 
@@ -69,6 +71,9 @@ class Grad2Reward:
             then decoded, re-tokenized for the judge and attributions mapped back by character
             overlap. None means self-judging (the response ids go to the judge as they are).
         progress: show a progress bar over micro-batches.
+        shared_prefix: judge the criteria of one response in one packed pass over their shared judge
+            input (the default); False runs every (response, criterion) pair on its own, as a
+            reference (same verdicts and rewards, slower).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class Grad2Reward:
         soft: bool = False,
         policy_tokenizer=None,
         progress: bool = False,
+        shared_prefix: bool = True,
     ) -> None:
         self.judge = judge
         self.attribution = get_attribution(attribution)
@@ -92,6 +98,7 @@ class Grad2Reward:
         self.policy_tokenizer = policy_tokenizer
         self.stop_ids = frozenset(stop_token_ids(policy_tokenizer or judge.tokenizer))
         self.progress = progress
+        self.shared_prefix = shared_prefix
 
     # ----------------------------------------------------------------------------------------
     def score(self, task: Task, response_ids: Sequence[int]) -> ScoreResult:
@@ -192,11 +199,58 @@ class Grad2Reward:
         return contents, pairs, maps
 
     def _run_judge(self, pairs: list[_Pair], tasks: Sequence[Task], dense: bool = True, force: bool = False) -> None:
-        """One forward (and one backward, if any pair earns credit) per micro-batch.
+        """Verdicts for every pair, then credit for the pairs that earn it.
 
-        ``dense=False`` runs the forward pass only; ``force=True`` attributes every pair, met or
-        not (to study where credit would land).
+        With ``shared_prefix`` the verdicts come from packed forward passes (each response's judge
+        prefix once, every criterion over it) and only the credited pairs run a forward and backward
+        pass of their own; otherwise every pair runs its own forward (and backward) pass.
+        ``dense=False`` runs forward passes only; ``force=True`` attributes every pair, met or not
+        (to study where credit would land).
         """
+        gradients = dense and self.attribution.needs_grad
+        if not self.shared_prefix:
+            self._judge_pairs(pairs, tasks, verdicts=True, gradients=gradients, force=force)
+            return
+        self._packed_verdicts(pairs, tasks)
+        if gradients:
+            credited = [p for p in pairs if force or self._credit(p, tasks) > 0]
+            self._judge_pairs(credited, tasks, verdicts=False, gradients=True, force=True)
+
+    def _credit(self, pair: _Pair, tasks: Sequence[Task]) -> float:
+        """The pair's share of credit before weighting: p_true (soft) or the 0/1 verdict, 0 for a zero weight."""
+        if tasks[pair.response].criteria[pair.criterion].weight == 0:
+            return 0.0
+        return pair.p_true if self.soft else float(pair.p_true > 0.5)
+
+    def _packed_verdicts(self, pairs: list[_Pair], tasks: Sequence[Task]) -> None:
+        """p_true of every pair from packed forward passes: the pairs of one response share the judge
+        input up to the end of the response (``g2r_env.packing``), batched by token count."""
+        judge = self.judge
+        packs: dict[tuple, Pack] = {}
+        for n, pair in enumerate(pairs):
+            key = (pair.response, tuple(pair.input_ids[: pair.span.stop]))
+            pack = packs.get(key)
+            if pack is None:
+                pack = packs[key] = Pack(pair.input_ids[: pair.span.stop], [], [])
+            pack.suffixes.append(pair.input_ids[pair.span.stop :])
+            pack.cases.append(n)
+        batches = batches_of_packs(list(packs.values()), judge.batch_tokens)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="judging", unit="batch")
+        with torch.no_grad():
+            for batch in batches:
+                logits, order = packed_answer_logits(judge.model, judge, batch)
+                for n, p in zip(order, judge.p_true(logits).tolist()):
+                    self._check_p_true(p, tasks[pairs[n].response], pairs[n])
+                    pairs[n].p_true = p
+
+    def _judge_pairs(
+        self, pairs: list[_Pair], tasks: Sequence[Task], verdicts: bool, gradients: bool, force: bool
+    ) -> None:
+        """Each pair on its own, left-padded into micro-batches: its verdict (``verdicts``), and for
+        the pairs that earn credit (all of them with ``force``) one backward pass and alpha."""
         judge, method = self.judge, self.attribution
         true_id, false_id = judge.verdict_ids
         order = sorted(range(len(pairs)), key=lambda j: -len(pairs[j].input_ids))  # less padding
@@ -204,37 +258,39 @@ class Grad2Reward:
         if self.progress:
             from tqdm.auto import tqdm
 
-            batches = tqdm(batches, desc="judging", unit="batch")
+            batches = tqdm(batches, desc="credit" if not verdicts else "judging", unit="batch")
         for batch in batches:
             rows = [pairs[j] for j in batch]
             input_ids, mask = judge.pad_batch([p.input_ids for p in rows])
-            if not (dense and method.needs_grad):
+            if not gradients:
                 with torch.no_grad():
                     p_true = judge.p_true(judge.answer_logits(judge.embed(input_ids), mask))
                 for pair, p in zip(rows, p_true.tolist()):
                     self._check_p_true(p, tasks[pair.response], pair)
                     pair.p_true = p
                 continue
-            with torch.enable_grad():
-                embeds = judge.embed(input_ids).detach().requires_grad_(True)
+            with torch.enable_grad(), self._read_states(method) as states:
+                embeds = judge.embed(input_ids)
+                if method.depth == 0:
+                    embeds = embeds.detach().requires_grad_(True)
                 logits = judge.answer_logits(embeds, mask)
                 p_true = judge.p_true(logits).detach()
-                weights = torch.tensor(
-                    [tasks[p.response].criteria[p.criterion].weight for p in rows], device=p_true.device
-                )
-                credit = (p_true if self.soft else (p_true > 0.5).float()) * (weights != 0)
+                if verdicts:
+                    for pair, p in zip(rows, p_true.tolist()):
+                        self._check_p_true(p, tasks[pair.response], pair)
+                        pair.p_true = p
                 credited = [
-                    r for r, pair in enumerate(rows) if (force or credit[r] > 0) and len(pair.input_ids[pair.span]) > 0
+                    r
+                    for r, pair in enumerate(rows)
+                    if (force or self._credit(pair, tasks) > 0) and len(pair.input_ids[pair.span]) > 0
                 ]
-                grads = inputs = None
-                if credited:
-                    grads, inputs = self._input_gradients(method, embeds, logits, mask, credited, true_id, false_id)
-            width = input_ids.shape[1]
-            for r, (pair, p) in enumerate(zip(rows, p_true.tolist())):
-                self._check_p_true(p, tasks[pair.response], pair)
-                pair.p_true = p
-                if grads is None or r not in credited:
+                if not credited:
                     continue
+                leaf = embeds if method.depth == 0 else states[0]
+                grads, inputs = self._input_gradients(method, leaf, logits, mask, credited, true_id, false_id)
+            width = input_ids.shape[1]
+            for r in credited:
+                pair = rows[r]
                 offset = width - len(pair.input_ids)
                 positions = slice(offset + pair.span.start, offset + pair.span.stop)
                 g, x = grads[r, positions], inputs[r, positions]
@@ -247,9 +303,33 @@ class Grad2Reward:
                     )
                 pair.alpha = method.alpha(g, x, g.shape[0], self.tau).cpu()
 
+    @contextlib.contextmanager
+    def _read_states(self, method: Attribution):
+        """For a method with ``depth > 0``: the hidden states entering decoder layer round(depth * layers)
+        become a leaf that requires grad (collected in the yielded list), so the backward pass stops
+        there and the layers below run without a graph."""
+        states: list[torch.Tensor] = []
+        if method.depth == 0:
+            yield states
+            return
+        layers = self.judge.decoder_layers
+        index = min(max(round(method.depth * len(layers)), 1), len(layers) - 1)
+
+        def make_leaf(_module, args):
+            leaf = args[0].detach().requires_grad_(True)
+            states.append(leaf)
+            return (leaf, *args[1:])
+
+        handle = layers[index].register_forward_pre_hook(make_leaf)
+        try:
+            yield states
+        finally:
+            handle.remove()
+
     def _input_gradients(self, method, embeds, logits, mask, credited, true_id, false_id):
-        """(g, x) for every row: the gradient of the method's objective with respect to the input
-        embeddings (averaged along the path for integrated gradients) and the inputs it multiplies."""
+        """(g, x) for every row: the gradient of the method's objective with respect to ``embeds`` (the
+        input embeddings, or the hidden states of a method with depth; averaged along the path for
+        integrated gradients) and the inputs it multiplies."""
         judge = self.judge
         baseline = judge.null_embedding().to(embeds.dtype) if method.baseline == "mean" else None
         if method.steps == 1:

@@ -282,3 +282,110 @@ def test_research_attributions_follow_their_formulas(tiny_judge, rubric_task, bu
         result = Grad2Reward(tiny_judge, attribution=name, tau=0.05, soft=True).score(rubric_task, response)
         expected = torch.softmax(scores.float() / 0.05, 0).numpy()
         np.testing.assert_allclose(result.criteria[0]["alpha"], expected, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+# ---- shared-prefix scoring equals judging every pair on its own ----------------------------------
+def _assert_same_results(shared, alone, rtol=1e-5, atol_p=1e-5):
+    for a, b in zip(shared, alone):
+        assert a.sequence_reward == pytest.approx(b.sequence_reward, rel=rtol, abs=1e-7)
+        np.testing.assert_allclose(a.token_rewards, b.token_rewards, rtol=rtol, atol=1e-7)
+        for ca, cb in zip(a.criteria, b.criteria):
+            assert ca["met"] == cb["met"]
+            assert ca["p_true"] == pytest.approx(cb["p_true"], abs=atol_p)
+            if cb["alpha"] is None:
+                assert ca["alpha"] is None
+            else:
+                np.testing.assert_allclose(ca["alpha"], cb["alpha"], rtol=rtol, atol=1e-7)
+
+
+def _ragged_batch(tokenizer, rubric_task):
+    other = Task(
+        "t-2", "Name a fruit and say why it is good.", (Criterion("Names a fruit", 2.0), Criterion("Is rude", -1.0))
+    )
+    texts = [
+        "Because of Rayleigh scattering of sunlight in the air, blue light is spread the most.",
+        "Apple.",
+        "It reflects the sea.",
+        "Bananas are good: they carry potassium and are easy to pack for a long walk.",
+        "Blue.",
+    ]
+    tasks = [rubric_task, other, rubric_task, other, rubric_task]
+    return tasks, [encode(tokenizer, t) for t in texts]
+
+
+@pytest.mark.parametrize("soft", [True, False])
+@pytest.mark.parametrize("attribution", sorted(ATTRIBUTIONS))
+def test_shared_prefix_scoring_equals_pairs_alone(bundled_tokenizer, rubric_task, attribution, soft):
+    # a small token budget puts several responses in some packed batches and splits others apart
+    judge = Judge(
+        build_tiny_model(len(bundled_tokenizer), seed=3, dtype=torch.float64),
+        bundled_tokenizer,
+        micro_batch_size=3,
+        batch_tokens=300,
+    )
+    tasks, responses = _ragged_batch(bundled_tokenizer, rubric_task)
+    for dense in (True, False):
+        shared = Grad2Reward(judge, attribution=attribution, soft=soft).score_batch(tasks, responses, dense=dense)
+        alone = Grad2Reward(judge, attribution=attribution, soft=soft, shared_prefix=False).score_batch(
+            tasks, responses, dense=dense
+        )
+        _assert_same_results(shared, alone)
+
+
+def test_shared_prefix_scoring_equals_pairs_alone_with_another_tokenizer(tiny_judge, rubric_task):
+    policy = char_tokenizer()
+    tasks, _ = _ragged_batch(tiny_judge.tokenizer, rubric_task)
+    texts = ["Sunlight scatters; blue wins.", "Apple!", "Sea.", "Pears, since they are sweet.", "Blue sky."]
+    responses = [policy.encode(t) + [policy.eos_token_id] for t in texts]
+    for attribution in ("grad_x_embed", "contrastive_grad_l2", "uniform"):
+        scorers = [
+            Grad2Reward(tiny_judge, attribution=attribution, soft=True, policy_tokenizer=policy, shared_prefix=shared)
+            for shared in (True, False)
+        ]
+        _assert_same_results(*(s.score_batch(tasks, responses) for s in scorers))
+
+
+def test_depth_attribution_reads_the_gradient_at_a_hidden_layer(tiny_judge, rubric_task, bundled_tokenizer):
+    # the tiny judge has 2 layers: depth 0.5 reads the states entering layer 1 (hidden_states[1])
+    response = encode(bundled_tokenizer, "Scattering of sunlight by the air.", eos=False)
+    ids, span = tiny_judge.build_input(rubric_task, rubric_task.criteria[0].criterion, response)
+    input_ids = torch.tensor([ids])
+    embeds = tiny_judge.embed(input_ids).detach().requires_grad_(True)
+    out = tiny_judge.model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False)
+    true_id, false_id = tiny_judge.verdict_ids
+    state = out.hidden_states[1]
+    logits = out.logits[0, -1]
+    (grad,) = torch.autograd.grad(logits[true_id] - logits[false_id], state)
+    expected = torch.softmax(grad[0, span].norm(dim=-1) / 0.01, 0).numpy()
+    for shared in (True, False):
+        scorer = Grad2Reward(
+            tiny_judge, attribution="contrastive_grad_l2_d50", tau=0.01, soft=True, shared_prefix=shared
+        )
+        np.testing.assert_allclose(scorer.score(rubric_task, response).criteria[0]["alpha"], expected, rtol=1e-6)
+    # and it differs from the same rule read at the input embeddings
+    full = Grad2Reward(tiny_judge, attribution="contrastive_grad_l2", tau=0.01, soft=True).score(rubric_task, response)
+    assert not np.allclose(full.criteria[0]["alpha"], expected, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_shared_prefix_scoring_equals_pairs_alone_on_the_bundled_judge():
+    from tasks import load_taskset
+
+    judge = Judge.load("bundled", device="cpu")
+    tasks = list(load_taskset("openended-mini"))[:3]
+    texts = [
+        "Here is a short answer with two points.\n1. First point.\n2. Second point.",
+        "Sure! I think the best way is to start small, keep notes, and ask for help when you need it.",
+        "No.",
+    ]
+    responses = [encode(judge.tokenizer, t) for t in texts]
+    for attribution in ("grad_x_embed", "contrastive_grad_l2"):
+        shared, alone = (
+            Grad2Reward(judge, attribution=attribution, soft=True, shared_prefix=flag).score_batch(tasks, responses)
+            for flag in (True, False)
+        )
+        _assert_same_results(shared, alone, rtol=1e-4, atol_p=1e-5)
+    sparse = [
+        Grad2Reward(judge, shared_prefix=flag).score_batch(tasks, responses, dense=False) for flag in (True, False)
+    ]
+    _assert_same_results(*sparse, atol_p=1e-5)
