@@ -1,0 +1,138 @@
+"""What judging costs, per-pair scoring against shared-prefix scoring, in one run.
+
+On the shipped judge (``bundled-judge`` on the bundled model) with the study's settings: G = 4 and
+8 responses to one task, all of the task's criteria, responses of 96 and 256 tokens (text from the
+task's evidence corpus, cut to length). For each setting it times, best of ``--repeats``:
+
+- sparse: verdicts only (forward passes), per pair (``shared_prefix=False``) and shared;
+- dense: verdicts and credit (``contrastive_grad_l2`` and ``grad_x_embed``), per pair and shared,
+  and the depth variants of the contrastive rule (the backward pass stops part-way up);
+
+and prints the ratios: per pair / shared, dense / sparse. With ``--steps N`` it then runs N training
+steps of the study's cpu preset (vLLM sampling) to measure the rest of a step (sampling, policy
+update, weight sync) and prints a dense training step over a sparse one, the judging time of each
+taken from the timings above at the step's size (G = 4, 96 tokens). Peak memory is the process's
+maximum resident set size after each setting.
+
+    python benchmarks/judge_cost.py                     # judge timings only (about 10 minutes here)
+    python benchmarks/judge_cost.py --steps 2           # and the training-step ratio
+"""
+
+import argparse
+import functools
+import resource
+import time
+
+
+def best_of(repeats: int, fn) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def responses_of(judge, task, corpus, count: int, tokens: int) -> list[list[int]]:
+    """``count`` different responses of exactly ``tokens`` judge tokens from the task's evidence."""
+    entry = corpus.entries[task.task_id]
+    passages = [p.text for c in entry.criteria for p in c.evidence] + list(entry.distractors)
+    out = []
+    for n in range(count):
+        order = passages[n % len(passages) :] + passages[: n % len(passages)]
+        ids = []
+        while len(ids) < tokens:
+            for text in order:
+                ids += judge.tokenizer.encode(" " + text, add_special_tokens=False)
+        out.append(ids[:tokens])
+    return out
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    import torch
+
+    from g2r_env import Grad2Reward, Judge
+    from g2r_judge.corpus import corpus_of
+    from tasks import load_taskset
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--judge", default="bundled-judge")
+    parser.add_argument("--task", default="howto-006", help="a task of openended-mini with an evidence entry")
+    parser.add_argument("--groups", type=int, nargs="+", default=[4, 8], help="responses per prompt")
+    parser.add_argument("--tokens", type=int, nargs="+", default=[96, 256], help="response lengths")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--steps", type=int, default=0, help="also run this many study training steps")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    judge = Judge.load(args.judge, device="cpu")
+    task = load_taskset("openended-mini").get(args.task)
+    corpus = corpus_of("openended-mini")
+    rules = ["contrastive_grad_l2", "grad_x_embed", "contrastive_grad_l2_d50", "contrastive_grad_l2_d75"]
+    print(
+        f"judge {args.judge}, task {task.task_id} ({len(task.criteria)} criteria), torch threads {torch.get_num_threads()}"
+    )
+    at_step_size = {}
+    for tokens in args.tokens:
+        for group in args.groups:
+            responses = responses_of(judge, task, corpus, group, tokens)
+            tasks = [task] * group
+            row = {}
+            for shared in (False, True):
+                for rule in ["sparse", *rules]:
+                    if not shared and "_d" in rule:
+                        continue
+                    scorer = Grad2Reward(judge, attribution=rule.replace("sparse", "last_token"), shared_prefix=shared)
+                    run = functools.partial(scorer.score_batch, tasks, responses, dense=rule != "sparse")
+                    row[rule, shared] = best_of(args.repeats, run)
+            met = sum(c["met"] for r in scorer.score_batch(tasks, responses, dense=False) for c in r.criteria)
+            pairs = group * len(task.criteria)
+            print(f"\nG={group}, {tokens} tokens: {pairs} pairs, {met} met; peak RSS {peak_mib():.0f} MiB")
+            print(f"  {'':28s} {'per pair':>9s} {'shared':>9s} {'speed-up':>9s} {'/ sparse (shared)':>18s}")
+            sparse_shared = row["sparse", True]
+            for name in ["sparse", *rules]:
+                alone = row.get((name, False))
+                shared = row[name, True]
+                speedup = f"{alone / shared:8.2f}x" if alone else f"{'-':>9s}"
+                alone_text = f"{alone:8.2f}s" if alone else f"{'-':>9s}"
+                print(f"  {name:28s} {alone_text} {shared:8.2f}s {speedup} {shared / sparse_shared:17.2f}x")
+            at_step_size[group, tokens] = row
+
+    if args.steps:
+        from pathlib import Path
+
+        from sample_efficiency import load_preset, run_config  # benchmarks/ is on sys.path
+
+        from agents import Trainer
+
+        config = run_config(load_preset("cpu"), "dense_best", 0, Path("runs/bench_judge_cost"))
+        config = config.with_overrides(["eval_every=0", "progress=false", "checkpoint_every=0"])
+        trainer = Trainer(config)
+        trainer.train_step()  # warm-up
+        records = [trainer.train_step() for _ in range(args.steps)]
+        rest = sum(r["time/step"] - r["time/judging"] for r in records) / len(records)
+        key = (config.group_size * config.prompts_per_step, config.max_new_tokens)
+        row = at_step_size.get(key)
+        if row is None:
+            print(f"\nno judge timing at G={key[0]}, {key[1]} tokens: run with --groups {key[0]} --tokens {key[1]}")
+            return
+        print(f"\ntraining step of the cpu study preset (G={key[0]}, {key[1]} tokens), mean of {args.steps} steps:")
+        print(f"  sampling + update + sync     {rest:7.2f} s")
+        sparse = {shared: rest + row["sparse", shared] for shared in (False, True)}
+        for rule in rules:
+            for shared in (False, True):
+                if (rule, shared) not in row:
+                    continue
+                step = rest + row[rule, shared]
+                label = f"{rule} ({'shared' if shared else 'per pair'})"
+                print(f"  {label:40s} step {step:6.2f} s = {step / sparse[shared]:.2f}x the sparse step")
+
+
+if __name__ == "__main__":
+    main()
