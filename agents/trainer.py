@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from g2r_env import OpenEndedVectorEnv, ScoreResult, build_scorer
+from g2r_env import Grad2Reward, OpenEndedVectorEnv, ScoreResult, build_scorer
 from g2r_env.env import SELF_JUDGE, default_judge
 from g2r_env.models import load_model, resolve_device
 from g2r_env.runlog import MetricsLog, latest_checkpoint
@@ -149,21 +149,44 @@ class Trainer:
         self.initial_eval = initial_eval
         self.run_dir = Path(config.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device, self.autocast = self._seed_and_device()
+        self.tasks = load_taskset(config.tasks).select(config.task_ids, config.domains)
+        self.scorer, self.envs = self._build_train_envs()
+        self.eval_scorer, self.eval_envs = self._build_eval_envs()
+        self.judge_model = self.scorer.judge.model
+        self.tokenizer = self.envs.tokenizer
+        self.policy = load_policy(config, self.device)
+        self.reference = self._build_reference()
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.policy.parameters() if p.requires_grad],
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
+        self.sampler = self._build_sampler(sampler)
+        self.global_step = 0
+        self.writer = None
+        self.metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.history: list[dict] = []
+        self.last_eval_responses: list[list[int]] = []  # the greedy responses of the last evaluate()
+
+    # ---- building the run's parts, in the order __init__ calls them ----------------------------
+    def _seed_and_device(self) -> tuple[torch.device, object]:
+        """Seed every generator; the device, CPU threads and the autocast context of the policy."""
+        config = self.config
         random.seed(config.seed)
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)
-        self.device = resolve_device(config.device)
+        device = resolve_device(config.device)
         if config.cpu_threads and not torch.cuda.is_available():
             os.environ["OMP_NUM_THREADS"] = str(config.cpu_threads)  # read by vLLM when it starts
             torch.set_num_threads(config.cpu_threads)
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if (self.device.type == "cuda" if config.bf16 is None else config.bf16)
-            else nullcontext()
-        )
+        bf16 = device.type == "cuda" if config.bf16 is None else config.bf16
+        return device, torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext()
 
-        self.tasks = load_taskset(config.tasks).select(config.task_ids, config.domains)
-        self.scorer = build_scorer(
+    def _build_train_envs(self) -> tuple[Grad2Reward, OpenEndedVectorEnv]:
+        """The training judge's scorer (built once) and the vector env of the train split over it."""
+        config = self.config
+        scorer = build_scorer(
             config.model,
             config.judge,
             config.device,
@@ -172,58 +195,67 @@ class Trainer:
             config.soft,
             config.judge_micro_batch_size,
         )
-        self.envs = OpenEndedVectorEnv(
+        envs = OpenEndedVectorEnv(
             num_envs=config.prompts_per_step * config.group_size,
             group_size=config.group_size,
             tasks=self.tasks,
             split="train",
             max_new_tokens=config.max_new_tokens,
             reward_mode=config.reward_mode,
-            scorer=self.scorer,
+            scorer=scorer,
         )
-        self.eval_scorer = self.scorer  # the eval score's judge: the training judge unless eval_judge names one
+        return scorer, envs
+
+    def _build_eval_envs(self) -> tuple[Grad2Reward, Optional[OpenEndedVectorEnv]]:
+        """The eval score's scorer (the training judge's unless ``eval_judge`` names one) and a vector
+        env of one sub-env per eval task (greedy responses, judged forward only); None without evals."""
+        config = self.config
+        scorer = self.scorer
         if config.eval_judge is not None:
-            self.eval_scorer = build_scorer(
+            scorer = build_scorer(
                 config.model,
                 config.eval_judge,
                 config.device,
                 soft=config.soft,
                 micro_batch_size=config.judge_micro_batch_size,
             )
-        self.eval_envs = None  # greedy responses to the eval tasks, judged forward only
-        if config.eval_every or config.report:
-            try:
-                eval_tasks = self.tasks.split(config.eval_split)
-            except ValueError as err:
-                raise ValueError(
-                    f"eval_split={config.eval_split!r}: {err}; choose another eval_split, "
-                    f"add tasks of that split, or set eval_every=0 and report=false"
-                ) from None
-            eval_tasks = eval_tasks[: config.eval_tasks or len(eval_tasks)]
-            self.eval_envs = OpenEndedVectorEnv(
-                num_envs=len(eval_tasks),
-                tasks=eval_tasks,
-                split="all",
-                max_new_tokens=config.max_new_tokens,
-                reward_mode="sparse",
-                scorer=self.eval_scorer,
-            )
-        self.judge_model = self.scorer.judge.model
-        self.tokenizer = self.envs.tokenizer
-
-        self.policy = load_policy(config, self.device)
-        self.reference = None
-        if config.kl_coef > 0:  # a self-judge is the initial policy
-            self_judging = (config.judge or default_judge(config.model)) in (SELF_JUDGE, config.model)
-            self.reference = (
-                self.judge_model if self_judging else load_model(config.model, self.device)[0].requires_grad_(False)
-            )
-        self.optimizer = torch.optim.AdamW(
-            [p for p in self.policy.parameters() if p.requires_grad],
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
+        if not (config.eval_every or config.report):
+            return scorer, None
+        try:
+            eval_tasks = self.tasks.split(config.eval_split)
+        except ValueError as err:
+            raise ValueError(
+                f"eval_split={config.eval_split!r}: {err}; choose another eval_split, "
+                f"add tasks of that split, or set eval_every=0 and report=false"
+            ) from None
+        eval_tasks = eval_tasks[: config.eval_tasks or len(eval_tasks)]
+        envs = OpenEndedVectorEnv(
+            num_envs=len(eval_tasks),
+            tasks=eval_tasks,
+            split="all",
+            max_new_tokens=config.max_new_tokens,
+            reward_mode="sparse",
+            scorer=scorer,
         )
-        self.sampler = sampler or make_sampler(
+        return scorer, envs
+
+    def _build_reference(self) -> Optional[torch.nn.Module]:
+        """The frozen KL reference when ``kl_coef > 0``: a self-judge is the initial policy already."""
+        config = self.config
+        if config.kl_coef <= 0:
+            return None
+        if (config.judge or default_judge(config.model)) in (SELF_JUDGE, config.model):
+            return self.judge_model
+        return load_model(config.model, self.device)[0].requires_grad_(False)
+
+    def _build_sampler(self, sampler: Optional[Sampler]) -> Sampler:
+        """The given sampler, synced to this policy's weights, or the one ``config.sampler`` names."""
+        if sampler is not None:  # a sampler reused from another run may hold other weights
+            self.sampler = sampler
+            self.sync_weights()
+            return sampler
+        config = self.config
+        return make_sampler(
             config.sampler,
             config.model,
             config.device,
@@ -232,13 +264,6 @@ class Trainer:
             policy=self.policy,
             tokenizer=self.tokenizer,
         )
-        if sampler is not None:  # a sampler reused from another run may hold other weights
-            self.sync_weights()
-        self.global_step = 0
-        self.writer = None
-        self.metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
-        self.history: list[dict] = []
-        self.last_eval_responses: list[list[int]] = []  # the greedy responses of the last evaluate()
 
     # ---- phase 1: rollout ----------------------------------------------------------------------
     def sample_seed(self, step: int) -> int:

@@ -31,7 +31,7 @@ from g2r_env.models import resolve_device
 def fill(buffers, env, n_steps: int, n_envs: int, rng: np.random.Generator) -> None:
     """Add the same synthetic rollout (random tokens, lengths in [max/2, max]) to every buffer."""
     unwrapped = env.unwrapped
-    episodes = [Episode(unwrapped.prompt_width, unwrapped.max_new_tokens, []) for _ in range(n_envs)]
+    episodes = [Episode(unwrapped.parts.prompt_width, unwrapped.max_new_tokens, []) for _ in range(n_envs)]
     lengths = np.zeros(n_envs, dtype=int)
     starts = np.ones(n_envs, dtype=np.float32)
     for _ in range(n_steps):

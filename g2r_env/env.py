@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -160,65 +161,148 @@ def encode_prompt(tokenizer, task: Task) -> list[int]:
     return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
 
-def setup_token_env(
-    env,
-    *,
-    tasks: str | TaskSet = "openended-mini",
-    split: str = "train",
-    model: str = BUNDLED_NAME,
-    judge: Optional[str] = None,
-    max_new_tokens: int = 64,
-    attribution: str = "grad_x_embed",
-    tau: Tau = "auto",
-    reward_mode: str = "dense",
-    device: str = "auto",
-    soft: bool = False,
-    prompt_width: Optional[int] = None,
-    micro_batch_size: int = 8,
-    dtype: Optional[str] = None,
-    scorer: Optional[Grad2Reward] = None,
-) -> None:
-    """Set what the single and the vector env share on ``env``: ``tasks`` (the split), ``scorer``,
-    ``tokenizer`` (the policy's), ``prompts`` (encoded, every split), ``prompt_width``,
-    ``max_new_tokens``, ``reward_mode``, ``dense``, ``stop_ids``, ``vocab_size`` and the spaces of
-    one episode (``observation_space``, ``action_space``)."""
-    if reward_mode not in REWARD_MODES:
-        raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+@dataclass
+class EnvOptions:
+    """The keywords of ``gym.make("Grad2Reward/OpenEnded-v0", ...)``, ``OpenEndedEnv`` and
+    ``OpenEndedVectorEnv`` (besides ``render_mode``, and the vector env's ``num_envs`` and
+    ``group_size``). Each field's docstring follows it."""
+
+    tasks: Any = "openended-mini"
+    """a TaskSet, a bundled set name, a task file/folder (JSONL or parquet, hub layout ``data/<split>-*``
+    included) or a ``datasets`` object"""
+    split: str = "train"
+    """any split of the task set ("train", "val", "test", ...; ``TaskSet.splits`` lists them), or "all" """
+    model: str = BUNDLED_NAME
+    """the policy model whose tokenizer defines the actions"""
+    judge: Optional[str] = None
+    """None: the default judge of ``model`` ("bundled-judge" for the bundled model, "self" (the frozen
+    policy) for any other); "self"; or a judge model source"""
+    max_new_tokens: int = 64
+    """response length limit in tokens; must leave room in the judge's context"""
+    attribution: str = "grad_x_embed"
+    """how a met criterion's credit is spread over the tokens: any name in ``g2r_env.ATTRIBUTIONS``"""
+    tau: Tau = "auto"
+    """attribution temperature, "auto" (the std of the scores) or a positive float"""
+    soft: bool = False
+    """rewards use p_true instead of the 0/1 verdict"""
+    reward_mode: str = "dense"
+    """``"dense"`` (token rewards in ``info``) or ``"sparse"`` (the judge runs forward only, R on the last token)"""
+    device: str = "auto"
+    """where the judge runs ("auto": CUDA if present)"""
+    dtype: Optional[str] = None
+    """the judge's dtype: None/"auto" (bf16 on CUDA, float32 on CPU) or a name ("float32", ...)"""
+    prompt_width: Optional[int] = None
+    """prompt array size; None: the longest prompt of the whole task set (all splits), so train and
+    test envs share one observation space"""
+    micro_batch_size: int = 8
+    """judge pairs per backward pass"""
+    scorer: Optional[Grad2Reward] = None
+    """a ready ``Grad2Reward`` to share (the judge keywords above are then unused)"""
+
+    @classmethod
+    def from_keywords(cls, owner: str, keywords: dict) -> EnvOptions:
+        """The options of ``keywords``; TypeError naming an unknown keyword and the known ones."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(keywords) - set(known))
+        if unknown:
+            raise TypeError(f"{owner} got unknown keyword(s) {unknown}; known: {known} and render_mode")
+        return cls(**keywords)
+
+
+@dataclass
+class TokenEnvParts:
+    """What the single and the vector env share: the split's ``tasks``, the ``scorer``, the
+    policy's ``tokenizer``, ``prompts`` (encoded, every split), the sizes, and the spaces of one
+    episode."""
+
+    tasks: TaskSet
+    scorer: Grad2Reward
+    tokenizer: Any
+    prompts: dict[str, list[int]]
+    prompt_width: int
+    max_new_tokens: int
+    reward_mode: str
+    stop_ids: frozenset[int]
+    observation_space: spaces.Dict
+    action_space: spaces.Discrete
+
+    @property
+    def dense(self) -> bool:
+        return self.reward_mode == "dense"
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.action_space.n)
+
+
+def token_env_parts(options: EnvOptions) -> TokenEnvParts:
+    """Check ``options``, build or take the scorer, encode the prompts and declare the spaces."""
+    if options.reward_mode not in REWARD_MODES:
+        raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {options.reward_mode!r}")
+    max_new_tokens = options.max_new_tokens
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a whole number >= 1, got {max_new_tokens!r}")
-    all_tasks = load_taskset(tasks)
-    env.tasks = all_tasks.split(split)
-    env.reward_mode = reward_mode
-    env.dense = reward_mode == "dense"
-    env.max_new_tokens = max_new_tokens
+    all_tasks = load_taskset(options.tasks)
+    tasks = all_tasks.split(options.split)
+    scorer = options.scorer
     if scorer is None:
-        scorer = build_scorer(model, judge, device, attribution, tau, soft, micro_batch_size, dtype)
-    scorer.check_room(all_tasks, max_new_tokens)
-    env.scorer = scorer
-    env.tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
-    env.stop_ids = stop_token_ids(env.tokenizer)
-    env.vocab_size = len(env.tokenizer)
-    env.prompts = {t.task_id: encode_prompt(env.tokenizer, t) for t in all_tasks}
-    longest = max(env.prompts, key=lambda k: len(env.prompts[k]))
-    env.prompt_width = prompt_width or len(env.prompts[longest])
-    if len(env.prompts[longest]) > env.prompt_width:
-        raise ValueError(
-            f"task {longest}: its prompt has {len(env.prompts[longest])} tokens, "
-            f"more than prompt_width={env.prompt_width}"
+        scorer = build_scorer(
+            options.model,
+            options.judge,
+            options.device,
+            options.attribution,
+            options.tau,
+            options.soft,
+            options.micro_batch_size,
+            options.dtype,
         )
-    vocab = env.vocab_size
-    env.action_space = spaces.Discrete(vocab)
-    env.observation_space = spaces.Dict(
+    scorer.check_room(all_tasks, max_new_tokens)
+    tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
+    prompts = {t.task_id: encode_prompt(tokenizer, t) for t in all_tasks}
+    longest = max(prompts, key=lambda k: len(prompts[k]))
+    prompt_width = options.prompt_width or len(prompts[longest])
+    if len(prompts[longest]) > prompt_width:
+        raise ValueError(
+            f"task {longest}: its prompt has {len(prompts[longest])} tokens, more than prompt_width={prompt_width}"
+        )
+    vocab = len(tokenizer)
+    observation_space = spaces.Dict(
         {
-            "prompt_ids": spaces.Box(0, vocab - 1, (env.prompt_width,), np.int64),
-            "prompt_mask": spaces.Box(0, 1, (env.prompt_width,), np.int8),
+            "prompt_ids": spaces.Box(0, vocab - 1, (prompt_width,), np.int64),
+            "prompt_mask": spaces.Box(0, 1, (prompt_width,), np.int8),
             "response_ids": spaces.Box(0, vocab - 1, (max_new_tokens,), np.int64),
             "response_mask": spaces.Box(0, 1, (max_new_tokens,), np.int8),
         }
     )
+    return TokenEnvParts(
+        tasks=tasks,
+        scorer=scorer,
+        tokenizer=tokenizer,
+        prompts=prompts,
+        prompt_width=prompt_width,
+        max_new_tokens=max_new_tokens,
+        reward_mode=options.reward_mode,
+        stop_ids=frozenset(stop_token_ids(tokenizer)),
+        observation_space=observation_space,
+        action_space=spaces.Discrete(vocab),
+    )
 
 
-class OpenEndedEnv(gym.Env):
+class TokenEnvBase:
+    """Read access to the ``parts`` the single and the vector env share."""
+
+    parts: TokenEnvParts
+
+    tasks = property(lambda self: self.parts.tasks, doc="the tasks of the env's split")
+    scorer = property(lambda self: self.parts.scorer, doc="the Grad2Reward that judges every episode")
+    tokenizer = property(lambda self: self.parts.tokenizer, doc="the policy's tokenizer (the actions)")
+    prompts = property(lambda self: self.parts.prompts, doc="task id -> the policy's prompt ids")
+    max_new_tokens = property(lambda self: self.parts.max_new_tokens, doc="response length limit")
+    reward_mode = property(lambda self: self.parts.reward_mode, doc='"dense" or "sparse"')
+    stop_ids = property(lambda self: self.parts.stop_ids, doc="the token ids that end an episode")
+
+
+class OpenEndedEnv(TokenEnvBase, gym.Env):
     """Write a response to an open-ended task, one token per step; a rubric judge scores it.
 
     ## Observation
@@ -247,64 +331,20 @@ class OpenEndedEnv(gym.Env):
     ``weight``, ``met``, ``p_true``, ``alpha``).
 
     ## Arguments
-    - ``tasks``: a TaskSet, a bundled set name, a task file/folder (JSONL or parquet, hub layout
-      ``data/<split>-*`` included) or a ``datasets`` object (default "openended-mini").
-    - ``split``: any split of the task set ("train" (default), "val", "test", ... ;
-      ``TaskSet.splits`` lists them) or "all".
-    - ``model``: the policy model whose tokenizer defines the actions (default "bundled").
-    - ``judge``: None for self-judging with ``model``, else a judge model source.
-    - ``max_new_tokens``: response length limit (default 64).
-    - ``attribution``: "grad_x_embed" (default), "grad_l1", "grad_l2", "uniform", "last_token".
-    - ``tau``: attribution temperature, "auto" (default) or a positive float.
-    - ``soft``: rewards use p_true instead of the 0/1 verdict (default False).
-    - ``reward_mode``: "dense" (default) or "sparse".
-    - ``device``: where the judge runs, "auto" (default: CUDA if present).
-    - ``dtype``: the judge's dtype, "auto" (default: bf16 on CUDA, float32 on CPU) or a name.
-    - ``render_mode``: None or "ansi" (the response coloured by token reward).
-    - ``prompt_width``: prompt array size; default the longest prompt of the whole task set (all
-      splits), so train and test envs share one observation space.
-    - ``micro_batch_size``: judge pairs per forward/backward pass (default 8).
+    ``render_mode`` (None or "ansi": the response coloured by token reward) and the keywords of
+    ``EnvOptions`` (``tasks``, ``split``, ``model``, ``judge``, ``max_new_tokens``, ``attribution``,
+    ``tau``, ``soft``, ``reward_mode``, ``device``, ``dtype``, ``prompt_width``,
+    ``micro_batch_size``, ``scorer``), each documented there.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(
-        self,
-        tasks: str | TaskSet = "openended-mini",
-        model: str = BUNDLED_NAME,
-        judge: Optional[str] = None,
-        max_new_tokens: int = 64,
-        attribution: str = "grad_x_embed",
-        tau: Tau = "auto",
-        reward_mode: str = "dense",
-        device: str = "auto",
-        render_mode: Optional[str] = None,
-        split: str = "train",
-        soft: bool = False,
-        prompt_width: Optional[int] = None,
-        micro_batch_size: int = 8,
-        dtype: Optional[str] = None,
-        scorer: Optional[Grad2Reward] = None,
-    ) -> None:
+    def __init__(self, render_mode: Optional[str] = None, **options: Any) -> None:
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
-        setup_token_env(
-            self,
-            tasks=tasks,
-            split=split,
-            model=model,
-            judge=judge,
-            max_new_tokens=max_new_tokens,
-            attribution=attribution,
-            tau=tau,
-            reward_mode=reward_mode,
-            device=device,
-            soft=soft,
-            prompt_width=prompt_width,
-            micro_batch_size=micro_batch_size,
-            dtype=dtype,
-            scorer=scorer,
-        )
-        self.episode = Episode(self.prompt_width, max_new_tokens, self.stop_ids)
+        self.parts = token_env_parts(EnvOptions.from_keywords("OpenEndedEnv", options))
+        self.observation_space = self.parts.observation_space
+        self.action_space = self.parts.action_space
+        self.episode = Episode(self.parts.prompt_width, self.max_new_tokens, self.stop_ids)
 
     def choose_task(self, options: Optional[dict]) -> Task:
         if options and options.get("task_id") is not None:
@@ -324,10 +364,10 @@ class OpenEndedEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if episode.done:
             raise RuntimeError("the episode has ended (terminated or truncated): call reset() before step()")
-        terminated, truncated = episode.push(check_action(action, self.vocab_size))
+        terminated, truncated = episode.push(check_action(action, self.parts.vocab_size))
         reward, info = 0.0, {}
         if episode.done:
-            [result] = self.scorer.score_batch([episode.task], [episode.response], dense=self.dense)
+            [result] = self.scorer.score_batch([episode.task], [episode.response], dense=self.parts.dense)
             info = episode.final_info(result)
             reward = info["sequence_reward"]
         return episode.observation(), reward, terminated, truncated, info

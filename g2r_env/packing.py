@@ -6,8 +6,9 @@ This gives the verdicts (and gradients) of judging each pair alone for a fractio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -55,15 +56,19 @@ def packed_batch(packs: Sequence[Pack], pad_id: int, dtype: torch.dtype, device)
     return ids.to(device), mask.unsqueeze(1).to(device), positions.to(device), answers
 
 
-def packed_answer_logits(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Tensor, list[int]]:
+def packed_answer_logits(
+    model, judge: Judge, packs: Sequence[Pack], embed: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+) -> tuple[torch.Tensor, list[int]]:
     """Answer logits [cases, vocabulary] (at least float32) of every case in ``packs``, and their case
-    indices in the same order."""
+    indices in the same order. ``embed`` maps the packed ids [B, L] to the input embeddings the model
+    runs on (to take gradients there); None feeds the ids."""
     dtype = next(model.parameters()).dtype
     ids, mask, positions, answers = packed_batch(packs, judge.pad_id, dtype, judge.device)
     columns = sorted({column for _, column, _ in answers})
     index = {column: n for n, column in enumerate(columns)}
+    inputs = {"input_ids": ids} if embed is None else {"inputs_embeds": embed(ids)}
     logits = model(
-        input_ids=ids,
+        **inputs,
         attention_mask=mask,
         position_ids=positions,
         use_cache=False,

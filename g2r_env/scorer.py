@@ -213,8 +213,8 @@ class Grad2Reward:
             return
         self._packed_verdicts(pairs, tasks)
         if gradients:
-            credited = [p for p in pairs if force or self._credit(p, tasks) > 0]
-            self._judge_pairs(credited, tasks, verdicts=False, gradients=True, force=True)
+            credited = [p for p in pairs if (force or self._credit(p, tasks) > 0) and p.span.stop > p.span.start]
+            self._packed_credit(credited, tasks)
 
     def _credit(self, pair: _Pair, tasks: Sequence[Task]) -> float:
         """The pair's share of credit before weighting: p_true (soft) or the 0/1 verdict, 0 for a zero weight."""
@@ -226,15 +226,7 @@ class Grad2Reward:
         """p_true of every pair from packed forward passes: the pairs of one response share the judge
         input up to the end of the response (``g2r_env.packing``), batched by token count."""
         judge = self.judge
-        packs: dict[tuple, Pack] = {}
-        for n, pair in enumerate(pairs):
-            key = (pair.response, tuple(pair.input_ids[: pair.span.stop]))
-            pack = packs.get(key)
-            if pack is None:
-                pack = packs[key] = Pack(pair.input_ids[: pair.span.stop], [], [])
-            pack.suffixes.append(pair.input_ids[pair.span.stop :])
-            pack.cases.append(n)
-        batches = batches_of_packs(list(packs.values()), judge.batch_tokens)
+        batches = batches_of_packs(self._packs(pairs), judge.batch_tokens)
         if self.progress:
             from tqdm.auto import tqdm
 
@@ -245,6 +237,68 @@ class Grad2Reward:
                 for n, p in zip(order, judge.p_true(logits).tolist()):
                     self._check_p_true(p, tasks[pairs[n].response], pairs[n])
                     pairs[n].p_true = p
+
+    @staticmethod
+    def _packs(pairs: list[_Pair]) -> list[Pack]:
+        """The pairs grouped by response: the judge input up to the end of the response is the pack's
+        prefix (shared when the template puts the criterion after the response), the rest a suffix."""
+        packs: dict[tuple, Pack] = {}
+        for n, pair in enumerate(pairs):
+            key = (pair.response, tuple(pair.input_ids[: pair.span.stop]))
+            pack = packs.get(key)
+            if pack is None:
+                pack = packs[key] = Pack(pair.input_ids[: pair.span.stop], [], [])
+            pack.suffixes.append(pair.input_ids[pair.span.stop :])
+            pack.cases.append(n)
+        return list(packs.values())
+
+    def _packed_credit(self, pairs: list[_Pair], tasks: Sequence[Task]) -> None:
+        """alpha for every pair: per response, one forward pass over its prefix and the pairs'
+        suffixes, then the gradient of each pair's objective in one batched backward pass
+        (``is_grads_batched``: a vector-Jacobian product per pair through the shared prefix). A
+        response's pairs are split so that pairs x packed tokens stays within ``batch_tokens``."""
+        judge, method = self.judge, self.attribution
+        true_id, false_id = judge.verdict_ids
+        chunks = []
+        for pack in self._packs(pairs):
+            size = len(pack.prefix) + sum(map(len, pack.suffixes))
+            per_chunk = max(1, judge.batch_tokens // size)
+            for s in range(0, len(pack.cases), per_chunk):
+                chunks.append(Pack(pack.prefix, pack.suffixes[s : s + per_chunk], pack.cases[s : s + per_chunk]))
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            chunks = tqdm(chunks, desc="credit", unit="response")
+        for pack in chunks:
+            with torch.enable_grad(), self._read_states(method) as states:
+                objectives, order, embeds = self._pack_objectives(pack)
+                leaf = embeds if method.depth == 0 else states[0]
+                grads, inputs = self._input_gradients(
+                    method,
+                    leaf,
+                    objectives,
+                    lambda point, pack=pack: self._pack_objectives(pack, point)[0],
+                    batched=True,
+                )
+            for j, n in enumerate(order):
+                pair = pairs[n]
+                self._set_alpha(pair, tasks, grads[j, 0, pair.span], inputs[0, pair.span])
+
+    def _pack_objectives(self, pack: Pack, point: Optional[torch.Tensor] = None):
+        """(objectives [cases], case order, input embeddings) of one pack; the embeddings require grad
+        when the method reads the gradient there. ``point``: run on these embeddings instead."""
+        judge, method = self.judge, self.attribution
+        used = []
+
+        def embed(ids):
+            value = judge.embed(ids) if point is None else point
+            if point is None and method.depth == 0:
+                value = value.detach().requires_grad_(True)
+            used.append(value)
+            return value
+
+        logits, order = packed_answer_logits(judge.model, judge, [pack], embed=embed)
+        return method.objective_of(logits, *judge.verdict_ids), order, used[0]
 
     def _judge_pairs(
         self, pairs: list[_Pair], tasks: Sequence[Task], verdicts: bool, gradients: bool, force: bool
@@ -287,21 +341,29 @@ class Grad2Reward:
                 if not credited:
                     continue
                 leaf = embeds if method.depth == 0 else states[0]
-                grads, inputs = self._input_gradients(method, leaf, logits, mask, credited, true_id, false_id)
+                objectives = method.objective_of(logits, true_id, false_id)[credited]
+
+                def objectives_at(point, mask=mask, credited=credited):
+                    return method.objective_of(judge.answer_logits(point, mask), true_id, false_id)[credited]
+
+                grads, inputs = self._input_gradients(method, leaf, objectives, objectives_at, batched=False)
             width = input_ids.shape[1]
             for r in credited:
                 pair = rows[r]
                 offset = width - len(pair.input_ids)
                 positions = slice(offset + pair.span.start, offset + pair.span.stop)
-                g, x = grads[r, positions], inputs[r, positions]
-                if not torch.isfinite(g).all():
-                    task = tasks[pair.response]
-                    raise FloatingPointError(
-                        f"task {task.task_id}: the judge gradient for criterion "
-                        f"{task.criteria[pair.criterion].criterion!r} is not finite (NaN or inf); "
-                        f"run the judge in float32 or check the model's weights"
-                    )
-                pair.alpha = method.alpha(g, x, g.shape[0], self.tau).cpu()
+                self._set_alpha(pair, tasks, grads[r, positions], inputs[r, positions])
+
+    def _set_alpha(self, pair: _Pair, tasks: Sequence[Task], g: torch.Tensor, x: torch.Tensor) -> None:
+        """The pair's credit from its gradient g and inputs x at the response positions."""
+        if not torch.isfinite(g).all():
+            task = tasks[pair.response]
+            raise FloatingPointError(
+                f"task {task.task_id}: the judge gradient for criterion "
+                f"{task.criteria[pair.criterion].criterion!r} is not finite (NaN or inf); "
+                f"run the judge in float32 or check the model's weights"
+            )
+        pair.alpha = self.attribution.alpha(g, x, g.shape[0], self.tau).cpu()
 
     @contextlib.contextmanager
     def _read_states(self, method: Attribution):
@@ -326,24 +388,30 @@ class Grad2Reward:
         finally:
             handle.remove()
 
-    def _input_gradients(self, method, embeds, logits, mask, credited, true_id, false_id):
-        """(g, x) for every row: the gradient of the method's objective with respect to ``embeds`` (the
-        input embeddings, or the hidden states of a method with depth; averaged along the path for
-        integrated gradients) and the inputs it multiplies."""
-        judge = self.judge
-        baseline = judge.null_embedding().to(embeds.dtype) if method.baseline == "mean" else None
+    def _input_gradients(self, method, leaf, objectives, objectives_at, batched: bool):
+        """(g, x): the gradient of ``objectives`` (the method's objective per credited pair, from the
+        forward pass just run) with respect to ``leaf`` (the input embeddings, or the hidden states
+        of a method with depth), and the inputs it multiplies. For integrated gradients g is averaged
+        over ``objectives_at`` points on the path from the baseline. ``batched``: the pairs share
+        ``leaf`` (one packed sequence), so each gets its own vector-Jacobian product, stacked first
+        ([pairs, *leaf.shape]); otherwise they sit in separate rows and one summed backward serves."""
+
+        def grad_of(values, point):
+            if not batched:
+                return torch.autograd.grad(values.sum(), point)[0]
+            eye = torch.eye(len(values), dtype=values.dtype, device=values.device)
+            return torch.autograd.grad(values, point, eye, is_grads_batched=True)[0]
+
+        baseline = self.judge.null_embedding().to(leaf.dtype) if method.baseline == "mean" else None
         if method.steps == 1:
-            objective = method.objective_of(logits, true_id, false_id)
-            (grads,) = torch.autograd.grad(objective[credited].sum(), embeds)
+            grads = grad_of(objectives, leaf)
         else:
-            grads = torch.zeros_like(embeds)
-            start = torch.zeros_like(embeds) if baseline is None else baseline.expand_as(embeds)
+            grads = 0
+            start = torch.zeros_like(leaf) if baseline is None else baseline.expand_as(leaf)
             for step in range(1, method.steps + 1):
-                point = (start + (embeds.detach() - start) * (step / method.steps)).requires_grad_(True)
-                objective = method.objective_of(judge.answer_logits(point, mask), true_id, false_id)
-                (g,) = torch.autograd.grad(objective[credited].sum(), point)
-                grads += g / method.steps
-        inputs = embeds.detach() if baseline is None else embeds.detach() - baseline
+                point = (start + (leaf.detach() - start) * (step / method.steps)).requires_grad_(True)
+                grads = grads + grad_of(objectives_at(point), point) / method.steps
+        inputs = leaf.detach() if baseline is None else leaf.detach() - baseline
         return grads, inputs
 
     @staticmethod

@@ -16,7 +16,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .env import Episode, check_action, check_render_mode, setup_token_env
+from .env import EnvOptions, Episode, TokenEnvBase, check_action, check_render_mode, token_env_parts
 
 
 def _gather_infos(infos: Sequence[dict], num_envs: int) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def _gather_infos(infos: Sequence[dict], num_envs: int) -> dict[str, Any]:
     return out
 
 
-class OpenEndedVectorEnv(VectorEnv):
+class OpenEndedVectorEnv(TokenEnvBase, VectorEnv):
     """``num_envs`` token-level episodes judged together; see ``OpenEndedEnv`` for the spaces.
 
     Autoreset follows Gymnasium's default (next step): the step after an episode ends resets that
@@ -67,14 +67,14 @@ class OpenEndedVectorEnv(VectorEnv):
         if num_envs < 1 or group_size < 1 or num_envs % group_size:
             raise ValueError(f"num_envs ({num_envs}) must be a positive multiple of group_size ({group_size})")
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
-        setup_token_env(self, **env_kwargs)
+        self.parts = token_env_parts(EnvOptions.from_keywords("OpenEndedVectorEnv", env_kwargs))
         self.num_envs = num_envs
         self.group_size = group_size
-        self.single_observation_space = self.observation_space
-        self.single_action_space = self.action_space
+        self.single_observation_space = self.parts.observation_space
+        self.single_action_space = self.parts.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = spaces.MultiDiscrete(np.full(num_envs, self.vocab_size, dtype=np.int64))
-        self.episodes = [Episode(self.prompt_width, self.max_new_tokens, self.stop_ids) for _ in range(num_envs)]
+        self.action_space = spaces.MultiDiscrete(np.full(num_envs, self.parts.vocab_size, dtype=np.int64))
+        self.episodes = [Episode(self.parts.prompt_width, self.max_new_tokens, self.stop_ids) for _ in range(num_envs)]
         self._autoreset = np.zeros(num_envs, dtype=bool)
 
     # ----------------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class OpenEndedVectorEnv(VectorEnv):
             if self._autoreset[n]:
                 infos[n] = self._start(n, self._new_task())
                 continue
-            terminated[n], truncated[n] = episode.push(check_action(action, self.vocab_size))
+            terminated[n], truncated[n] = episode.push(check_action(action, self.parts.vocab_size))
             if episode.done:
                 ended.append(n)
         self._judge(ended, rewards, infos)
@@ -133,7 +133,7 @@ class OpenEndedVectorEnv(VectorEnv):
         if not ended:
             return
         results = self.scorer.score_batch(
-            [self.episodes[n].task for n in ended], [self.episodes[n].response for n in ended], dense=self.dense
+            [self.episodes[n].task for n in ended], [self.episodes[n].response for n in ended], dense=self.parts.dense
         )
         for n, result in zip(ended, results):
             infos[n] = self.episodes[n].final_info(result)
@@ -162,7 +162,7 @@ class OpenEndedVectorEnv(VectorEnv):
             if episode.task is None or episode.length or self._autoreset[n]:
                 raise RuntimeError(f"sub-env {n} is not at the start of an episode: call reset() first")
             for token in response:
-                terminated[n], truncated[n] = episode.push(check_action(token, self.vocab_size))
+                terminated[n], truncated[n] = episode.push(check_action(token, self.parts.vocab_size))
                 if episode.done:
                     break
             if not episode.done:

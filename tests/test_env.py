@@ -254,3 +254,25 @@ def test_pprint_registry_lists_the_ids():
     with contextlib.redirect_stdout(out):
         gym.pprint_registry()
     assert "Grad2Reward/OpenEnded-v0" in out.getvalue() and "Grad2Reward/OpenEnded-Sparse-v0" in out.getvalue()
+
+
+def test_readme_lists_exactly_the_env_keywords():
+    import re
+    from dataclasses import fields
+    from pathlib import Path
+
+    from g2r_env.env import EnvOptions
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("- `gym.make` keywords:")
+    item = readme[start : readme.index("\n- ", start + 1)]
+    listed = {name for name in re.findall(r"`(\w+)`", item) if name not in ("Grad2Reward", "make")}
+    listed |= set(re.findall(r"`(\w+)=", item))
+    assert listed == {f.name for f in fields(EnvOptions)} | {"render_mode"}
+
+
+def test_unknown_env_keyword_is_named():
+    from g2r_env.env import EnvOptions
+
+    with pytest.raises(TypeError, match=r"unknown keyword\(s\) \['max_tokens'\].*max_new_tokens"):
+        EnvOptions.from_keywords("OpenEndedEnv", {"max_tokens": 8})
