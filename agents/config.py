@@ -24,6 +24,26 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 """Where ``"preset": NAME`` looks for NAME.json: the repository's configs/ folder."""
 
 
+RESUMABLE_FIELDS = (
+    "run_dir",
+    "total_steps",
+    "eval_every",
+    "checkpoint_every",
+    "cpu_threads",
+    "progress",
+    "tensorboard",
+    "report",
+    "report_prompts",
+    "device",
+    "sampler",
+    "vllm_kwargs",
+    "micro_batch_size",
+    "judge_micro_batch_size",
+)
+"""Fields a resume may change (length, cadence, threads, logging, where and how it runs); every other
+field (model, judge, LoRA shape, seed, tasks, rewards, optimisation) defines the run and must match."""
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs. Field docstrings follow each field."""
