@@ -136,3 +136,42 @@ def test_judge_eval_applies_the_context_check(tmp_path, tiny_model, capsys):
     with pytest.warns(UserWarning, match="left out 1 of 5 case"):
         assert main([*args, "--methods", "--too-long", "drop", "--json-out", str(out)]) == 0
     assert json.loads(out.read_text())["sets"][str(path)]["verdicts"]["n"] == 4
+
+
+# ---- verdict rows that would mean two things -----------------------------------------------------
+ROW = {"prompt": "Q", "response": "An answer, in blue.", "criterion": "Says blue", "label": True}
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({**ROW, "label": False}, r":2: the criterion 'Says blue' on this response is judged False here and True at .*:1"),
+        ({**ROW, "criteria": [{"criterion": "Other", "met": False}]}, r":2: the row has both 'criteria' and \['criterion', 'label'\]"),
+        ({**ROW, "id": None}, r":2: 'id' must be a non-empty string or integer, got None"),
+        ({**ROW, "criterion": "Other", "domain": None}, r":2: 'domain' must be a string, got None"),
+        ({**ROW, "criterion": "Other", "evidence": [[True, 5]]}, r":2: bad evidence item \[True, 5\]"),
+        ({**ROW, "criterion": "Other", "weight": float("nan")}, r":2: weight must be a finite number, got nan"),
+    ],
+)  # fmt: skip
+def test_verdict_rows_that_mean_two_things_name_file_and_line(tmp_path, bad, message):
+    path = write_jsonl(tmp_path / "v.jsonl", [ROW, json.dumps(bad)])  # json.dumps writes NaN as NaN
+    with pytest.raises(VerdictFormatError, match=re.escape(str(path)) + message):
+        load_verdicts(path)
+
+
+def test_a_repeated_verdict_with_the_same_label_is_kept_once(tmp_path):
+    path = write_jsonl(tmp_path / "v.jsonl", [ROW, {**ROW, "criterion": "Other", "label": False}, ROW])
+    with pytest.warns(UserWarning, match=r"1 verdict\(s\) repeat an earlier one .*v.jsonl:3 repeats .*v.jsonl:1"):
+        cases = load_verdicts(path)
+    assert [(c.criterion, c.label) for c in cases] == [("Says blue", True), ("Other", False)]
+
+
+def test_judge_eval_json_out_is_strict_json(tmp_path, tiny_model):
+    path = write_jsonl(tmp_path / "v.jsonl", [ROW])  # one class only: AUC has no value
+    out = tmp_path / "report.json"
+    args = ["judge", "eval", "--judge", tiny_model, "--tasks", "--cases", str(path), "--methods"]
+    assert main([*args, "--device", "cpu", "--json-out", str(out)]) == 0
+    text = out.read_text()
+    assert "NaN" not in text
+    verdicts = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in strict JSON"))["sets"][str(path)]
+    assert verdicts["verdicts"]["auc"] is None and verdicts["verdicts"]["n"] == 1
