@@ -20,13 +20,17 @@ from torch import Tensor
 
 AdvantageFn = Callable[[Tensor, Tensor, int], Tensor]
 ADVANTAGES: dict[str, AdvantageFn] = {}
+MIN_GROUP_SIZE: dict[str, int] = {}
+"""The smallest group size each registered estimator works with (checked when a config is made)."""
 
 
-def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
-    """Register an estimator of (token_rewards [B, T], mask [B, T], group_size) -> [B, T] under ``name``."""
+def register_advantage(name: str, min_group_size: int = 1) -> Callable[[AdvantageFn], AdvantageFn]:
+    """Register an estimator of (token_rewards [B, T], mask [B, T], group_size) -> [B, T] under
+    ``name``; ``min_group_size``: the smallest G it works with (leave-one-out baselines need 2)."""
 
     def decorator(function: AdvantageFn) -> AdvantageFn:
         ADVANTAGES[name] = function
+        MIN_GROUP_SIZE[name] = min_group_size
         return function
 
     return decorator
@@ -141,7 +145,7 @@ def grpo(sequence_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1
     return advantages.reshape(-1, 1) * mask
 
 
-@register_advantage("rloo")
+@register_advantage("rloo", min_group_size=2)
 def rloo(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
     """REINFORCE leave-one-out on sequence returns (Ahmadian et al., 2024).
 
@@ -181,7 +185,7 @@ def reinforce(token_rewards: Tensor, mask: Tensor) -> Tensor:
     return returns_to_go(token_rewards, mask)
 
 
-@register_advantage("token_rloo")
+@register_advantage("token_rloo", min_group_size=2)
 def token_rloo(token_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
     """Token-level leave-one-out: each token's return-to-go minus the other responses' return-to-go
     at the same position, scaled by the group's sequence-reward std.

@@ -24,6 +24,26 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 """Where ``"preset": NAME`` looks for NAME.json: the repository's configs/ folder."""
 
 
+RESUMABLE_FIELDS = (
+    "run_dir",
+    "total_steps",
+    "eval_every",
+    "checkpoint_every",
+    "cpu_threads",
+    "progress",
+    "tensorboard",
+    "report",
+    "report_prompts",
+    "device",
+    "sampler",
+    "vllm_kwargs",
+    "micro_batch_size",
+    "judge_micro_batch_size",
+)
+"""Fields a resume may change (length, cadence, threads, logging, where and how it runs); every other
+field (model, judge, LoRA shape, seed, tasks, rewards, optimisation) defines the run and must match."""
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs. Field docstrings follow each field."""
@@ -155,7 +175,7 @@ class TrainConfig:
         from g2r_env.attribution import ATTRIBUTIONS, check_tau
         from g2r_env.env import REWARD_MODES
 
-        from .advantages import ADVANTAGES
+        from .advantages import ADVANTAGES, MIN_GROUP_SIZE
         from .sampling import SAMPLERS
 
         def finite(value) -> bool:
@@ -205,6 +225,11 @@ class TrainConfig:
                 f"attribution must be one of {sorted(ATTRIBUTIONS)}, got {self.attribution!r}",
             ),
             (self.advantage in ADVANTAGES, f"advantage must be one of {sorted(ADVANTAGES)}, got {self.advantage!r}"),
+            (
+                self.group_size >= MIN_GROUP_SIZE.get(self.advantage, 1),
+                f"group_size must be >= {MIN_GROUP_SIZE.get(self.advantage, 1)} with advantage {self.advantage!r} "
+                f"(its baseline is the other responses of the group), got {self.group_size}",
+            ),
             (isinstance(self.eval_split, str) and bool(self.eval_split), "eval_split must name a split (or 'all')"),
         ]
         for ok, message in checks:

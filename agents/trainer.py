@@ -45,12 +45,12 @@ from torch import Tensor
 from g2r_env import Grad2Reward, OpenEndedVectorEnv, ScoreResult, build_scorer
 from g2r_env.env import SELF_JUDGE, default_judge
 from g2r_env.models import load_model, resolve_device
-from g2r_env.runlog import MetricsLog, latest_checkpoint
+from g2r_env.runlog import MetricsLog, check_resume, claim_run_dir, latest_checkpoint, record_resume
 from tasks import load_taskset
 
 from .advantages import compute_advantages
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import RESUMABLE_FIELDS, TrainConfig
 from .losses import policy_loss, token_logprobs
 from .policy import export_policy, load_policy, merged_state_dict
 from .sampling import Sampler, make_sampler
@@ -133,6 +133,9 @@ class Trainer:
         initial_eval: the step-0 eval metrics when already measured: greedy responses of the initial
             policy, judged forward only, depend on neither the seed nor the credit assignment, so a
             study of many runs with the same model, tasks, judges and length measures them once.
+        overwrite: a fresh run into a folder that already holds one moves the old run aside to
+            ``<run_dir>.old-<timestamp>``; without it that is an error (``g2r_env.runlog.claim_run_dir``).
+        resuming: set by ``Trainer.resume``: the run folder holds the run this trainer continues.
 
     Attributes:
         envs: the training vector env (``prompts_per_step * group_size`` sub-envs).
@@ -142,13 +145,21 @@ class Trainer:
     """
 
     def __init__(
-        self, config: TrainConfig, sampler: Optional[Sampler] = None, initial_eval: Optional[dict] = None
+        self,
+        config: TrainConfig,
+        sampler: Optional[Sampler] = None,
+        initial_eval: Optional[dict] = None,
+        overwrite: bool = False,
+        resuming: bool = False,
     ) -> None:
         config.validate()
         self.config = config
         self.initial_eval = initial_eval
         self.run_dir = Path(config.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resuming:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            claim_run_dir(self.run_dir, overwrite, resume_hint=f"g2r train --resume {self.run_dir}")
         self.device, self.autocast = self._seed_and_device()
         self.tasks = load_taskset(config.tasks).select(config.task_ids, config.domains)
         self.scorer, self.envs = self._build_train_envs()
@@ -557,18 +568,27 @@ class Trainer:
 
         Args:
             run_dir: the run folder (holding ``checkpoint/``) or the checkpoint folder itself.
-            overrides: ``key=value`` changes to the saved config (e.g. ``total_steps=400``); the
-                saved ``vllm_kwargs`` keep only engine settings that run no code unless given here.
+            overrides: ``key=value`` changes to the saved config (e.g. ``total_steps=400``): only the
+                fields of ``agents.config.RESUMABLE_FIELDS`` may change, and each change is recorded in
+                ``run_dir/resumes.jsonl``; the saved ``vllm_kwargs`` keep only engine settings that run
+                no code unless given here.
             sampler: a ready Sampler; None builds the configured one.
+
+        Raises:
+            ValueError: an override changes a field that defines the run (model, LoRA shape, seed,
+                tasks...), before any model loads.
         """
         folder = resolve_checkpoint(run_dir)
         saved = json.loads((folder / "config.json").read_text())
         saved["vllm_kwargs"] = safe_vllm_kwargs(saved.get("vllm_kwargs") or {}, str(folder / "config.json"))
-        config = TrainConfig.from_dict(saved, where=str(folder / "config.json")).with_overrides(
-            [f"run_dir={folder.parent}", *overrides]
-        )
-        trainer = cls(config, sampler=sampler)
+        saved_config = TrainConfig.from_dict(saved, where=str(folder / "config.json"))
+        config = saved_config.with_overrides([f"run_dir={folder.parent}", *overrides])
+        changed = check_resume(saved_config.to_dict(), config.to_dict(), RESUMABLE_FIELDS, str(folder.parent))
+        trainer = cls(config, sampler=sampler, resuming=True)
         trainer.load_checkpoint(folder)
+        changed.pop("run_dir", None)
+        if changed:
+            record_resume(trainer.run_dir, trainer.global_step, changed)
         return trainer
 
 

@@ -35,6 +35,7 @@ USER_ERRORS = (
     ValueError,
     KeyError,
     FileNotFoundError,
+    FileExistsError,
     NotADirectoryError,
     IsADirectoryError,
     PermissionError,

@@ -52,7 +52,7 @@ def train_main(argv: Sequence[str]) -> int:
 def eval_main(argv: Sequence[str]) -> int:
     import tyro
 
-    from g2r_judge.evaluation import JudgeEvalConfig, run_eval
+    from g2r_judge.evaluation import JudgeEvalConfig, run_eval, strict_json
 
     config = tyro.cli(
         JudgeEvalConfig,
@@ -60,9 +60,10 @@ def eval_main(argv: Sequence[str]) -> int:
         prog="g2r judge eval",
         description="Measure a judge: AUC, accuracy, calibration error, credit lift and specificity.",
     )
+    config.validate()
     report = run_eval(config)
     if config.json_out:
         Path(config.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(config.json_out).write_text(json.dumps(report, indent=2))
+        Path(config.json_out).write_text(json.dumps(strict_json(report), indent=2, allow_nan=False))
         print(f"\nwrote {config.json_out}")
     return 0

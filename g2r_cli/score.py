@@ -30,7 +30,12 @@ def _score_parser() -> argparse.ArgumentParser:
     text.add_argument("--response", help="the response text")
     text.add_argument("--response-file", help="a file holding the response text ('-' for stdin)")
     p.add_argument("--model", default="bundled", help="policy model (tokenizer of the response) (default: %(default)s)")
-    p.add_argument("--judge", default=None, help="judge model; default: self-judging with --model")
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="judge model, trained judge folder or 'self' (the frozen --model); default: 'bundled-judge' "
+        "for the bundled model, 'self' for any other",
+    )
     p.add_argument("--attribution", default="grad_x_embed", help="attribution method (default: %(default)s)")
     p.add_argument("--tau", default="auto", help="attribution temperature, 'auto' or a float (default: %(default)s)")
     p.add_argument("--soft", action="store_true", help="reward p_true instead of the 0/1 verdict")
@@ -53,6 +58,26 @@ def _load_task(args):
     return parse_task(row, "--task-json", "task")
 
 
+def _response_text(args) -> str:
+    """The response of --response or --response-file, as valid UTF-8 text."""
+    if args.response is not None:
+        text, where = args.response, "--response"
+    elif args.response_file == "-":
+        text, where = sys.stdin.read(), "the response on stdin"
+    else:
+        where = f"--response-file {args.response_file}"
+        data = Path(args.response_file).read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{where} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start})") from None
+    for n, char in enumerate(text):  # undecodable bytes arrive as lone surrogates
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            byte = f"byte {ord(char) - 0xDC00:#04x}" if 0xDC80 <= ord(char) <= 0xDCFF else f"{char!r}"
+            raise ValueError(f"{where} is not valid UTF-8 text ({byte} at character {n}); pass UTF-8 text")
+    return text
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``g2r score``; returns the exit status."""
     args = _score_parser().parse_args(argv)
@@ -62,10 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not Path(args.html).resolve().parent.is_dir():
         raise FileNotFoundError(f"the folder of --html does not exist: {Path(args.html).parent}")
     task = _load_task(args)
-    if args.response is not None:
-        text = args.response
-    else:
-        text = sys.stdin.read() if args.response_file == "-" else Path(args.response_file).read_text(encoding="utf-8")
+    text = _response_text(args)
     if not text.strip():
         raise ValueError("the response is empty")
     tau = args.tau if args.tau == "auto" else float(args.tau)

@@ -30,13 +30,17 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     pre.add_argument("--resume")
+    pre.add_argument("--overwrite", action="store_true")
     pre.add_argument("--set", dest="overrides", action="append", default=[])
     known, rest = pre.parse_known_args(argv)
     if "-h" in rest or "--help" in rest:
         print(
             "g2r train [--config FILE | --resume RUN_DIR] [--set KEY=VALUE ...] [--FIELD VALUE ...]\n\n"
             "  --config FILE      a JSON (or YAML) file of TrainConfig fields (configs/cpu_demo.json, ...)\n"
-            "  --resume RUN_DIR   continue the run in RUN_DIR from its last checkpoint (its saved config)\n"
+            "  --resume RUN_DIR   continue the run in RUN_DIR from its last checkpoint (its saved config;\n"
+            "                     only length, cadence, threads and logging fields may change)\n"
+            "  --overwrite        a fresh run into a run folder that holds one moves the old run aside\n"
+            "                     to RUN_DIR.old-<timestamp> (without it, that is an error)\n"
             "  --set KEY=VALUE    set one field by name (repeatable)\n"
         )
         tyro.cli(TrainConfig, args=["--help"], prog="g2r train", description=TRAIN_HELP)
@@ -45,6 +49,8 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     if known.resume:
         if known.config:
             raise ValueError("--resume uses the run's saved config; change fields with --set or flags")
+        if known.overwrite:
+            raise ValueError("--resume continues a run and --overwrite starts a new one; give one of them")
         trainer = Trainer.resume(known.resume, known.overrides + _flags_as_overrides(rest))
         print(f"[g2r] resuming {trainer.run_dir} at step {trainer.global_step}", flush=True)
     else:
@@ -54,7 +60,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
             else TrainConfig().with_overrides(known.overrides)
         )
         config = tyro.cli(TrainConfig, args=rest, default=base, prog="g2r train", description=TRAIN_HELP)
-        trainer = Trainer(config)
+        trainer = Trainer(config, overwrite=known.overwrite)
         print(f"[g2r] training {config.model} for {config.total_steps} steps; run folder {trainer.run_dir}", flush=True)
     history = trainer.train()
     scores = [r["eval/judge_score"] for r in history if "eval/judge_score" in r]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Optional
 
 import torch
 
@@ -137,6 +138,24 @@ class Judge:
                 self._frames.clear()
             self._frames[key] = frame
         return frame
+
+    def context_error(self, task: Task, criterion: str, response_tokens: int) -> Optional[str]:
+        """Why the judge input of ``criterion`` and a response of ``response_tokens`` judge tokens does
+        not fit the judge's context, or None when it fits (the check the scorer makes on every pair)."""
+        before, after = self.frame(task, criterion)
+        frame = len(before) + len(after)
+        if frame + response_tokens <= self.max_length:
+            return None
+        if frame >= self.max_length:
+            return (
+                f"task {task.task_id}: with criterion {criterion[:60]!r}... the judge input is {frame} tokens "
+                f"before any response, beyond the judge's context of {self.max_length}; shorten the criterion "
+                f"or the question"
+            )
+        return (
+            f"task {task.task_id}: the judge input is {frame + response_tokens} tokens ({response_tokens} of "
+            f"response), longer than the judge's context of {self.max_length}"
+        )
 
     def build_input(self, task: Task, criterion: str, response_ids: Sequence[int]) -> tuple[list[int], slice]:
         """Judge input ids for one (task, criterion, response) and the slice of the response in them.

@@ -1,5 +1,10 @@
 """Run folders: the metrics log and atomically written checkpoints, shared by every trainer.
 
+A run folder holds one run: a fresh run claims a folder that is absent or empty
+(``claim_run_dir``; ``overwrite`` moves an earlier run aside, never deleting it), and a resume
+compares the saved configuration with the given one (``check_resume``): fields that define the
+run are errors when changed, the others are recorded (``record_resume``).
+
 A checkpoint is written into ``.checkpoint.tmp``, the previous one is moved to ``.checkpoint.old``,
 and the new one is renamed to ``checkpoint``; a run killed at any point leaves at least one complete
 checkpoint among the three, which ``latest_checkpoint`` finds (a complete checkpoint holds a
@@ -10,8 +15,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -20,6 +26,85 @@ import torch
 
 CHECKPOINT = "checkpoint"
 _COMPLETE = "COMPLETE"
+RESUMES = "resumes.jsonl"
+"""The run folder's record of every resume: the step it resumed at and the fields it changed."""
+
+
+def claim_run_dir(run_dir: str | Path, overwrite: bool = False, resume_hint: str = "") -> Optional[Path]:
+    """Make ``run_dir`` ready for a fresh run, so that two runs never share a metrics log.
+
+    An absent or empty folder is used (created). A folder that holds anything is an error naming
+    it, unless ``overwrite``: the folder is then moved aside to ``<run_dir>.old-<timestamp>``
+    (never deleted) and a fresh one made. Returns where the old folder went, or None.
+
+    Args:
+        run_dir: the run's folder.
+        overwrite: move an earlier run aside instead of refusing.
+        resume_hint: how to continue the run already there (named in the error).
+
+    Raises:
+        FileExistsError: ``run_dir`` holds files and ``overwrite`` is False, or it is a file.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"the run folder {run_dir} is a file; choose a folder")
+    moved = None
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            held = ", ".join(sorted(p.name for p in run_dir.iterdir())[:4])
+            hint = f"continue it with {resume_hint}, " if resume_hint else ""
+            raise FileExistsError(
+                f"the run folder {run_dir} already holds a run ({held}); {hint}choose a new folder, "
+                f"or pass --overwrite (overwrite=True) to move the old run aside"
+            )
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        moved = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+        n = 2
+        while moved.exists():
+            moved = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{n}")
+            n += 1
+        run_dir.rename(moved)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return moved
+
+
+def check_resume(saved: Mapping, given: Mapping, may_change: Collection[str], where: str) -> dict[str, list]:
+    """The configuration fields a resume changes, as ``{field: [saved, given]}``.
+
+    Args:
+        saved: the configuration the run was saved with.
+        given: the configuration it resumes with.
+        may_change: fields a resume may change (steps, cadence, threads, progress...); any other
+            field defines the run (model, LoRA shape, seed, data) and must be equal.
+        where: the run folder or checkpoint, for the error.
+
+    Raises:
+        ValueError: a field outside ``may_change`` differs; names the field and both values.
+    """
+    changed = {}
+    for key in sorted(set(saved) | set(given)):
+        before, after = saved.get(key), given.get(key)
+        if before == after:
+            continue
+        if key not in may_change:
+            raise ValueError(
+                f"{where}: cannot resume with {key}={after!r}: the run was made with {key}={before!r}, and "
+                f"{key} cannot change on resume; resume with {key}={before!r}, or start a new run folder"
+            )
+        changed[key] = [before, after]
+    return changed
+
+
+def record_resume(run_dir: str | Path, step: int, changed: Mapping[str, list]) -> None:
+    """Append a resume (its step and the fields it changed) to ``run_dir/resumes.jsonl``."""
+    with open(Path(run_dir) / RESUMES, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"step": step, "changed": dict(changed)}) + "\n")
+
+
+def read_resumes(run_dir: str | Path) -> list[dict]:
+    """The resumes recorded in ``run_dir`` (empty for a run never resumed)."""
+    path = Path(run_dir) / RESUMES
+    return read_metrics(path) if path.exists() else []
 
 
 def read_metrics(path: str | Path, drop_torn: bool = True) -> list[dict]:

@@ -46,7 +46,7 @@ from g2r_env.judge import Judge
 from tasks import Criterion, Task
 
 from .cases import JudgedCase
-from .predict import predict_p_true
+from .predict import TOO_LONG, cases_that_fit, predict_p_true
 
 
 # ---- verdict metrics -------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def credit_report(
         methods: attribution method names.
         tau: the attribution temperature.
         max_cases: use at most this many met cases (those in responses with two or more evidenced
-            criteria first, since specificity needs them).
+            criteria first, since specificity needs them); None uses all.
     """
     from g2r_env.scorer import Grad2Reward
 
@@ -203,7 +203,7 @@ def credit_report(
     for case in met:
         by_response[(case.task.question, case.response)].append(case)
     ordered = [c for group in sorted(by_response.values(), key=len, reverse=True) for c in group]
-    chosen = ordered[:max_cases] if max_cases else ordered
+    chosen = ordered if max_cases is None else ordered[:max_cases]
     encoded = {}
     for case in chosen:
         if case.response not in encoded:
@@ -263,15 +263,30 @@ def evaluate_judge(
     progress: bool = False,
 ) -> dict:
     """Verdict metrics on every case with a label, agreement with human graders where cases have
-    ``grader_labels``, and credit metrics per method on the met ones with evidence (when any)."""
+    ``grader_labels``, and credit metrics per method on the met ones with evidence (when any; at most
+    ``credit_cases`` of them, None for all, 0 for none)."""
+    if credit_cases is not None and credit_cases < 0:
+        raise ValueError(f"credit_cases must be >= 0 (0: no credit metrics) or None (all), got {credit_cases}")
     p = predict_p_true(judge, cases, progress=progress)
     decided = np.array([c.agreement > 0.5 for c in cases], dtype=bool)  # tied grader votes have no label
     report = {"verdicts": verdict_report([c for c, d in zip(cases, decided) if d], p[decided])}
     if any(c.grader_labels for c in cases):
         report["graders"] = grader_report(cases, p)
-    if methods and any(c.label and c.evidence for c in cases):
+    if methods and credit_cases != 0 and any(c.label and c.evidence for c in cases):
         report["credit"] = credit_report(judge, cases, methods, max_cases=credit_cases, progress=progress)
     return report
+
+
+def strict_json(value):
+    """``value`` with every non-finite float replaced by None, so that it writes as strict JSON
+    (``json.dumps(..., allow_nan=False)``; a metric without a value is null, not NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
 
 
 def format_report(report: dict, title: str = "") -> str:
@@ -357,13 +372,37 @@ class JudgeEvalConfig:
     """attribution methods whose credit is measured ("all": every registered method that reads the
     gradient; none: verdicts only)"""
     credit_cases: int = 200
-    """met criteria with evidence used for the credit metrics, per case set"""
+    """met criteria with evidence used for the credit metrics, per case set (0: no credit metrics; must be >= 0)"""
     device: str = "auto"
     """where the judge runs"""
     threads: int = 0
     """torch CPU threads (0: torch's default)"""
     json_out: Optional[str] = None
-    """also write the report as JSON to this file"""
+    """also write the report as JSON to this file (strict JSON: a metric without a value is null)"""
+    too_long: str = "error"
+    """a case whose judge input exceeds the judge's context: "error" stops, "drop" leaves it out with a
+    warning that counts them"""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field when a value is out of range (before the judge loads)."""
+        from g2r_env import ATTRIBUTIONS
+
+        if isinstance(self.credit_cases, bool) or not isinstance(self.credit_cases, int) or self.credit_cases < 0:
+            raise ValueError(
+                f"JudgeEvalConfig: credit_cases must be >= 0 (0: no credit metrics), got {self.credit_cases!r}"
+            )
+        if self.responses_per_task < 1 and self.tasks:
+            raise ValueError(f"JudgeEvalConfig: responses_per_task must be >= 1, got {self.responses_per_task}")
+        if self.half not in (None, 0, 1):
+            raise ValueError(f"JudgeEvalConfig: half must be 0, 1 or None, got {self.half!r}")
+        if self.too_long not in TOO_LONG:
+            raise ValueError(f"JudgeEvalConfig: too_long must be one of {TOO_LONG}, got {self.too_long!r}")
+        methods = [] if self.methods == ["all"] else self.methods
+        unknown = [m for m in methods if m not in ATTRIBUTIONS]
+        if unknown:
+            raise ValueError(f"unknown attribution method(s) {unknown}; known: {sorted(ATTRIBUTIONS)}")
+        if not self.tasks and not self.cases:
+            raise ValueError("JudgeEvalConfig: nothing to measure: give task sets (--tasks) or verdict files (--cases)")
 
 
 def run_eval(config: JudgeEvalConfig, verbose: bool = True) -> dict:
@@ -376,14 +415,13 @@ def run_eval(config: JudgeEvalConfig, verbose: bool = True) -> dict:
     from .corpus import corpus_of
     from .verdicts import load_verdicts
 
+    config.validate()
     if config.threads:
         torch.set_num_threads(config.threads)
     methods = config.methods
     if methods == ["all"]:
         methods = [name for name, method in ATTRIBUTIONS.items() if method.needs_grad]
-    unknown = [m for m in methods if m not in ATTRIBUTIONS]
-    if unknown:
-        raise ValueError(f"unknown attribution method(s) {unknown}; known: {sorted(ATTRIBUTIONS)}")
+    cases_sets = {str(path): load_verdicts(path, ties="keep") for path in config.cases}  # data errors first
     judge = Judge.load(config.judge, device=config.device)
     sets = {}
     for name in config.tasks:
@@ -393,8 +431,8 @@ def run_eval(config: JudgeEvalConfig, verbose: bool = True) -> dict:
             raise ValueError(f"{name} has no evidence for split {config.split!r}")
         composer = Composer(corpus, seed=config.seed, half=config.half)
         sets[f"{name}[{config.split}]"] = composer.examples(entries, config.responses_per_task)
-    for path in config.cases:
-        sets[str(path)] = load_verdicts(path, ties="keep")  # tied votes count for the graders' agreement
+    sets.update(cases_sets)  # tied votes count for the graders' agreement
+    sets = {name: cases_that_fit(judge, cases, config.too_long, where=name) for name, cases in sets.items()}
     report = {"judge": config.judge, "config": asdict(config), "sets": {}}
     for name, cases in sets.items():
         result = evaluate_judge(judge, cases, methods, credit_cases=config.credit_cases, progress=verbose)

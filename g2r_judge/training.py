@@ -16,7 +16,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -27,7 +27,11 @@ from g2r_env.packing import batches_of_packs, packed_margins
 
 from .cases import JudgedCase
 from .corpus import corpus_hash, corpus_of
-from .predict import pack_cases
+from .predict import TOO_LONG, cases_that_fit, pack_cases
+
+RESUMABLE_FIELDS = ("out_dir", "steps", "checkpoint_every", "threads", "progress", "overwrite")
+"""Fields a resumed judge run may change; every other field (base, data, seed, LoRA shape,
+optimisation) defines the run and must equal the checkpoint's."""
 
 
 @dataclass
@@ -86,6 +90,13 @@ class JudgeTrainConfig:
     """torch CPU threads (0: torch's default)"""
     progress: bool = True
     """show a progress bar"""
+    too_long: str = "error"
+    """a verdict-file case whose judge input exceeds the judge's context or max_tokens: "error" stops, "drop"
+    leaves it out with a warning that counts them"""
+    overwrite: bool = False
+    """start afresh in an out_dir that holds an earlier run, moving it aside to <out_dir>.old-<timestamp>;
+    without it a run with a checkpoint there is resumed (only steps, checkpoint_every, threads and progress
+    may differ from its config) and a folder without one is an error"""
 
     def validate(self) -> None:
         """Raise ValueError naming the field when a value is out of range."""
@@ -105,6 +116,7 @@ class JudgeTrainConfig:
             (self.half in (None, 0, 1), "half must be 0, 1 or None"),
             (0 <= self.paraphrase_rate <= 1, "paraphrase_rate must be in [0, 1]"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
+            (self.too_long in TOO_LONG, f"too_long must be one of {TOO_LONG}, got {self.too_long!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -126,6 +138,7 @@ class JudgeTrainer:
         self.config = config
         self.command = command
         self.out_dir = Path(config.out_dir)
+        self.resume_from, self.resume_changes = self._claim_out_dir()
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -152,9 +165,32 @@ class JudgeTrainer:
             )
         self.model = model
         self.judge = Judge(model, tokenizer, freeze=False)
+        if self.verdict_cases:
+            self.verdict_cases = cases_that_fit(
+                self.judge, self.verdict_cases, config.too_long, config.max_tokens, ", ".join(config.verdicts)
+            )
+            if not self.verdict_cases and not config.responses_per_step:
+                raise ValueError(f"no verdict case of {config.verdicts} fits the judge; nothing to train on")
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.step = 0
+
+    def _claim_out_dir(self) -> tuple[Optional[Path], dict]:
+        """The checkpoint to resume (checked against this config before any model loads) and the
+        fields the resume changes; or (None, {}) for a fresh run in a claimed folder."""
+        from g2r_env.runlog import check_resume, claim_run_dir, latest_checkpoint
+
+        config = self.config
+        checkpoint = latest_checkpoint(self.out_dir) if self.out_dir.is_dir() else None
+        if checkpoint is None or config.overwrite:
+            claim_run_dir(self.out_dir, config.overwrite)
+            return None, {}
+        saved = json.loads((checkpoint / "state.json").read_text())["config"]
+        known = {f.name for f in fields(JudgeTrainConfig)}
+        saved = asdict(JudgeTrainConfig(**{k: v for k, v in saved.items() if k in known}))
+        changed = check_resume(saved, asdict(config), RESUMABLE_FIELDS, f"{self.out_dir} (judge training)")
+        changed.pop("out_dir", None)
+        return checkpoint, changed
 
     def _load_verdicts(self) -> list[JudgedCase]:
         from .verdicts import load_verdicts
@@ -213,7 +249,7 @@ class JudgeTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss_total, correct = 0.0, 0
         autocast = torch.autocast(judge.device.type, dtype=torch.bfloat16, enabled=config.bf16)
-        for batch in batches_of_packs(pack_cases(judge, cases), config.max_tokens):
+        for batch in batches_of_packs(pack_cases(judge, cases, config.max_tokens), config.max_tokens):
             with autocast:
                 margins, order = packed_margins(self.model, judge, batch)
             target, weight = labels[order].to(margins.device), weights[order].to(margins.device)
@@ -248,15 +284,16 @@ class JudgeTrainer:
         the judge to ``out_dir/judge``; returns that folder."""
         from tqdm.auto import tqdm
 
-        from g2r_env.runlog import MetricsLog, latest_checkpoint
+        from g2r_env.runlog import MetricsLog, record_resume
 
         config = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
         log = MetricsLog(self.out_dir / "metrics.jsonl")
-        checkpoint = latest_checkpoint(self.out_dir)
-        if checkpoint is not None:
-            self.load_checkpoint(checkpoint)
+        if self.resume_from is not None and self.step == 0:
+            self.load_checkpoint(self.resume_from)
             log.truncate(self.step)
+            if self.resume_changes:
+                record_resume(self.out_dir, self.step, self.resume_changes)
         (self.out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
         bar = tqdm(
             total=config.steps,
@@ -335,6 +372,8 @@ class JudgeTrainer:
         else:
             self.model.save_pretrained(tmp)
             self.judge.tokenizer.save_pretrained(tmp)
+        from g2r_env.runlog import read_resumes
+
         manifest = {
             "base": self.config.base,
             "corpora": self.config.corpora,
@@ -345,6 +384,7 @@ class JudgeTrainer:
             "steps": self.step,
             "command": self.command,
             "config": asdict(self.config),
+            "resumes": read_resumes(self.out_dir),
             **record,
         }
         (tmp / "g2r-judge.json").write_text(json.dumps(manifest, indent=2))

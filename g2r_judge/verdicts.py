@@ -8,9 +8,13 @@ One JSON object per line (or one parquet row), in any of three shapes::
      "anonymized_physician_ids": [...], "category": "...", "prompt_id": "...", "completion_id": "..."}
 
 ``prompt`` is a string or a list of chat messages; the verdict is ``label`` or ``met`` (true/false,
-1/0). Optional fields: ``id``, ``domain``, ``kind`` (content, structure, pitfall), ``weight``, and
-``evidence``: the parts of the response that make the criterion met, as exact substrings or
-``[start, end]`` character spans (used to measure where a judge's credit lands).
+1/0). Optional fields: ``id`` (a string or integer), ``domain`` (a string), ``kind`` (content,
+structure, pitfall), ``weight`` (a finite number), and ``evidence``: the parts of the response that
+make the criterion met, as exact substrings or ``[start, end]`` integer character spans (used to
+measure where a judge's credit lands). A row has either ``criterion`` or ``criteria``, not both.
+
+Within a file, a (prompt, response, criterion) judged twice with the same verdict is kept once (a
+warning counts the repeats); judged twice with different verdicts it is an error naming both lines.
 
 The third shape is a HealthBench meta-evaluation row: physicians' verdicts on whether a completion
 meets one rubric criterion. The case's label is the majority of ``binary_labels``, its
@@ -24,12 +28,14 @@ for the physicians' agreement only). A bad row is reported as ``file:line: what 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tasks.loaders import TaskFormatError, read_rows, row_position
+from tasks.loaders import _row_id as row_id
 
 from .cases import JudgedCase, task_for_prompt
 
@@ -64,7 +70,7 @@ def _spans(response: str, evidence: Any, where: str) -> tuple[tuple[int, int], .
         elif (
             isinstance(item, list)
             and len(item) == 2
-            and all(isinstance(v, int) for v in item)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
             and 0 <= item[0] < item[1] <= len(response)
         ):
             spans.append((item[0], item[1]))
@@ -142,10 +148,23 @@ def parse_verdict_row(row: dict, where: str, default_id: str, ties: str = "drop"
     response = row["response"]
     if not isinstance(response, str) or not response.strip():
         raise VerdictFormatError(f"{where}: 'response' must be a non-empty string")
+    domain = row.get("domain", "")
+    if not isinstance(domain, str):
+        raise VerdictFormatError(f"{where}: 'domain' must be a string, got {domain!r}")
     try:
-        task = task_for_prompt(row["prompt"], str(row.get("id", default_id)), str(row.get("domain", "")))
+        task_id = row_id(row, ("id",), where) or default_id
+    except TaskFormatError as err:
+        raise VerdictFormatError(str(err)) from None
+    try:
+        task = task_for_prompt(row["prompt"], task_id, domain)
     except (TypeError, ValueError) as err:
         raise VerdictFormatError(f"{where}: bad prompt: {err}") from None
+    both = sorted({"criterion", "label", "met"} & set(row))
+    if "criteria" in row and both:
+        raise VerdictFormatError(
+            f"{where}: the row has both 'criteria' and {both}; give one criterion with its verdict, or a "
+            f"'criteria' list, not both"
+        )
     if "criteria" in row:
         items = row["criteria"]
         if not isinstance(items, list) or not items:
@@ -162,8 +181,8 @@ def parse_verdict_row(row: dict, where: str, default_id: str, ties: str = "drop"
             raise VerdictFormatError(f"{at}: needs a verdict, 'label' or 'met'")
         label = _label(item[key], at)
         weight = item.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise VerdictFormatError(f"{at}: weight must be a number, got {weight!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise VerdictFormatError(f"{at}: weight must be a finite number, got {weight!r}")
         cases.append(
             JudgedCase(
                 task,
@@ -185,11 +204,33 @@ def iter_verdicts(path: str | Path, ties: str = "drop") -> Iterable[JudgedCase]:
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     path = Path(path)
-    tied = 0
+    tied, repeats = 0, []
+    seen: dict[tuple, tuple[str, bool]] = {}
     for where, row in read_rows(path):
         cases = parse_verdict_row(row, where, f"{path.stem}-{row_position(where)}", ties)
         tied += not cases
-        yield from cases
+        for case in cases:
+            key = (case.task.question, case.response, case.criterion)
+            if case.grader_labels:  # graders' rows are each a vote of their own
+                yield case
+                continue
+            if key in seen:
+                first, label = seen[key]
+                if label != case.label:
+                    raise VerdictFormatError(
+                        f"{where}: the criterion {case.criterion[:50]!r} on this response is judged {case.label} "
+                        f"here and {label} at {first}; keep one verdict"
+                    )
+                repeats.append((where, first))
+                continue
+            seen[key] = (where, case.label)
+            yield case
+    if repeats:
+        warnings.warn(
+            f"{path}: {len(repeats)} verdict(s) repeat an earlier one with the same label (first: {repeats[0][0]} "
+            f"repeats {repeats[0][1]}); kept once",
+            stacklevel=2,
+        )
     if tied:
         warnings.warn(
             f"{path}: {tied} row(s) have a tied grader vote and no majority label; left out "

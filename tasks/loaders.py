@@ -107,6 +107,13 @@ def _row_id(row: dict, keys: Iterable[str], where: str) -> Optional[str]:
     return None
 
 
+def _domain(row: dict, where: str) -> str:
+    domain = row.get("domain", "")
+    if not isinstance(domain, str):
+        raise TaskFormatError(f"{where}: 'domain' must be a string, got {domain!r}")
+    return domain
+
+
 def _split(row: dict, where: str) -> str:
     split = row.get("split", "train")
     if not isinstance(split, str) or not split.strip() or split != split.strip() or split == "all":
@@ -183,7 +190,7 @@ def _parse_g2r(row: dict, where: str, default_id: Optional[str]) -> Task:
         prompt,
         tuple(criteria),
         split=_split(row, where),
-        domain=str(row.get("domain", "")),
+        domain=_domain(row, where),
         metadata={k: v for k, v in row.items() if k not in ("id", "prompt", "criteria", "split", "domain", "tags")},
         tags=_tags(row.get("tags"), where, "'tags'"),
     )

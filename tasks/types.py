@@ -43,6 +43,12 @@ class Criterion:
         object.__setattr__(self, "tags", tuple(self.tags))
 
 
+MAX_PENALTY_RATIO = 1e6
+"""The most the negative weights of a rubric may outweigh its positive ones: the lowest sequence
+reward sum(negative w) / sum(positive w) must be at least -MAX_PENALTY_RATIO (beyond it, float32
+token rewards lose the positive criteria's credit, and at float overflow the reward is NaN)."""
+
+
 @dataclass(frozen=True)
 class Task:
     """A prompt and its rubric.
@@ -97,6 +103,12 @@ class Task:
             raise ValueError(
                 f"task {self.task_id}: the positive weights sum to infinity (every reward would be 0); "
                 f"use smaller weights"
+            )
+        lowest = sum(min(c.weight, 0.0) for c in criteria) / sum(max(c.weight, 0.0) for c in criteria)
+        if not math.isfinite(lowest) or lowest < -MAX_PENALTY_RATIO:
+            raise ValueError(
+                f"task {self.task_id}: the negative weights outweigh the positive ones {-lowest:.3g}-fold (the "
+                f"lowest reward would be {lowest:.3g}, beyond -{MAX_PENALTY_RATIO:g}); rescale the weights"
             )
         object.__setattr__(self, "criteria", criteria)
 

@@ -305,3 +305,147 @@ def test_a_foreign_tasks_module_is_named(tmp_path):
     assert f"the module 'tasks' is {tmp_path / 'tasks.py'}" in out.stderr and "rename yours" in out.stderr
     warnings.filterwarnings("ignore")
     assert g2r_env.packages.require_own("tasks") is None  # ours, here
+
+
+# ---- run folders, resumes and exports ------------------------------------------------------------
+def test_a_fresh_run_never_mixes_into_a_used_run_folder(tiny_model, tmp_path, capsys):
+    from tiny import single_error_line
+
+    from g2r_cli import main
+
+    run = tmp_path / "run"
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_config(tiny_model, run, total_steps=1).to_dict()))
+    assert main(["train", "--config", str(config)]) == 0
+    first = (run / "metrics.jsonl").read_text()
+    assert main(["train", "--config", str(config)]) == 2
+    err = single_error_line(capsys.readouterr().err, "train")
+    assert f"the run folder {run} already holds a run" in err and f"g2r train --resume {run}" in err
+    assert "--overwrite" in err and (run / "metrics.jsonl").read_text() == first  # nothing appended
+    assert main(["train", "--config", str(config), "--overwrite"]) == 0
+    [old] = tmp_path.glob("run.old-*")
+    assert (old / "metrics.jsonl").read_text() == first  # moved aside, not deleted
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+def test_a_resume_checks_the_saved_config_before_any_model_loads(tiny_model, tmp_path, capsys, monkeypatch):
+    from tiny import single_error_line
+
+    from g2r_cli import main
+    from g2r_env.runlog import read_resumes
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(tiny_model, run, total_steps=1)).train()
+    with monkeypatch.context() as patch:
+        patch.setattr(models, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+        for field, value, saved in (
+            ("lora_rank", "4", "0"),
+            ("seed", "7", "0"),
+            ("model", "bundled", repr(tiny_model)),
+        ):
+            assert main(["train", "--resume", str(run), "--set", f"{field}={value}"]) == 2
+            err = single_error_line(capsys.readouterr().err, "train")
+            assert f"cannot resume with {field}=" in err and f"the run was made with {field}={saved}" in err
+            assert len(err) < 400  # no state-dict dump
+    resumed = Trainer.resume(run, ["total_steps=2", "progress=true"])
+    resumed.train()
+    assert read_resumes(run) == [{"step": 1, "changed": {"progress": [False, True], "total_steps": [1, 2]}}]
+    assert json.loads((run / "config.json").read_text())["total_steps"] == 2  # what the run used
+
+
+def test_an_export_never_leaves_files_of_an_earlier_one(tmp_path, capsys):
+    from tiny import single_error_line
+
+    from g2r_cli import main
+
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "verl"
+    assert main(["export", "--format", "verl", "--out", str(out)]) == 0
+    train_only = tmp_path / "train.jsonl"
+    train_only.write_text(json.dumps({"id": "a", "prompt": "p", "criteria": [{"criterion": "c"}]}) + "\n")
+    args = ["export", "--format", "verl", "--tasks", str(train_only), "--out", str(out)]
+    assert main(args) == 2
+    assert "already holds files (test.parquet, train.parquet); pass --overwrite" in single_error_line(
+        capsys.readouterr().err, "export"
+    )
+    assert main([*args, "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["train.parquet"]  # the old test.parquet is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.jsonl", "verl"]  # no temporary folder left
+    capsys.readouterr()
+    assert main(["export", "--format", "verl", "--tasks", str(train_only), "--out", str(train_only)]) == 2
+    assert f"--out {train_only} is a file" in single_error_line(capsys.readouterr().err, "export")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "sur-1", "prompt": "p \udcff", "criteria": [{"criterion": "c"}]}) + "\n")
+    assert main(["export", "--format", "verl", "--tasks", str(bad), "--out", str(tmp_path / "b")]) == 2
+    assert "task sur-1: its text holds '\\udcff', a lone surrogate" in single_error_line(
+        capsys.readouterr().err, "export"
+    )
+    assert not (tmp_path / "b").exists()
+
+
+# ---- config checks before any model loads --------------------------------------------------------
+def test_leave_one_out_advantages_need_two_responses_per_group():
+    for advantage in ("rloo", "token_rloo"):
+        with pytest.raises(ValueError, match=f"group_size must be >= 2 with advantage '{advantage}'"):
+            TrainConfig(group_size=1, advantage=advantage)
+    assert TrainConfig(group_size=1, advantage="token_grpo").group_size == 1
+
+
+def test_rubric_weights_that_would_give_a_nan_reward_are_rejected_at_load(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    row = {
+        "id": "w",
+        "prompt": "p",
+        "criteria": [{"criterion": "a", "weight": 1e-300}, {"criterion": "b", "weight": -1e10}],
+    }
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(TaskFormatError, match=f"{path}:1: task w: the negative weights outweigh the positive ones"):
+        load_taskset(path)
+
+
+def test_verdict_and_task_rows_with_a_null_domain_are_rejected(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps({"id": "a", "prompt": "p", "domain": None, "criteria": [{"criterion": "c"}]}) + "\n")
+    with pytest.raises(TaskFormatError, match=f"{path}:1: 'domain' must be a string, got None"):
+        load_taskset(path)
+
+
+# ---- every command: one error line, status 2 -----------------------------------------------------
+def test_every_command_answers_bad_input_with_one_error_line(tiny_model, tmp_path, capsys):
+    from tiny import single_error_line
+
+    from g2r_cli import main
+
+    weights = tmp_path / "weights.jsonl"
+    row = {
+        "id": "w",
+        "prompt": "p",
+        "criteria": [{"criterion": "a", "weight": 1e-300}, {"criterion": "b", "weight": -1e10}],
+    }
+    weights.write_text(json.dumps(row) + "\n")
+    verdicts = tmp_path / "v.jsonl"
+    verdicts.write_text(json.dumps({"prompt": "q", "response": "r", "criterion": "c", "label": True}) + "\n")
+    cases = [
+        ("score", ["--task", "expl-001", "--response", "caf\udcff", "--model", tiny_model], "byte 0xff at character 3"),
+        ("score", ["--task", "w", "--tasks", str(weights), "--response", "x", "--model", tiny_model], "outweigh"),
+        ("train", ["--set", "group_size=1", "--set", "advantage=rloo"], "group_size must be >= 2"),
+        ("train", ["--resume", str(tmp_path / "none")], "no run folder"),
+        ("eval", ["--tasks", str(weights), "--model", tiny_model], "outweigh"),
+        ("judge", ["eval", "--judge", tiny_model, "--credit-cases", "-1", "--cases", str(verdicts)], "credit_cases must be >= 0"),
+        ("judge", ["eval", "--judge", tiny_model, "--tasks", "--cases", str(tmp_path / "nope.jsonl")], "nope.jsonl"),
+        ("judge", ["train", "--out-dir", str(tmp_path / "j"), "--verdicts", str(weights), "--corpora", "--base", tiny_model, "--responses-per-step", "0"], "missing field 'response'"),
+        ("export", ["--format", "verl", "--tasks", str(weights), "--out", str(tmp_path / "x")], "outweigh"),
+    ]  # fmt: skip
+    for command, args, message in cases:
+        assert main([command, *args]) == 2, (command, args)
+        assert message in single_error_line(capsys.readouterr().err, command), (command, args)
+
+
+def test_score_help_names_the_default_judge(capsys):
+    from g2r_cli import main
+
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: 'bundled-judge' for the bundled model, 'self' for any other" in text
+    assert "self-judging with --model" not in text

@@ -83,3 +83,12 @@ def verdict_judge_config(base: str, verdicts, out_dir, **overrides):
     )
     values.update(overrides)
     return JudgeTrainConfig(**values)
+
+
+def single_error_line(stderr: str, command: str) -> str:
+    """The one ``g2r COMMAND: error:`` line of a failed command's stderr (progress bars aside),
+    asserting there is exactly one and no traceback."""
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert "Traceback" not in stderr and len(errors) == 1, stderr[-3000:]
+    assert errors[0].startswith(f"g2r {command}: error: "), errors[0]
+    return errors[0]

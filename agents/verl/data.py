@@ -47,9 +47,16 @@ def task_to_row(task: Task) -> dict:
         **task.metadata,
     }
     try:
-        json.dumps(row, allow_nan=False)
+        text = json.dumps(row, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"task {task.task_id}: its metadata cannot be written as JSON ({err})") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"task {task.task_id}: its text holds {text[err.start]!r}, a lone surrogate that is not valid "
+            f"UTF-8 (near {text[max(err.start - 20, 0) : err.start]!r}); fix the text or its file's encoding"
+        ) from None
     return row
 
 
