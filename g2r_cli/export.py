@@ -2,6 +2,7 @@
 
 g2r export --format verl --tasks openended-mini --out data/verl        # train.parquet, test.parquet
 g2r export --format verl --tasks my_rubrics.jsonl --task-format rar --out data/verl
+g2r export --format trl --tasks openended-mini --out data/trl          # prompt + task columns, for TRL
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import importlib
 from collections.abc import Sequence
 from typing import Optional
 
-EXPORT_FORMATS = {"verl": ("agents.verl.data:write_verl_parquet", "the parquet files verl's RL dataset reads")}
+EXPORT_FORMATS = {
+    "verl": ("agents.verl.data:write_verl_parquet", "the parquet files verl's RL dataset reads"),
+    "trl": ("tasks.export:write_trl_parquet", "parquet files in TRL's conversational format (prompt, task)"),
+}
 """Export formats by name: the writer ``(tasks, out_dir, splits) -> {split: path}`` and what it writes."""
 
 
