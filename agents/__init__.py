@@ -2,7 +2,8 @@
 
 ``TrainConfig`` and ``Trainer`` (agents.trainer) run token-level GRPO on Grad2Reward token rewards
 with vLLM sampling. Names are imported on first use, so ``import agents`` stays light and never
-imports vllm or stable-baselines3 by itself.
+imports vllm or stable-baselines3 by itself. The bridges to other trainers, ``agents.trl`` (TRL's
+GRPOTrainer) and ``agents.verl``, are imported by their module names only.
 """
 
 import importlib

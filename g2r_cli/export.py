@@ -3,6 +3,7 @@
 g2r export --format verl --tasks openended-mini --out data/verl        # train.parquet, test.parquet
 g2r export --format verl --tasks my_rubrics.jsonl --task-format rar --out data/verl
 g2r export --format verl --tasks openended-mini --out data/verl --overwrite   # replace an earlier export
+g2r export --format trl --tasks openended-mini --out data/trl          # prompt + task columns, for TRL
 
 An export is written into a fresh temporary folder beside ``--out`` and swapped in only when every
 file is written (``fresh_out_dir``), so the folder never holds files of two exports or half of one.
@@ -19,7 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-EXPORT_FORMATS = {"verl": ("agents.verl.data:write_verl_parquet", "the parquet files verl's RL dataset reads")}
+EXPORT_FORMATS = {
+    "verl": ("agents.verl.data:write_verl_parquet", "the parquet files verl's RL dataset reads"),
+    "trl": ("tasks.export:write_trl_parquet", "parquet files in TRL's conversational format (prompt, task)"),
+}
 """Export formats by name: the writer ``(tasks, out_dir, splits) -> {split: path}`` and what it writes."""
 
 

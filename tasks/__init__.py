@@ -1,6 +1,16 @@
-"""Tasks and rubrics: types, loaders and the bundled task sets."""
+"""Tasks and rubrics: types, loaders, the bundled task sets, and exports for other trainers."""
 
+from .export import to_hf_dataset
 from .loaders import TaskFormatError, iter_tasks, load_taskset, parse_task
 from .types import Criterion, Task, TaskSet
 
-__all__ = ["Criterion", "Task", "TaskSet", "TaskFormatError", "iter_tasks", "load_taskset", "parse_task"]
+__all__ = [
+    "Criterion",
+    "Task",
+    "TaskSet",
+    "TaskFormatError",
+    "iter_tasks",
+    "load_taskset",
+    "parse_task",
+    "to_hf_dataset",
+]

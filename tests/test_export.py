@@ -117,3 +117,33 @@ def test_export_command_writes_the_splits(tmp_path, capsys):
     assert f"wrote {tmp_path / 'train.parquet'} (102 tasks, split train)" in out
     assert f"wrote {tmp_path / 'test.parquet'} (24 tasks, split test)" in out
     assert len(read_verl_parquet(tmp_path / "test.parquet")) == 24
+
+
+def test_to_hf_dataset_has_trl_conversational_prompts_and_the_task_as_json():
+    pytest.importorskip("datasets")
+    from tasks import to_hf_dataset
+    from tasks.export import task_from_json
+
+    tasks = load_taskset("openended-mini")
+    dataset = to_hf_dataset(tasks, "test")
+    assert dataset.column_names == ["prompt", "task"]
+    assert len(dataset) == 24
+    for row, task in zip(dataset, tasks.split("test")):
+        assert row["prompt"] == [{"role": "user", "content": task.prompt}]  # TRL applies the chat template
+        same_tasks([task_from_json(row["task"])], [task])
+    with pytest.raises(ValueError, match="has no task in split 'val'"):
+        to_hf_dataset(tasks, "val")
+
+
+def test_export_trl_writes_parquet_that_datasets_loads_back(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    from tasks.export import task_from_json
+
+    assert main(["export", "--format", "trl", "--tasks", "openended-mini", "--out", str(tmp_path)]) == 0
+    assert f"wrote {tmp_path / 'test.parquet'} (24 tasks, split test)" in capsys.readouterr().out
+    loaded = datasets.load_dataset(
+        "parquet", data_files={"test": str(tmp_path / "test.parquet")}, cache_dir=str(tmp_path / "cache")
+    )["test"]
+    want = load_taskset("openended-mini").split("test")
+    assert loaded[0]["prompt"] == want[0].messages
+    same_tasks([task_from_json(text) for text in loaded["task"]], want)

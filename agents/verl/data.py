@@ -6,7 +6,7 @@ One row per task:
 - ``data_source``: ``grad2reward:<task set name>`` (verl groups its validation metrics by it).
 - ``ability``: the task's domain.
 - ``reward_model``: ``{"style": "rubric", "ground_truth": <the task as one JSON line of our own
-  format>}``; the reward manager rebuilds the task and its rubric from it, exactly.
+  format (``tasks.export.task_to_json``)>}``; the reward manager rebuilds the task and its rubric from it, exactly.
 - ``extra_info``: ``{"index", "task_id", "split", "domain"}`` for verl's bookkeeping.
 
 The rubric travels as a JSON string rather than as nested parquet structs: parquet gives every row
@@ -16,63 +16,19 @@ null fields, and the round trip would not be exact.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tasks import Task, TaskSet, parse_task
+from tasks import Task, TaskSet, export
 
 DATA_SOURCE_PREFIX = "grad2reward:"
 REWARD_STYLE = "rubric"
-_TASK_FIELDS = ("id", "prompt", "criteria", "split", "domain", "tags")
-
-
-def task_to_row(task: Task) -> dict:
-    """The task as one object of our own JSONL format (``tasks.loaders``), metadata included.
-
-    Raises:
-        ValueError: metadata that is not JSON-able or that uses a field name of the format.
-    """
-    clash = sorted(set(task.metadata) & set(_TASK_FIELDS))
-    if clash:
-        raise ValueError(f"task {task.task_id}: metadata keys {clash} clash with task fields; rename them")
-    row = {
-        "id": task.task_id,
-        "prompt": task.prompt if isinstance(task.prompt, str) else [dict(m) for m in task.prompt],
-        "criteria": [{"criterion": c.criterion, "weight": c.weight, "tags": list(c.tags)} for c in task.criteria],
-        "split": task.split,
-        "domain": task.domain,
-        "tags": list(task.tags),
-        **task.metadata,
-    }
-    try:
-        text = json.dumps(row, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"task {task.task_id}: its metadata cannot be written as JSON ({err})") from None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(
-            f"task {task.task_id}: its text holds {text[err.start]!r}, a lone surrogate that is not valid "
-            f"UTF-8 (near {text[max(err.start - 20, 0) : err.start]!r}); fix the text or its file's encoding"
-        ) from None
-    return row
 
 
 def task_from_json(text: str, where: str = "task") -> Task:
     """The task of a ``ground_truth`` string written by ``verl_rows``; errors name ``where``."""
-    try:
-        row = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{where}: reward_model.ground_truth is not a Grad2Reward task as JSON ({err})") from None
-    if not isinstance(row, dict):
-        raise ValueError(f"{where}: reward_model.ground_truth must hold a JSON object, got {type(row).__name__}")
-    return parse_task(row, where, where, format="g2r")
-
-
-def _same_task(a: Task, b: Task) -> bool:
-    return a == b and a.metadata == b.metadata
+    return export.task_from_json(text, where, field="reward_model.ground_truth")
 
 
 def verl_rows(tasks: Iterable[Task], data_source: str) -> list[dict]:
@@ -81,25 +37,16 @@ def verl_rows(tasks: Iterable[Task], data_source: str) -> list[dict]:
     Every row is read back before it is returned, so a task that would not come back the same
     (a split our format does not know, say) fails here, at export, with its id.
     """
-    rows = []
-    for index, task in enumerate(tasks):
-        ground_truth = json.dumps(task_to_row(task), ensure_ascii=False, allow_nan=False)
-        try:
-            back = task_from_json(ground_truth, f"task {task.task_id}")
-        except ValueError as err:
-            raise ValueError(f"cannot export task {task.task_id}: {err}") from None
-        if not _same_task(back, task):
-            raise ValueError(f"cannot export task {task.task_id}: it does not read back as the same task")
-        rows.append(
-            {
-                "data_source": data_source,
-                "prompt": [{"role": m["role"], "content": m["content"]} for m in task.messages],
-                "ability": task.domain,
-                "reward_model": {"style": REWARD_STYLE, "ground_truth": ground_truth},
-                "extra_info": {"index": index, "task_id": task.task_id, "split": task.split, "domain": task.domain},
-            }
-        )
-    return rows
+    return [
+        {
+            "data_source": data_source,
+            "prompt": [{"role": m["role"], "content": m["content"]} for m in task.messages],
+            "ability": task.domain,
+            "reward_model": {"style": REWARD_STYLE, "ground_truth": export.task_to_json(task)},
+            "extra_info": {"index": index, "task_id": task.task_id, "split": task.split, "domain": task.domain},
+        }
+        for index, task in enumerate(tasks)
+    ]
 
 
 def write_verl_parquet(
@@ -116,26 +63,8 @@ def write_verl_parquet(
     Raises:
         ValueError: no task in any of ``splits``, or a task that cannot be exported exactly.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out = Path(out_dir)
     data_source = DATA_SOURCE_PREFIX + (name or tasks.name)
-    written: dict[str, Path] = {}
-    for split in splits:
-        chosen = [t for t in tasks if split == "all" or t.split == split]
-        if not chosen:
-            continue
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{split}.parquet"
-        tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(pa.Table.from_pylist(verl_rows(chosen, data_source)), tmp)
-        os.replace(tmp, path)  # a killed export leaves no half-written file under the final name
-        written[split] = path
-    if not written:
-        present = sorted({t.split for t in tasks})
-        raise ValueError(f"{tasks.name} has no task in splits {list(splits)} (splits present: {present})")
-    return written
+    return export.write_split_parquet(tasks, out_dir, splits, lambda chosen: verl_rows(chosen, data_source))
 
 
 def read_verl_parquet(path: str | os.PathLike) -> TaskSet:

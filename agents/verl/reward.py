@@ -17,7 +17,6 @@ per GPU), or any object with ``score_batch`` handed in as ``scorer=`` (an in-pro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -28,6 +27,7 @@ from verl.workers.reward_manager import register
 from verl.workers.reward_manager.abstract import AbstractRewardManager
 
 from tasks import Task
+from tasks.export import index_by_prompt, prompt_key
 
 from .data import read_verl_parquet, task_from_json
 from .judge_pool import JudgePool, JudgeSpec
@@ -45,11 +45,6 @@ def extra_info(result) -> dict:
     }
 
 
-def prompt_key(messages) -> str:
-    """A prompt's chat messages (role and content) as one string, to find its task by."""
-    return json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False)
-
-
 def prompt_index(paths: Sequence[str]) -> dict[str, Task]:
     """Tasks of exported parquet files by ``prompt_key`` of their messages.
 
@@ -57,17 +52,7 @@ def prompt_index(paths: Sequence[str]) -> dict[str, Task]:
         ValueError: two tasks with the same prompt and different rubrics (a prompt alone cannot
             tell them apart).
     """
-    index: dict[str, Task] = {}
-    for path in paths:
-        for task in read_verl_parquet(path):
-            key = prompt_key(task.messages)
-            if key in index and index[key] != task:
-                raise ValueError(
-                    f"{path}: tasks {index[key].task_id} and {task.task_id} have the same prompt and "
-                    "different rubrics; rows without reward_model cannot be matched to one of them"
-                )
-            index[key] = task
-    return index
+    return index_by_prompt((task for path in paths for task in read_verl_parquet(path)), ", ".join(map(str, paths)))
 
 
 @register(REWARD_MANAGER_NAME)
