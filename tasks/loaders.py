@@ -37,7 +37,13 @@ the task or on a criterion) to none. Any other field is kept in ``Task.metadata`
 
 RaR (``format="rar"``, the RaR-Medicine/RaR-Science columns): ``{"question": ...,
 "reference_answer": ..., "question_source": ..., "rubric": [{"title", "description", "weight"}]}``;
-``rubric_list`` and ``rubric_count`` (derived from ``rubric``) are not read.
+``rubric_list`` (the descriptions) and ``rubric_count`` (their number), derived from ``rubric``, are
+checked against it: a row where they disagree loads from ``rubric`` and is named in a warning (one
+per file, with the number of such rows).
+
+Polarity: a negative-weight criterion phrased as an avoidance ("Avoids ...", "Does not ...") is
+reported once per file, or refused, or counted as positive: ``polarity=`` of ``load_taskset``
+(``tasks/polarity.py``).
 
 HealthBench (``format="healthbench"``): ``{"prompt_id": ..., "prompt": [messages],
 "rubrics": [{"criterion", "points", "tags"}], "example_tags": [...]}``; each criterion keeps its
@@ -57,6 +63,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from .polarity import PolarityCheck, check_polarity
 from .types import Criterion, Task, TaskSet
 
 BUNDLED_DIR = Path(__file__).parent / "data"
@@ -344,10 +351,48 @@ def _file_rows(path: Path, split: Optional[str]) -> Iterator[tuple[str, Optional
         yield where, split, row
 
 
+def rar_list_mismatch(row: dict) -> Optional[str]:
+    """What is wrong with a RaR row's ``rubric_list`` / ``rubric_count`` given its ``rubric`` (None
+    when they agree or are absent): the count must be the rubric's length, the list its descriptions."""
+    rubric = row.get("rubric")
+    if not isinstance(rubric, list):
+        return None
+    count, listed = row.get("rubric_count"), row.get("rubric_list")
+    if count is not None and count != len(rubric):
+        return f"rubric_count {count!r} but {len(rubric)} rubric items"
+    if listed is None:
+        return None
+    if not isinstance(listed, list) or len(listed) != len(rubric):
+        return (
+            f"rubric_list has {len(listed) if isinstance(listed, list) else repr(listed)} entries, rubric {len(rubric)}"
+        )
+    for k, (text, item) in enumerate(zip(listed, rubric)):
+        wanted = item.get("description") if isinstance(item, dict) else None
+        if not isinstance(text, str) or not isinstance(wanted, str) or text.strip() != wanted.strip():
+            return f"rubric_list[{k}] {str(text)[:60]!r} is not rubric item {k}'s description"
+    return None
+
+
+def _warn_per_file(found: dict[str, list[tuple[str, str]]], what: str) -> None:
+    for source, items in found.items():
+        examples = "; ".join(f"{where}: {message}" for where, message in items[:3])
+        warnings.warn(f"{source}: {len(items)} row(s) {what}, e.g. {examples}", stacklevel=4)
+
+
 def _parse_rows(rows: Iterable[tuple[str, Optional[str], dict]], format: str) -> Iterator[tuple[str, str, Task]]:
-    """(where, format, task) for (where, split the source gives or None, row) triples."""
+    """(where, format, task) for (where, split the source gives or None, row) triples; RaR rows whose
+    ``rubric_list``/``rubric_count`` disagree with ``rubric`` are warned about when the rows end."""
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"unknown task format {format!r}; choose one of {list(FORMATS)} or 'auto'")
+    mismatched: dict[str, list[tuple[str, str]]] = {}
+    for where, fmt, task, row in _parse_each(rows, format):
+        yield where, fmt, task
+        if fmt == "rar" and (problem := rar_list_mismatch(row)):
+            mismatched.setdefault(where.rsplit(":", 1)[0], []).append((where, problem))
+    _warn_per_file(mismatched, "have a rubric_list/rubric_count that disagrees with rubric (read from rubric)")
+
+
+def _parse_each(rows: Iterable[tuple[str, Optional[str], dict]], format: str) -> Iterator[tuple[str, str, Task, dict]]:
     for where, split, row in rows:
         if split is not None and "split" not in row:
             row["split"] = split
@@ -359,11 +404,13 @@ def _parse_rows(rows: Iterable[tuple[str, Optional[str], dict]], format: str) ->
             if format == "auto":
                 message += f" [read as format {fmt!r}, guessed from the fields; pass format= to choose]"
             raise TaskFormatError(message) from None
-        yield where, fmt, task
+        yield where, fmt, task, row
 
 
-def _collect(rows: Iterable[tuple[str, Optional[str], dict]], format: str, name: str) -> TaskSet:
-    """The task set of parsed rows: duplicate explicit ids are errors, repeated content gets -2, -3 ..."""
+def _collect(rows: Iterable[tuple[str, Optional[str], dict]], format: str, name: str, polarity: str) -> TaskSet:
+    """The task set of parsed rows: duplicate explicit ids are errors, repeated content gets -2, -3 ...;
+    ``polarity`` applied to each task once its id is decided."""
+    polarity_check = PolarityCheck(polarity)
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
     repeats: list[tuple[str, str]] = []
@@ -380,7 +427,8 @@ def _collect(rows: Iterable[tuple[str, Optional[str], dict]], format: str, name:
             repeats.append((where, first_seen[task.task_id]))
             task = replace(task, task_id=f"{task.task_id}-{n}")
         first_seen[task.task_id] = where
-        tasks.append(task)
+        tasks.append(polarity_check(where, task))
+    polarity_check.finish()
     if repeats:
         warnings.warn(
             f"{name}: {len(repeats)} row(s) repeat the prompt and rubric of an earlier row (first: "
@@ -417,7 +465,9 @@ def _dataset_rows(name: str, parts: list[tuple[Optional[str], Any]]) -> Iterator
             yield where, split, row
 
 
-def load_taskset(source: Any = "openended-mini", format: str = "auto", split: str = "all") -> TaskSet:
+def load_taskset(
+    source: Any = "openended-mini", format: str = "auto", split: str = "all", polarity: str = "warn"
+) -> TaskSet:
     """Load a task set.
 
     Args:
@@ -426,6 +476,10 @@ def load_taskset(source: Any = "openended-mini", format: str = "auto", split: st
             ``datasets.Dataset``/``DatasetDict`` (module doc).
         format: "g2r", "rar", "healthbench" or "auto" (decided per row from its fields).
         split: a split name ("train", "val", "test", ...; ``TaskSet.splits`` lists them) or "all".
+        polarity: what to do with negative-weight criteria phrased as avoidances ("Avoids ...",
+            "Does not ..."): "warn" (default: one warning per file, with their number and three
+            examples), "error", "flip" (their weight made positive, the text kept: avoiding then
+            earns points) or "ignore"; ``tasks/polarity.py`` says exactly what each does.
 
     Raises:
         TaskFormatError: a row is bad JSON, lacks a field, has a non-numeric weight, a rubric with
@@ -434,11 +488,12 @@ def load_taskset(source: Any = "openended-mini", format: str = "auto", split: st
         FileNotFoundError: neither a bundled name nor an existing path, or a folder without task files.
         TypeError: a source of another type.
     """
+    check_polarity(polarity)
     if isinstance(source, TaskSet):
         return source.split(split)
     if not isinstance(source, (str, os.PathLike)):
         name, parts = _dataset_parts(source)
-        return _collect(_dataset_rows(name, parts), format, name).split(split)
+        return _collect(_dataset_rows(name, parts), format, name, polarity).split(split)
     name = str(source)
     path = BUNDLED.get(name, Path(name))
     if not path.exists():
@@ -449,4 +504,4 @@ def load_taskset(source: Any = "openended-mini", format: str = "auto", split: st
     if not files:
         raise FileNotFoundError(f"{path} holds no *.jsonl or *.parquet file (nor a data/ folder with them)")
     rows = (item for file in files for item in _file_rows(file, split_from_name(file)))
-    return _collect(rows, format, name if name in BUNDLED else path.name).split(split)
+    return _collect(rows, format, name if name in BUNDLED else path.name, polarity).split(split)
