@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from tasks import Task, TaskSet, load_taskset
+from tasks import Task, TaskSet, TaskStream, load_taskset
 
 from .attribution import Tau
 from .judge import Judge
@@ -187,25 +187,35 @@ def setup_token_env(
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a whole number >= 1, got {max_new_tokens!r}")
     all_tasks = load_taskset(tasks)
+    streamed = isinstance(all_tasks, TaskStream)
+    if streamed and prompt_width is None:
+        raise ValueError(
+            f"{all_tasks.name} is streamed (read as drawn), so its longest prompt is not known up front: "
+            "pass prompt_width= (the policy's prompt tokens an observation holds)"
+        )
     env.tasks = all_tasks.split(split)
     env.reward_mode = reward_mode
     env.dense = reward_mode == "dense"
     env.max_new_tokens = max_new_tokens
     if scorer is None:
         scorer = build_scorer(model, judge, device, attribution, tau, soft, micro_batch_size, dtype)
-    scorer.check_room(all_tasks, max_new_tokens)
     env.scorer = scorer
     env.tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
     env.stop_ids = stop_token_ids(env.tokenizer)
     env.vocab_size = len(env.tokenizer)
-    env.prompts = {t.task_id: encode_prompt(env.tokenizer, t) for t in all_tasks}
-    longest = max(env.prompts, key=lambda k: len(env.prompts[k]))
-    env.prompt_width = prompt_width or len(env.prompts[longest])
-    if len(env.prompts[longest]) > env.prompt_width:
-        raise ValueError(
-            f"task {longest}: its prompt has {len(env.prompts[longest])} tokens, "
-            f"more than prompt_width={env.prompt_width}"
-        )
+    env.prompts = {}  # a streamed set's prompts are encoded as its tasks are drawn (prompt_ids)
+    if streamed:
+        env.prompt_width = prompt_width
+    else:
+        scorer.check_room(all_tasks, max_new_tokens)
+        env.prompts = {t.task_id: encode_prompt(env.tokenizer, t) for t in all_tasks}
+        longest = max(env.prompts, key=lambda k: len(env.prompts[k]))
+        env.prompt_width = prompt_width or len(env.prompts[longest])
+        if len(env.prompts[longest]) > env.prompt_width:
+            raise ValueError(
+                f"task {longest}: its prompt has {len(env.prompts[longest])} tokens, "
+                f"more than prompt_width={env.prompt_width}"
+            )
     vocab = env.vocab_size
     env.action_space = spaces.Discrete(vocab)
     env.observation_space = spaces.Dict(
@@ -216,6 +226,22 @@ def setup_token_env(
             "response_mask": spaces.Box(0, 1, (max_new_tokens,), np.int8),
         }
     )
+
+
+def prompt_ids(env, task: Task) -> list[int]:
+    """The encoded prompt of a task of ``env.tasks``: encoded up front for a TaskSet, as drawn for a
+    TaskStream (checked then against ``prompt_width`` and the judge's context)."""
+    ids = env.prompts.get(task.task_id)
+    if ids is not None:
+        return ids
+    env.scorer.check_room([task], env.max_new_tokens)
+    ids = encode_prompt(env.tokenizer, task)
+    if len(ids) > env.prompt_width:
+        raise ValueError(
+            f"task {task.task_id}: its prompt has {len(ids)} tokens, more than prompt_width={env.prompt_width}; "
+            "pass a larger prompt_width or leave such tasks out of the stream (IterableDataset.filter)"
+        )
+    return ids
 
 
 class OpenEndedEnv(gym.Env):
@@ -248,7 +274,9 @@ class OpenEndedEnv(gym.Env):
 
     ## Arguments
     - ``tasks``: a TaskSet, a bundled set name, a task file/folder (JSONL or parquet, hub layout
-      ``data/<split>-*`` included) or a ``datasets`` object (default "openended-mini").
+      ``data/<split>-*`` included) or a ``datasets`` object (default "openended-mini"); a streamed
+      one (``IterableDataset``, a TaskStream) is read as episodes draw it, through its buffer, and
+      needs ``prompt_width``.
     - ``split``: any split of the task set ("train" (default), "val", "test", ... ;
       ``TaskSet.splits`` lists them) or "all".
     - ``model``: the policy model whose tokenizer defines the actions (default "bundled").
@@ -309,13 +337,13 @@ class OpenEndedEnv(gym.Env):
     def choose_task(self, options: Optional[dict]) -> Task:
         if options and options.get("task_id") is not None:
             return self.tasks.get(options["task_id"])
-        return self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        return self.tasks.draw(self.np_random)
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
         """Start a new episode on a random task of the split, or ``options["task_id"]``."""
         super().reset(seed=seed)
         task = self.choose_task(options)
-        self.episode.start(task, self.prompts[task.task_id])
+        self.episode.start(task, prompt_ids(self, task))
         return self.episode.observation(), {"task_id": task.task_id, "prompt": task.question}
 
     def step(self, action):

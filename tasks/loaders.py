@@ -10,8 +10,12 @@ Sources (``load_taskset``):
   files in ``data/`` named ``<split>-*`` or ``<split>.<ext>``, or anywhere named like a hub shard
   (``<split>-00000-of-00001.parquet``), give their rows that split (``train``, ``val``, ``test``,
   any name; a row's own ``split`` field wins);
+- the hub's parquet conversion (the ``refs/convert/parquet`` branch): ``<config>/<split>/0000.parquet``,
+  read from the config folder, from a root holding one config, or from one split folder;
 - a ``datasets.Dataset`` or ``DatasetDict`` object (the ``datasets`` package is optional); a
-  ``DatasetDict``'s keys are the splits, and errors read ``dataset[split]:row N``.
+  ``DatasetDict``'s keys are the splits, and errors read ``dataset[split]:row N``;
+- a ``datasets.IterableDataset`` or ``IterableDatasetDict`` (``streaming=True``): a ``TaskStream``,
+  read lazily with bounded memory (``tasks/stream.py``).
 
 Splits: any non-empty name a row or file gives is a split of its own (``val`` and ``validation``
 stay two names); a row without one is in "train". "all" is not a split name (it selects every
@@ -64,6 +68,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .polarity import PolarityCheck, check_polarity
+from .stream import DEFAULT_BUFFER, TaskStream, iterable_parts
 from .types import Criterion, Task, TaskSet
 
 BUNDLED_DIR = Path(__file__).parent / "data"
@@ -322,18 +327,45 @@ def _arrow_rows(batches: Iterable, label: str) -> Iterator[tuple[str, dict]]:
 
 _HUB_SHARD = re.compile(r"^([A-Za-z][\w.]*?)-\d{5}-of-\d{5}")
 _LEADING_NAME = re.compile(r"^[A-Za-z]\w*")
+_CONVERTED_SHARD = re.compile(r"^\d{4,5}\.parquet$")
 
 
 def split_from_name(path: Path) -> Optional[str]:
-    """The split a file's name gives in the hub layout: ``<split>-00000-of-00001*`` anywhere, or
-    ``<split>-*`` / ``<split>.<ext>`` inside a ``data/`` folder; None otherwise."""
+    """The split a file's name gives in the hub layout: ``<split>-00000-of-00001*`` anywhere,
+    ``<split>-*`` / ``<split>.<ext>`` inside a ``data/`` folder, or ``<split>/0000.parquet`` (the hub's
+    parquet conversion, ``<config>/<split>/0000.parquet``; a ``partial-<split>`` folder, as the
+    conversion names a split it cut short, is ``<split>``); None otherwise."""
     shard = _HUB_SHARD.match(path.name)
     if shard:
         return shard.group(1)
     if path.parent.name == "data":
         name = _LEADING_NAME.match(path.name)
         return name.group(0) if name else None
+    if _CONVERTED_SHARD.match(path.name) and path.parent.name:
+        return path.parent.name.removeprefix("partial-")
     return None
+
+
+def _converted_splits(folder: Path) -> list[Path]:
+    """The split folders of a parquet-conversion config folder (sub-folders holding ``0000.parquet`` ...)."""
+    return sorted(
+        d for d in folder.iterdir() if d.is_dir() and any(_CONVERTED_SHARD.match(f.name) for f in d.iterdir())
+    )
+
+
+def _converted_files(path: Path) -> list[Path]:
+    """The shards of the hub's parquet-conversion layout under ``path``: a config folder
+    (``<split>/0000.parquet``) or a root of config folders, which must hold just one."""
+    splits = _converted_splits(path)
+    if not splits:
+        configs = [d for d in sorted(path.iterdir()) if d.is_dir() and _converted_splits(d)]
+        if len(configs) > 1:
+            raise ValueError(
+                f"{path} holds {len(configs)} configs in the hub's parquet layout "
+                f"({', '.join(d.name for d in configs)}); load one of them: {configs[0]}"
+            )
+        splits = _converted_splits(configs[0]) if configs else []
+    return [f for d in splits for f in sorted(d.iterdir()) if _CONVERTED_SHARD.match(f.name)]
 
 
 def _task_files(path: Path) -> list[Path]:
@@ -343,7 +375,7 @@ def _task_files(path: Path) -> list[Path]:
     data = path / "data"
     if data.is_dir():
         files += sorted(f for f in data.iterdir() if f.is_file() and f.suffix in TASK_FILE_SUFFIXES)
-    return files
+    return files or _converted_files(path)
 
 
 def _file_rows(path: Path, split: Optional[str]) -> Iterator[tuple[str, Optional[str], dict]]:
@@ -395,7 +427,7 @@ def _parse_rows(rows: Iterable[tuple[str, Optional[str], dict]], format: str) ->
 def _parse_each(rows: Iterable[tuple[str, Optional[str], dict]], format: str) -> Iterator[tuple[str, str, Task, dict]]:
     for where, split, row in rows:
         if split is not None and "split" not in row:
-            row["split"] = split
+            row = {**row, "split": split}  # a streamed source may hand out its own dicts: not changed
         fmt = detect_format(row) if format == "auto" else format
         try:
             task = parse_task(row, where, None, fmt)
@@ -465,9 +497,30 @@ def _dataset_rows(name: str, parts: list[tuple[Optional[str], Any]]) -> Iterator
             yield where, split, row
 
 
+def _stream_tasks(label: str, split: Optional[str], dataset: Any, format: str, polarity: str) -> Iterator[Task]:
+    """One pass over a streamed ``datasets`` part, parsed as read; warnings at the end of the pass."""
+    polarity_check = PolarityCheck(polarity)
+    rows = ((f"{label}:row {n}", split, row) for n, row in enumerate(dataset))
+    for where, _, task in _parse_rows(rows, format):
+        yield polarity_check(where, task)
+    polarity_check.finish()
+
+
+def _stream(name: str, parts: list, keyed: bool, format: str, polarity: str, buffer_size: int) -> TaskStream:
+    def reader(split: Optional[str], dataset: Any) -> Callable[[], Iterator[Task]]:
+        label = f"{name}[{split}]" if keyed else name
+        return lambda: _stream_tasks(label, split, dataset, format, polarity)
+
+    return TaskStream(name, [(split, reader(split, ds)) for split, ds in parts], buffer_size, keyed=keyed)
+
+
 def load_taskset(
-    source: Any = "openended-mini", format: str = "auto", split: str = "all", polarity: str = "warn"
-) -> TaskSet:
+    source: Any = "openended-mini",
+    format: str = "auto",
+    split: str = "all",
+    polarity: str = "warn",
+    buffer_size: int = DEFAULT_BUFFER,
+) -> TaskSet | TaskStream:
     """Load a task set.
 
     Args:
@@ -480,6 +533,11 @@ def load_taskset(
             "Does not ..."): "warn" (default: one warning per file, with their number and three
             examples), "error", "flip" (their weight made positive, the text kept: avoiding then
             earns points) or "ignore"; ``tasks/polarity.py`` says exactly what each does.
+        buffer_size: for a streamed source only, the tasks held to draw from (``tasks/stream.py``).
+
+    Returns:
+        A TaskSet, or for a ``datasets.IterableDataset``/``IterableDatasetDict`` (streaming) a
+        TaskStream: read lazily, drawn from through a buffer, never held whole.
 
     Raises:
         TaskFormatError: a row is bad JSON, lacks a field, has a non-numeric weight, a rubric with
@@ -489,8 +547,11 @@ def load_taskset(
         TypeError: a source of another type.
     """
     check_polarity(polarity)
-    if isinstance(source, TaskSet):
+    if isinstance(source, (TaskSet, TaskStream)):
         return source.split(split)
+    streamed = iterable_parts(source)
+    if streamed is not None:
+        return _stream(*streamed, format, polarity, buffer_size).split(split)
     if not isinstance(source, (str, os.PathLike)):
         name, parts = _dataset_parts(source)
         return _collect(_dataset_rows(name, parts), format, name, polarity).split(split)

@@ -329,3 +329,127 @@ def test_inspect_prints_splits_weights_polarity_and_tags(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "task tags (most frequent 15): physician_agreed_category:emergent 2, theme:emergency_referrals 1" in text
     assert "criterion tags (most frequent 15): axis:accuracy 4, axis:completeness 2, level:example 2" in text
+
+
+# ---- the hub's parquet conversion and streaming ---------------------------------------------------
+def converted_folder(root, config="default"):
+    """The hub's refs/convert/parquet layout: <config>/<split>/0000.parquet (train in two shards)."""
+    write_parquet(root / config / "train" / "0000.parquet", [rar_row(k) for k in range(2)])
+    write_parquet(root / config / "train" / "0001.parquet", [rar_row(2)])
+    write_parquet(root / config / "partial-validation" / "0000.parquet", [rar_row(3)])
+    write_parquet(root / config / "test" / "0000.parquet", [rar_row(4), rar_row(5)])
+    return root
+
+
+def test_parquet_conversion_layout_gives_splits_from_folders(tmp_path):
+    converted_folder(tmp_path / "RaR-Medicine")
+    ts = load_taskset(tmp_path / "RaR-Medicine")
+    assert ts.splits == ["validation", "test", "train"]  # folder name order; partial-validation is validation
+    assert [t.prompt for t in ts.split("train")] == [rar_row(k)["question"] for k in range(3)]
+    same = load_taskset(tmp_path / "RaR-Medicine" / "default")
+    assert [(t.task_id, t.split) for t in same] == [(t.task_id, t.split) for t in ts]
+    hub = load_taskset(rar_hub_folder(tmp_path / "hub"))  # the same rows in the data/ layout: the same ids
+    assert sorted(t.task_id for t in hub) == sorted(t.task_id for t in ts)
+    one_split = load_taskset(tmp_path / "RaR-Medicine" / "default" / "test")
+    assert one_split.splits == ["test"] and len(one_split) == 2
+    assert load_taskset(tmp_path / "RaR-Medicine" / "default" / "train" / "0001.parquet").splits == ["train"]
+    converted_folder(tmp_path / "RaR-Medicine", config="other")
+    with pytest.raises(ValueError, match=r"holds 2 configs in the hub's parquet layout \(default, other\)"):
+        load_taskset(tmp_path / "RaR-Medicine")
+
+
+def counting_stream(rows, read, split=None):
+    """An IterableDataset over ``rows`` that records in ``read`` how many rows it has given."""
+    import datasets
+
+    def generate():
+        for row in rows:
+            read.append(1)
+            yield row
+
+    return datasets.IterableDataset.from_generator(generate, split=split or datasets.Split.TRAIN)
+
+
+def test_a_stream_reads_only_what_is_drawn_plus_its_buffer():
+    import numpy as np
+
+    from tasks import TaskStream
+
+    rows, read = [rar_row(k) for k in range(10)], []
+    stream = load_taskset(counting_stream(rows, read), buffer_size=4)
+    assert isinstance(stream, TaskStream) and read == []  # loading reads nothing
+    rng = np.random.default_rng(0)
+    drawn = [stream.draw(rng)]
+    assert len(read) == stream.rows_read == 5  # the buffer, and one read into the drawn task's place
+    drawn += [stream.draw(rng) for _ in range(3)]
+    assert len(read) == 8  # one row per draw
+    drawn += [stream.draw(rng) for _ in range(6)]
+    ids = [t.task_id for t in load_taskset(datasets_list(rows))]
+    assert sorted(t.task_id for t in drawn) == sorted(ids)  # a pass draws every task once
+    assert [t.task_id for t in drawn] != ids  # ... in a shuffled order
+    assert stream.get(drawn[-1].task_id) is drawn[-1]
+    stream.draw(rng)  # the buffer ran dry: a new pass
+    assert len(read) == 10 + 5
+    ordered = load_taskset(counting_stream(rows, []), buffer_size=1)
+    assert [ordered.draw(rng).task_id for _ in range(10)] == ids  # buffer 1: stream order
+    assert [t.task_id for t in ordered] == ids
+
+
+def datasets_list(rows):
+    import datasets
+
+    return datasets.Dataset.from_list(rows)
+
+
+def test_stream_splits_polarity_and_errors(tmp_path):
+    import datasets
+    import numpy as np
+
+    dd = datasets.IterableDatasetDict(
+        {"train": counting_stream([rar_row(0), rar_row(1)], []), "val": counting_stream([rar_row(2)], [])}
+    )
+    stream = load_taskset(dd)
+    assert stream.splits == ["train", "val"]
+    assert [t.prompt for t in load_taskset(dd, split="val")] == [rar_row(2)["question"]]
+    with pytest.raises(ValueError, match=r"has no split 'test' \(splits: \['train', 'val'\]"):
+        stream.split("test")
+    by_row = load_taskset(counting_stream([{**rar_row(0), "split": "a"}, {**rar_row(1), "split": "b"}], []))
+    assert [t.prompt for t in by_row.split("b")] == [rar_row(1)["question"]]
+    reversed_rows = polarity_rows()
+    with pytest.warns(UserWarning, match=r"^generator: 5 negative-weight criteria"):  # at the end of a pass
+        flipped = list(load_taskset(counting_stream(reversed_rows, []), polarity="flip"))
+    assert [c.weight for c in flipped[1].criteria] == [5.0, 3.0, -2.0, 2.0, 1.0, 2.0]
+    bad = load_taskset(counting_stream([rar_row(0), dict(rar_row(1), rubric=[])], []))
+    with pytest.raises(TaskFormatError, match=r"^generator:row 1: the rubric must be a non-empty list"):
+        list(bad)
+    with pytest.raises(ValueError, match="has no task in split 'x'"):
+        by_row.split("x").draw(np.random.default_rng(0))
+
+
+def test_env_draws_from_a_stream_and_exporters_write_it(tmp_path, tiny_model):
+    import gymnasium as gym
+
+    import g2r_env  # noqa: F401
+    from agents.verl.data import read_verl_parquet, write_verl_parquet
+
+    rows, read = [rar_row(k) for k in range(6)], []
+    with pytest.raises(ValueError, match=r"is streamed .* pass prompt_width="):
+        gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, tasks=load_taskset(counting_stream(rows, read)))
+    stream = load_taskset(counting_stream(rows, read), buffer_size=2)
+    env = gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, tasks=stream, prompt_width=64, split="all")
+    assert read == []
+    obs, info = env.reset(seed=0)
+    assert len(read) == 3 and info["task_id"] in {t.task_id for t in load_taskset(datasets_list(rows))}
+    assert obs["prompt_ids"].shape == (64,) and obs["prompt_mask"].sum() > 0
+    env.reset()
+    assert len(read) == 4
+    with pytest.raises(ValueError, match=r"prompt has \d+ tokens, more than prompt_width=4"):
+        gym.make(
+            "Grad2Reward/OpenEnded-v0", model=tiny_model, tasks=load_taskset(counting_stream(rows, [])), prompt_width=4
+        ).reset(seed=0)
+    with pytest.raises(ValueError, match="the vector env draws from a task set held in memory"):
+        gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=2, model=tiny_model, tasks=stream, prompt_width=64)
+    written = write_verl_parquet(load_taskset(counting_stream(rows, [])), tmp_path / "verl", splits=["train"], name="x")
+    in_memory = write_verl_parquet(load_taskset(datasets_list(rows)), tmp_path / "mem", splits=["train"], name="x")
+    assert list(read_verl_parquet(written["train"])) == list(read_verl_parquet(in_memory["train"]))
+    assert (tmp_path / "verl" / "train.parquet").read_bytes() == (tmp_path / "mem" / "train.parquet").read_bytes()

@@ -16,12 +16,13 @@ null fields, and the round trip would not be exact.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tasks import Task, TaskSet, parse_task
+from tasks import Task, TaskSet, TaskStream, parse_task
 
 DATA_SOURCE_PREFIX = "grad2reward:"
 REWARD_STYLE = "rubric"
@@ -68,14 +69,14 @@ def _same_task(a: Task, b: Task) -> bool:
     return a == b and a.metadata == b.metadata
 
 
-def verl_rows(tasks: Iterable[Task], data_source: str) -> list[dict]:
-    """One verl dataset row per task (see the module docstring).
+def verl_rows(tasks: Iterable[Task], data_source: str, start: int = 0) -> list[dict]:
+    """One verl dataset row per task (see the module docstring); ``extra_info.index`` counts from ``start``.
 
     Every row is read back before it is returned, so a task that would not come back the same
     (a split our format does not know, say) fails here, at export, with its id.
     """
     rows = []
-    for index, task in enumerate(tasks):
+    for index, task in enumerate(tasks, start=start):
         ground_truth = json.dumps(task_to_row(task), ensure_ascii=False, allow_nan=False)
         try:
             back = task_from_json(ground_truth, f"task {task.task_id}")
@@ -95,13 +96,21 @@ def verl_rows(tasks: Iterable[Task], data_source: str) -> list[dict]:
     return rows
 
 
+EXPORT_BATCH_ROWS = 1024
+"""Rows converted and written at a time by ``write_verl_parquet``."""
+
+
 def write_verl_parquet(
-    tasks: TaskSet, out_dir: str | os.PathLike, splits: Sequence[str] = ("train", "test"), name: str | None = None
+    tasks: TaskSet | TaskStream,
+    out_dir: str | os.PathLike,
+    splits: Sequence[str] = ("train", "test"),
+    name: str | None = None,
 ) -> dict[str, Path]:
     """Write ``<out_dir>/<split>.parquet`` for each split that has tasks; returns the files by split.
 
     Args:
-        tasks: the task set (bundled, own JSONL, RaR or HealthBench: any loaded TaskSet).
+        tasks: the task set (bundled, own JSONL, RaR or HealthBench: any loaded TaskSet), or a
+            TaskStream, read once per split and written ``EXPORT_BATCH_ROWS`` rows at a time.
         out_dir: the folder to write to (created).
         splits: the splits to write; a split without tasks is skipped.
         name: the task set's name in ``data_source`` (default: ``tasks.name``).
@@ -116,13 +125,22 @@ def write_verl_parquet(
     data_source = DATA_SOURCE_PREFIX + (name or tasks.name)
     written: dict[str, Path] = {}
     for split in splits:
-        chosen = [t for t in tasks if split == "all" or t.split == split]
-        if not chosen:
-            continue
-        out.mkdir(parents=True, exist_ok=True)
+        chosen = (t for t in tasks if split == "all" or t.split == split)  # one pass, lazily for a stream
         path = out / f"{split}.parquet"
         tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(pa.Table.from_pylist(verl_rows(chosen, data_source)), tmp)
+        writer, count = None, 0
+        while batch := list(itertools.islice(chosen, EXPORT_BATCH_ROWS)):
+            table = pa.Table.from_pylist(
+                verl_rows(batch, data_source, start=count), schema=None if writer is None else writer.schema
+            )
+            if writer is None:
+                out.mkdir(parents=True, exist_ok=True)
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            count += len(batch)
+        if writer is None:
+            continue
+        writer.close()
         os.replace(tmp, path)  # a killed export leaves no half-written file under the final name
         written[split] = path
     if not written:
