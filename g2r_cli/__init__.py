@@ -6,6 +6,7 @@
     g2r judge train   fine-tune a rubric judge on the evidence corpus (and labelled verdicts)
     g2r judge eval    measure a judge: AUC, accuracy, calibration, credit lift and specificity
     g2r export        write a task set in another trainer's data format (verl parquet)
+    g2r tasks inspect a task set's summary: splits, criteria, weights, polarity, tags
 
 A user error (bad input, a missing file) prints one line and exits with status 2; ``--debug``
 anywhere on the command line shows the traceback instead.
@@ -19,7 +20,7 @@ from typing import Optional
 
 from g2r_env.models import ModelLoadError
 
-from . import export, judge, score, train
+from . import export, judge, score, tasks, train
 
 COMMANDS = {
     "score": (score.main, "judge one response and write an HTML heatmap of its token rewards"),
@@ -27,6 +28,7 @@ COMMANDS = {
     "eval": (train.eval_main, "greedy judge score of a model on a task set's test split"),
     "judge": (judge.main, "train (g2r judge train) or measure (g2r judge eval) a rubric judge"),
     "export": (export.main, "write a task set in another trainer's data format (verl parquet)"),
+    "tasks": (tasks.main, "summarise a task set (g2r tasks inspect): splits, criteria, weights, polarity, tags"),
 }
 USAGE = "usage: g2r {" + ",".join(COMMANDS) + "} [options]   (g2r COMMAND --help for its options)"
 

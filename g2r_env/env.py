@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from tasks import Task, TaskSet, load_taskset
+from tasks import Task, TaskSet, TaskStream, load_taskset
 
 from .attribution import Tau
 from .judge import Judge
@@ -169,7 +169,8 @@ class EnvOptions:
 
     tasks: Any = "openended-mini"
     """a TaskSet, a bundled set name, a task file/folder (JSONL or parquet, hub layout ``data/<split>-*``
-    included) or a ``datasets`` object"""
+    included) or a ``datasets`` object; a streamed one (``IterableDataset``, a TaskStream) is read as
+    episodes draw it, through its buffer, and needs ``prompt_width``"""
     split: str = "train"
     """any split of the task set ("train", "val", "test", ...; ``TaskSet.splits`` lists them), or "all" """
     model: str = BUNDLED_NAME
@@ -215,7 +216,7 @@ class TokenEnvParts:
     policy's ``tokenizer``, ``prompts`` (encoded, every split), the sizes, and the spaces of one
     episode."""
 
-    tasks: TaskSet
+    tasks: TaskSet | TaskStream
     scorer: Grad2Reward
     tokenizer: Any
     prompts: dict[str, list[int]]
@@ -234,6 +235,21 @@ class TokenEnvParts:
     def vocab_size(self) -> int:
         return int(self.action_space.n)
 
+    def prompt_ids(self, task: Task) -> list[int]:
+        """The encoded prompt of a task: encoded up front for a TaskSet, as drawn for a TaskStream
+        (checked then against ``prompt_width`` and the judge's context)."""
+        ids = self.prompts.get(task.task_id)
+        if ids is not None:
+            return ids
+        self.scorer.check_room([task], self.max_new_tokens)
+        ids = encode_prompt(self.tokenizer, task)
+        if len(ids) > self.prompt_width:
+            raise ValueError(
+                f"task {task.task_id}: its prompt has {len(ids)} tokens, more than prompt_width={self.prompt_width}; "
+                "pass a larger prompt_width or leave such tasks out of the stream (IterableDataset.filter)"
+            )
+        return ids
+
 
 def token_env_parts(options: EnvOptions) -> TokenEnvParts:
     """Check ``options``, build or take the scorer, encode the prompts and declare the spaces."""
@@ -243,6 +259,12 @@ def token_env_parts(options: EnvOptions) -> TokenEnvParts:
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a whole number >= 1, got {max_new_tokens!r}")
     all_tasks = load_taskset(options.tasks)
+    streamed = isinstance(all_tasks, TaskStream)
+    if streamed and options.prompt_width is None:
+        raise ValueError(
+            f"{all_tasks.name} is streamed (read as drawn), so its longest prompt is not known up front: "
+            "pass prompt_width= (the policy's prompt tokens an observation holds)"
+        )
     tasks = all_tasks.split(options.split)
     scorer = options.scorer
     if scorer is None:
@@ -256,15 +278,18 @@ def token_env_parts(options: EnvOptions) -> TokenEnvParts:
             options.micro_batch_size,
             options.dtype,
         )
-    scorer.check_room(all_tasks, max_new_tokens)
     tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
-    prompts = {t.task_id: encode_prompt(tokenizer, t) for t in all_tasks}
-    longest = max(prompts, key=lambda k: len(prompts[k]))
-    prompt_width = options.prompt_width or len(prompts[longest])
-    if len(prompts[longest]) > prompt_width:
-        raise ValueError(
-            f"task {longest}: its prompt has {len(prompts[longest])} tokens, more than prompt_width={prompt_width}"
-        )
+    prompts: dict[str, list[int]] = {}  # a streamed set's prompts are encoded as its tasks are drawn
+    prompt_width = options.prompt_width
+    if not streamed:
+        scorer.check_room(all_tasks, max_new_tokens)
+        prompts = {t.task_id: encode_prompt(tokenizer, t) for t in all_tasks}
+        longest = max(prompts, key=lambda k: len(prompts[k]))
+        prompt_width = prompt_width or len(prompts[longest])
+        if len(prompts[longest]) > prompt_width:
+            raise ValueError(
+                f"task {longest}: its prompt has {len(prompts[longest])} tokens, more than prompt_width={prompt_width}"
+            )
     vocab = len(tokenizer)
     observation_space = spaces.Dict(
         {
@@ -349,13 +374,13 @@ class OpenEndedEnv(TokenEnvBase, gym.Env):
     def choose_task(self, options: Optional[dict]) -> Task:
         if options and options.get("task_id") is not None:
             return self.tasks.get(options["task_id"])
-        return self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        return self.tasks.draw(self.np_random)
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
         """Start a new episode on a random task of the split, or ``options["task_id"]``."""
         super().reset(seed=seed)
         task = self.choose_task(options)
-        self.episode.start(task, self.prompts[task.task_id])
+        self.episode.start(task, self.parts.prompt_ids(task))
         return self.episode.observation(), {"task_id": task.task_id, "prompt": task.question}
 
     def step(self, action):

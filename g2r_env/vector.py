@@ -16,6 +16,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from tasks import TaskSet
+
 from .env import EnvOptions, Episode, TokenEnvBase, check_action, check_render_mode, token_env_parts
 
 
@@ -68,6 +70,11 @@ class OpenEndedVectorEnv(TokenEnvBase, VectorEnv):
             raise ValueError(f"num_envs ({num_envs}) must be a positive multiple of group_size ({group_size})")
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.parts = token_env_parts(EnvOptions.from_keywords("OpenEndedVectorEnv", env_kwargs))
+        if not isinstance(self.tasks, TaskSet):
+            raise ValueError(
+                f"the vector env draws from a task set held in memory; {self.tasks!r} is streamed: "
+                "use the single env (gym.make) for it, or load the set without streaming"
+            )
         self.num_envs = num_envs
         self.group_size = group_size
         self.single_observation_space = self.parts.observation_space

@@ -26,6 +26,8 @@ class JudgedCase:
             vote, whose ``label`` is then False and means nothing).
         grader_labels: each human grader's verdict, when graders labelled the case (HealthBench
             meta-evaluation: the physicians' ``binary_labels``).
+        grader_ids: who gave each of ``grader_labels`` (HealthBench: ``anonymized_physician_ids``);
+            empty when the graders are anonymous.
     """
 
     task: Task
@@ -39,6 +41,7 @@ class JudgedCase:
     weight: float = 1.0
     agreement: float = 1.0
     grader_labels: tuple[bool, ...] = ()
+    grader_ids: tuple[str, ...] = ()
 
     @property
     def domain(self) -> str:

@@ -29,6 +29,27 @@ p_true > 0.5:
 Cohen's kappa is (p_o - p_e) / (1 - p_e), p_o the share of agreeing pairs and p_e the agreement
 expected from each side's share of "met" (nan when p_e is 1). The verdict metrics above leave out
 tied cases too.
+
+Published-comparable figure: the macro F1 of HealthBench's meta-evaluation (openai/simple-evals,
+``healthbench_meta_eval.py``: ``pairwise_model_f1_balanced``, and per category
+``<category>: pairwise_model_f1_balanced``). It is pairwise, not against a majority: every
+(rater verdict, other grader's label) pair of a row counts, tied rows included, each grader's label
+taken as the truth in turn. Over the pairs of a set of rows, with TP/FP/FN/TN counted as usual:
+
+- F1 of "met" = 2 TP / (2 TP + FP + FN), defined only when the rater said "met" at least once
+  (TP + FP > 0) and some grader did (TP + FN > 0); F1 of "unmet" likewise with TN, FN, FP;
+- macro F1 = the mean of the two, defined only when both are; its weight n = TP + TN + 2 (FP + FN).
+
+The judge is the rater once, against every grader of each row. Each physician is a rater against
+the other physicians of the rows they graded (leave-one-out; a row with one label gives no pair),
+and the physicians' figure of a category is the n-weighted mean of the physicians' macro F1 in
+that category (those with a defined one): HealthBench's "weighted average of physicians". Overall,
+each physician's pairs are pooled over all categories before the weighted mean; the judge's overall
+figure pools its pairs the same way (``pairwise_model_f1_balanced``). Per theme (categories named
+``cluster:<theme>_...``, the theme the part before the first "_"), both figures are n-weighted
+means over the theme's categories, the judge's of its per-category figures and the physicians' of
+every (physician, category) figure, as HealthBench's theme table does. Graders without ids
+(``grader_ids``) count as one anonymous rater.
 """
 
 from __future__ import annotations
@@ -127,6 +148,85 @@ def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
     return _kappa(float((a == b).mean()), float(a.mean()), float(b.mean()))
 
 
+# ---- HealthBench's macro F1 (module doc) -----------------------------------------------------
+ANONYMOUS_GRADER = "(anonymous graders)"
+"""The rater id given to graders without ids."""
+
+
+def macro_f1(tp: float, fp: float, fn: float, tn: float) -> tuple[float, float]:
+    """(macro F1, weight n) of a rater's pairs against graders' labels (module doc); nan when undefined."""
+    f1_met = 2 * tp / (2 * tp + fp + fn) if tp + fp > 0 and tp + fn > 0 else math.nan
+    f1_unmet = 2 * tn / (2 * tn + fn + fp) if tn + fn > 0 and tn + fp > 0 else math.nan
+    return (f1_met + f1_unmet) / 2, float(tp + tn + 2 * (fp + fn))
+
+
+def _judge_pairs(cases: Sequence[JudgedCase], called: np.ndarray) -> np.ndarray:
+    """[TP, FP, FN, TN] of the judge's verdicts against every grader label of ``cases``."""
+    counts = np.zeros(4)
+    for case, verdict in zip(cases, called):
+        met = sum(case.grader_labels)
+        unmet = len(case.grader_labels) - met
+        counts += [met, unmet, 0, 0] if verdict else [0, 0, met, unmet]
+    return counts
+
+
+def _physician_pairs(cases: Sequence[JudgedCase]) -> dict[str, np.ndarray]:
+    """[TP, FP, FN, TN] per grader id: each grader's label against the other graders' of the row."""
+    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(4))
+    for case in cases:
+        ids = case.grader_ids or (ANONYMOUS_GRADER,) * len(case.grader_labels)
+        met = sum(case.grader_labels)
+        others = len(case.grader_labels) - 1
+        for grader, label in zip(ids, case.grader_labels):
+            other_met = met - label
+            if label:
+                counts[grader] += [other_met, others - other_met, 0, 0]
+            else:
+                counts[grader] += [0, 0, other_met, others - other_met]
+    return counts
+
+
+def _weighted_mean(figures: Sequence[tuple[float, float]]) -> float:
+    """The n-weighted mean of (value, n) figures, leaving out undefined ones; nan when none is defined."""
+    kept = [(value, n) for value, n in figures if not math.isnan(value)]
+    total = sum(n for _, n in kept)
+    return float(sum(value * n for value, n in kept) / total) if total else math.nan
+
+
+def _f1_summary(cases: Sequence[JudgedCase], called: np.ndarray) -> dict:
+    judge_f1, judge_n = macro_f1(*_judge_pairs(cases, called))
+    physicians = [macro_f1(*counts) for counts in _physician_pairs(cases).values()]
+    return {
+        "judge_f1": judge_f1,
+        "judge_f1_n": judge_n,
+        "physician_f1": _weighted_mean(physicians),
+        "physicians": sum(not math.isnan(value) for value, _ in physicians),
+    }
+
+
+def theme_of(category: str) -> Optional[str]:
+    """HealthBench's theme of a meta-evaluation category (``cluster:emergency_referrals_emergent``
+    -> ``emergency``); None for a category not named ``cluster:...``."""
+    if not category.startswith("cluster:"):
+        return None
+    return category.removeprefix("cluster:").split("_", 1)[0]
+
+
+def _theme_summary(cases: Sequence[JudgedCase], called: np.ndarray, categories: np.ndarray) -> dict:
+    """Judge and physicians' macro F1 of a theme: n-weighted means over its categories (module doc)."""
+    judge, physicians = [], []
+    for name in sorted(set(categories)):
+        chosen = [c for c, keep in zip(cases, categories == name) if keep]
+        judge.append(macro_f1(*_judge_pairs(chosen, called[categories == name])))
+        physicians += [macro_f1(*counts) for counts in _physician_pairs(chosen).values()]
+    return {
+        "rows": len(cases),
+        "judge_f1": _weighted_mean(judge),
+        "physician_f1": _weighted_mean(physicians),
+        "physicians": sum(not math.isnan(value) for value, _ in physicians),
+    }
+
+
 def _grader_summary(cases: Sequence[JudgedCase], called: np.ndarray) -> dict:
     graders = np.array([len(c.grader_labels) for c in cases], dtype=np.float64)
     met = np.array([sum(c.grader_labels) for c in cases], dtype=np.float64)
@@ -154,12 +254,14 @@ def _grader_summary(cases: Sequence[JudgedCase], called: np.ndarray) -> dict:
         "grader_pairs": int(grader_pairs / 2),
         "grader_accuracy": float(grader_agree / grader_pairs) if grader_pairs else float("nan"),
         "grader_kappa": _kappa(grader_agree / grader_pairs, grader_met, grader_met) if grader_pairs else float("nan"),
+        **_f1_summary(cases, called),
     }
 
 
 def grader_report(cases: Sequence[JudgedCase], p: np.ndarray) -> dict:
     """Agreement of the judge with human graders, beside the graders' with each other (module doc),
-    over the cases with ``grader_labels``, overall and per category (domain)."""
+    over the cases with ``grader_labels``, overall and per category (domain); HealthBench's macro F1
+    (``judge_f1``, ``physician_f1``) also per theme."""
     graded = [i for i, c in enumerate(cases) if c.grader_labels]
     chosen = [cases[i] for i in graded]
     called = np.asarray(p, dtype=np.float64)[graded] > 0.5
@@ -168,6 +270,15 @@ def grader_report(cases: Sequence[JudgedCase], p: np.ndarray) -> dict:
     report["per_category"] = {
         name: _grader_summary([c for c, keep in zip(chosen, categories == name) if keep], called[categories == name])
         for name in sorted(set(categories))
+    }
+    themes = np.array([theme_of(name) or "" for name in categories])
+    report["per_theme"] = {
+        theme: _theme_summary(
+            [c for c, keep in zip(chosen, themes == theme) if keep],
+            called[themes == theme],
+            categories[themes == theme],
+        )
+        for theme in sorted(set(themes) - {""})
     }
     return report
 
@@ -318,18 +429,31 @@ def format_report(report: dict, title: str = "") -> str:
     if "graders" in report:
         g = report["graders"]
         lines.append(
-            "graders (judge verdict: p_true > 0.5; pairwise: every pair of labels on one row, pooled; kappa: Cohen's):"
+            "graders (judge verdict: p_true > 0.5; pairwise: every pair of labels on one row, pooled; kappa: Cohen's; "
+            "macro F1: HealthBench meta-evaluation's, judge vs physicians' weighted average):"
         )
         lines.append(
             f"    {'category':<34} {'rows':>6} {'majority':>8} | {'vs majority: acc':>16} {'kappa':>6} | "
-            f"{'judge-grader: acc':>17} {'kappa':>6} | {'grader-grader: acc':>18} {'kappa':>6} {'pairs':>7}"
+            f"{'judge-grader: acc':>17} {'kappa':>6} | {'grader-grader: acc':>18} {'kappa':>6} {'pairs':>7} | "
+            f"{'macro F1: judge':>15} {'physicians':>10}"
         )
         for name, s in [("all", g), *g["per_category"].items()]:
             lines.append(
                 f"    {name[:34]:<34} {s['rows']:>6} {s['with_majority']:>8} | {fmt(s['accuracy']):>16} "
                 f"{fmt(s['kappa']):>6} | {fmt(s['judge_grader_accuracy']):>17} {fmt(s['judge_grader_kappa']):>6} | "
-                f"{fmt(s['grader_accuracy']):>18} {fmt(s['grader_kappa']):>6} {s['grader_pairs']:>7}"
+                f"{fmt(s['grader_accuracy']):>18} {fmt(s['grader_kappa']):>6} {s['grader_pairs']:>7} | "
+                f"{fmt(s['judge_f1']):>15} {fmt(s['physician_f1']):>10}"
             )
+        if g.get("per_theme"):
+            lines.append("  per theme (HealthBench's macro F1: n-weighted over the theme's categories):")
+            lines.append(
+                f"    {'theme':<34} {'rows':>6} | {'macro F1: judge':>15} {'physicians':>10} {'(how many)':>10}"
+            )
+            for name, s in g["per_theme"].items():
+                lines.append(
+                    f"    {name[:34]:<34} {s['rows']:>6} | {fmt(s['judge_f1']):>15} {fmt(s['physician_f1']):>10} "
+                    f"{s['physicians']:>10}"
+                )
     if "credit" in report:
         lines.append("credit (met criteria with evidence):")
         lines.append(

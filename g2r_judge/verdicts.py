@@ -11,14 +11,17 @@ One JSON object per line (or one parquet row), in any of three shapes::
 1/0). Optional fields: ``id`` (a string or integer), ``domain`` (a string), ``kind`` (content,
 structure, pitfall), ``weight`` (a finite number), and ``evidence``: the parts of the response that
 make the criterion met, as exact substrings or ``[start, end]`` integer character spans (used to
-measure where a judge's credit lands). A row has either ``criterion`` or ``criteria``, not both.
+measure where a judge's credit lands); ``grader_labels`` (several graders' verdicts; ``label`` is
+then their majority, false on a tied vote) and ``grader_ids`` (who gave them), as ``write_verdicts``
+writes meta-evaluation cases. A row has either ``criterion`` or ``criteria``, not both.
 
 Within a file, a (prompt, response, criterion) judged twice with the same verdict is kept once (a
 warning counts the repeats); judged twice with different verdicts it is an error naming both lines.
 
 The third shape is a HealthBench meta-evaluation row: physicians' verdicts on whether a completion
 meets one rubric criterion. The case's label is the majority of ``binary_labels``, its
-``agreement`` the share of physicians who gave it, ``grader_labels`` every verdict, its domain the
+``agreement`` the share of physicians who gave it, ``grader_labels`` every verdict (and
+``grader_ids`` the ``anonymized_physician_ids``), its domain the
 row's ``category``, its task id ``prompt_id`` and its group ``completion_id``. A tied vote has no
 majority: ``load_verdicts`` leaves such rows out (with a warning giving their number), unless
 ``ties="keep"``, which keeps them with label False and agreement 0.5 (``g2r judge eval`` uses them
@@ -117,6 +120,7 @@ def parse_meta_eval_row(row: dict, where: str, default_id: str, ties: str = "dro
     met = sum(labels)
     if 2 * met == len(labels) and ties == "drop":
         return []
+    grader_ids = () if graders is None else tuple(str(g) for g in graders)
     category = row.get("category") or ""
     task_id = row.get("prompt_id") or default_id
     try:
@@ -134,8 +138,35 @@ def parse_meta_eval_row(row: dict, where: str, default_id: str, ties: str = "dro
             group=str(row.get("completion_id") or default_id),
             agreement=max(met, len(labels) - met) / len(labels),
             grader_labels=labels,
+            grader_ids=grader_ids,
         )
     ]
+
+
+def _grader_fields(item: dict, label: bool, where: str) -> dict:
+    """``grader_labels``, ``grader_ids`` and ``agreement`` of a verdict row that lists its graders
+    (as ``write_verdicts`` writes them); {} for one without. The row's label must be the graders'
+    majority (False on a tied vote, as meta-evaluation rows load with ``ties="keep"``)."""
+    if item.get("grader_labels") is None:
+        return {}
+    labels = item["grader_labels"]
+    if not isinstance(labels, list) or not labels:
+        raise VerdictFormatError(f"{where}: 'grader_labels' must be a non-empty list of true/false")
+    labels = tuple(_label(value, f"{where}: grader_labels[{k}]") for k, value in enumerate(labels))
+    ids = item.get("grader_ids") or []
+    if not isinstance(ids, list) or (ids and len(ids) != len(labels)):
+        raise VerdictFormatError(f"{where}: 'grader_ids' must list one grader per label ({len(labels)} labels)")
+    met = sum(labels)
+    if label != (2 * met > len(labels)):
+        raise VerdictFormatError(
+            f"{where}: label {label} is not the majority of grader_labels {list(labels)} "
+            "(a tied vote is written with label false)"
+        )
+    return {
+        "grader_labels": labels,
+        "grader_ids": tuple(str(g) for g in ids),
+        "agreement": max(met, len(labels) - met) / len(labels),
+    }
 
 
 def parse_verdict_row(row: dict, where: str, default_id: str, ties: str = "drop") -> list[JudgedCase]:
@@ -180,6 +211,9 @@ def parse_verdict_row(row: dict, where: str, default_id: str, ties: str = "drop"
         if key not in item:
             raise VerdictFormatError(f"{at}: needs a verdict, 'label' or 'met'")
         label = _label(item[key], at)
+        graders = _grader_fields(item, label, at)
+        if graders and graders["agreement"] == 0.5 and ties == "drop":
+            continue
         weight = item.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise VerdictFormatError(f"{at}: weight must be a finite number, got {weight!r}")
@@ -194,6 +228,7 @@ def parse_verdict_row(row: dict, where: str, default_id: str, ties: str = "drop"
                 _spans(response, item.get("evidence"), at),
                 task.task_id,
                 float(weight),
+                **graders,
             )
         )
     return cases
@@ -247,8 +282,16 @@ def load_verdicts(path: str | Path, ties: str = "drop") -> list[JudgedCase]:
     return cases
 
 
+def _grader_columns(case: JudgedCase) -> dict:
+    """The grader fields of a case's verdict row (none for a case without graders)."""
+    if not case.grader_labels:
+        return {}
+    return {"grader_labels": list(case.grader_labels), "grader_ids": list(case.grader_ids)}
+
+
 def write_verdicts(path: str | Path, cases: Iterable[JudgedCase]) -> Path:
-    """Write judged cases as a verdict file (one row per case, evidence as spans)."""
+    """Write judged cases as a verdict file (one row per case, evidence as spans, and the graders'
+    ``grader_labels`` / ``grader_ids`` where the case has them; ``load_verdicts`` reads them back)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
@@ -265,6 +308,7 @@ def write_verdicts(path: str | Path, cases: Iterable[JudgedCase]) -> Path:
                         "kind": case.kind,
                         "weight": case.weight,
                         "evidence": [list(s) for s in case.evidence],
+                        **_grader_columns(case),
                     }
                 )
                 + "\n"

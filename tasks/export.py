@@ -15,12 +15,14 @@ again by their prompt, and task sets as the datasets TRL reads.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .loaders import parse_task
+from .stream import TaskStream
 from .types import Message, Task, TaskSet
 
 _TASK_FIELDS = ("id", "prompt", "criteria", "split", "domain", "tags")
@@ -139,17 +141,22 @@ def to_hf_dataset(tasks: TaskSet, split: str = "train"):
     return datasets.Dataset.from_list(trl_rows(chosen), split=None if split == "all" else split)
 
 
+EXPORT_BATCH_ROWS = 1024
+"""Rows converted and written at a time by ``write_split_parquet``."""
+
+
 def write_split_parquet(
-    tasks: TaskSet,
+    tasks: TaskSet | TaskStream,
     out_dir: str | os.PathLike,
     splits: Sequence[str],
-    rows: Callable[[list[Task]], list[dict]],
+    rows: Callable[[list[Task], int], list[dict]],
 ) -> dict[str, Path]:
-    """Write ``<out_dir>/<split>.parquet`` of ``rows(tasks of that split)`` for each split that has
-    tasks ("all": every task in one file); returns the files by split.
+    """Write ``<out_dir>/<split>.parquet`` of ``rows(tasks, index of the first)`` for each split that
+    has tasks ("all": every task in one file), ``EXPORT_BATCH_ROWS`` tasks at a time (one lazy pass
+    over a streamed set per split); returns the files by split.
 
     Raises:
-        ValueError: no task in any of ``splits`` (nothing is written then).
+        ValueError: no task in any of ``splits``.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -157,14 +164,26 @@ def write_split_parquet(
     out = Path(out_dir)
     written: dict[str, Path] = {}
     for split in splits:
-        chosen = [t for t in tasks if split == "all" or t.split == split]
-        if not chosen:
-            continue
-        table = pa.Table.from_pylist(rows(chosen))  # every row first: a bad task leaves no file behind
-        out.mkdir(parents=True, exist_ok=True)
+        chosen = (t for t in tasks if split == "all" or t.split == split)
         path = out / f"{split}.parquet"
         tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp)
+        writer, count = None, 0
+        try:
+            while batch := list(itertools.islice(chosen, EXPORT_BATCH_ROWS)):
+                table = pa.Table.from_pylist(rows(batch, count), schema=None if writer is None else writer.schema)
+                if writer is None:
+                    out.mkdir(parents=True, exist_ok=True)
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                count += len(batch)
+        except BaseException:
+            if writer is not None:
+                writer.close()
+                tmp.unlink(missing_ok=True)  # a bad task leaves no file behind
+            raise
+        if writer is None:
+            continue
+        writer.close()
         os.replace(tmp, path)  # a killed export leaves no half-written file under the final name
         written[split] = path
     if not written:
@@ -182,4 +201,4 @@ def write_trl_parquet(
     Raises:
         ValueError: no task in any of ``splits``, or a task that cannot be exported exactly.
     """
-    return write_split_parquet(tasks, out_dir, splits, trl_rows)
+    return write_split_parquet(tasks, out_dir, splits, lambda chosen, start: trl_rows(chosen))

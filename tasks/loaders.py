@@ -10,8 +10,12 @@ Sources (``load_taskset``):
   files in ``data/`` named ``<split>-*`` or ``<split>.<ext>``, or anywhere named like a hub shard
   (``<split>-00000-of-00001.parquet``), give their rows that split (``train``, ``val``, ``test``,
   any name; a row's own ``split`` field wins);
+- the hub's parquet conversion (the ``refs/convert/parquet`` branch): ``<config>/<split>/0000.parquet``,
+  read from the config folder, from a root holding one config, or from one split folder;
 - a ``datasets.Dataset`` or ``DatasetDict`` object (the ``datasets`` package is optional); a
-  ``DatasetDict``'s keys are the splits, and errors read ``dataset[split]:row N``.
+  ``DatasetDict``'s keys are the splits, and errors read ``dataset[split]:row N``;
+- a ``datasets.IterableDataset`` or ``IterableDatasetDict`` (``streaming=True``): a ``TaskStream``,
+  read lazily with bounded memory (``tasks/stream.py``).
 
 Splits: any non-empty name a row or file gives is a split of its own (``val`` and ``validation``
 stay two names); a row without one is in "train". "all" is not a split name (it selects every
@@ -37,7 +41,13 @@ the task or on a criterion) to none. Any other field is kept in ``Task.metadata`
 
 RaR (``format="rar"``, the RaR-Medicine/RaR-Science columns): ``{"question": ...,
 "reference_answer": ..., "question_source": ..., "rubric": [{"title", "description", "weight"}]}``;
-``rubric_list`` and ``rubric_count`` (derived from ``rubric``) are not read.
+``rubric_list`` (the descriptions) and ``rubric_count`` (their number), derived from ``rubric``, are
+checked against it: a row where they disagree loads from ``rubric`` and is named in a warning (one
+per file, with the number of such rows).
+
+Polarity: a negative-weight criterion phrased as an avoidance ("Avoids ...", "Does not ...") is
+reported once per file, or refused, or counted as positive: ``polarity=`` of ``load_taskset``
+(``tasks/polarity.py``).
 
 HealthBench (``format="healthbench"``): ``{"prompt_id": ..., "prompt": [messages],
 "rubrics": [{"criterion", "points", "tags"}], "example_tags": [...]}``; each criterion keeps its
@@ -57,6 +67,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from .polarity import PolarityCheck, check_polarity
+from .stream import DEFAULT_BUFFER, TaskStream, iterable_parts
 from .types import Criterion, Task, TaskSet
 
 BUNDLED_DIR = Path(__file__).parent / "data"
@@ -322,18 +334,45 @@ def _arrow_rows(batches: Iterable, label: str) -> Iterator[tuple[str, dict]]:
 
 _HUB_SHARD = re.compile(r"^([A-Za-z][\w.]*?)-\d{5}-of-\d{5}")
 _LEADING_NAME = re.compile(r"^[A-Za-z]\w*")
+_CONVERTED_SHARD = re.compile(r"^\d{4,5}\.parquet$")
 
 
 def split_from_name(path: Path) -> Optional[str]:
-    """The split a file's name gives in the hub layout: ``<split>-00000-of-00001*`` anywhere, or
-    ``<split>-*`` / ``<split>.<ext>`` inside a ``data/`` folder; None otherwise."""
+    """The split a file's name gives in the hub layout: ``<split>-00000-of-00001*`` anywhere,
+    ``<split>-*`` / ``<split>.<ext>`` inside a ``data/`` folder, or ``<split>/0000.parquet`` (the hub's
+    parquet conversion, ``<config>/<split>/0000.parquet``; a ``partial-<split>`` folder, as the
+    conversion names a split it cut short, is ``<split>``); None otherwise."""
     shard = _HUB_SHARD.match(path.name)
     if shard:
         return shard.group(1)
     if path.parent.name == "data":
         name = _LEADING_NAME.match(path.name)
         return name.group(0) if name else None
+    if _CONVERTED_SHARD.match(path.name) and path.parent.name:
+        return path.parent.name.removeprefix("partial-")
     return None
+
+
+def _converted_splits(folder: Path) -> list[Path]:
+    """The split folders of a parquet-conversion config folder (sub-folders holding ``0000.parquet`` ...)."""
+    return sorted(
+        d for d in folder.iterdir() if d.is_dir() and any(_CONVERTED_SHARD.match(f.name) for f in d.iterdir())
+    )
+
+
+def _converted_files(path: Path) -> list[Path]:
+    """The shards of the hub's parquet-conversion layout under ``path``: a config folder
+    (``<split>/0000.parquet``) or a root of config folders, which must hold just one."""
+    splits = _converted_splits(path)
+    if not splits:
+        configs = [d for d in sorted(path.iterdir()) if d.is_dir() and _converted_splits(d)]
+        if len(configs) > 1:
+            raise ValueError(
+                f"{path} holds {len(configs)} configs in the hub's parquet layout "
+                f"({', '.join(d.name for d in configs)}); load one of them: {configs[0]}"
+            )
+        splits = _converted_splits(configs[0]) if configs else []
+    return [f for d in splits for f in sorted(d.iterdir()) if _CONVERTED_SHARD.match(f.name)]
 
 
 def _task_files(path: Path) -> list[Path]:
@@ -343,7 +382,7 @@ def _task_files(path: Path) -> list[Path]:
     data = path / "data"
     if data.is_dir():
         files += sorted(f for f in data.iterdir() if f.is_file() and f.suffix in TASK_FILE_SUFFIXES)
-    return files
+    return files or _converted_files(path)
 
 
 def _file_rows(path: Path, split: Optional[str]) -> Iterator[tuple[str, Optional[str], dict]]:
@@ -351,13 +390,51 @@ def _file_rows(path: Path, split: Optional[str]) -> Iterator[tuple[str, Optional
         yield where, split, row
 
 
+def rar_list_mismatch(row: dict) -> Optional[str]:
+    """What is wrong with a RaR row's ``rubric_list`` / ``rubric_count`` given its ``rubric`` (None
+    when they agree or are absent): the count must be the rubric's length, the list its descriptions."""
+    rubric = row.get("rubric")
+    if not isinstance(rubric, list):
+        return None
+    count, listed = row.get("rubric_count"), row.get("rubric_list")
+    if count is not None and count != len(rubric):
+        return f"rubric_count {count!r} but {len(rubric)} rubric items"
+    if listed is None:
+        return None
+    if not isinstance(listed, list) or len(listed) != len(rubric):
+        return (
+            f"rubric_list has {len(listed) if isinstance(listed, list) else repr(listed)} entries, rubric {len(rubric)}"
+        )
+    for k, (text, item) in enumerate(zip(listed, rubric)):
+        wanted = item.get("description") if isinstance(item, dict) else None
+        if not isinstance(text, str) or not isinstance(wanted, str) or text.strip() != wanted.strip():
+            return f"rubric_list[{k}] {str(text)[:60]!r} is not rubric item {k}'s description"
+    return None
+
+
+def _warn_per_file(found: dict[str, list[tuple[str, str]]], what: str) -> None:
+    for source, items in found.items():
+        examples = "; ".join(f"{where}: {message}" for where, message in items[:3])
+        warnings.warn(f"{source}: {len(items)} row(s) {what}, e.g. {examples}", stacklevel=4)
+
+
 def _parse_rows(rows: Iterable[tuple[str, Optional[str], dict]], format: str) -> Iterator[tuple[str, str, Task]]:
-    """(where, format, task) for (where, split the source gives or None, row) triples."""
+    """(where, format, task) for (where, split the source gives or None, row) triples; RaR rows whose
+    ``rubric_list``/``rubric_count`` disagree with ``rubric`` are warned about when the rows end."""
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"unknown task format {format!r}; choose one of {list(FORMATS)} or 'auto'")
+    mismatched: dict[str, list[tuple[str, str]]] = {}
+    for where, fmt, task, row in _parse_each(rows, format):
+        yield where, fmt, task
+        if fmt == "rar" and (problem := rar_list_mismatch(row)):
+            mismatched.setdefault(where.rsplit(":", 1)[0], []).append((where, problem))
+    _warn_per_file(mismatched, "have a rubric_list/rubric_count that disagrees with rubric (read from rubric)")
+
+
+def _parse_each(rows: Iterable[tuple[str, Optional[str], dict]], format: str) -> Iterator[tuple[str, str, Task, dict]]:
     for where, split, row in rows:
         if split is not None and "split" not in row:
-            row["split"] = split
+            row = {**row, "split": split}  # a streamed source may hand out its own dicts: not changed
         fmt = detect_format(row) if format == "auto" else format
         try:
             task = parse_task(row, where, None, fmt)
@@ -366,11 +443,13 @@ def _parse_rows(rows: Iterable[tuple[str, Optional[str], dict]], format: str) ->
             if format == "auto":
                 message += f" [read as format {fmt!r}, guessed from the fields; pass format= to choose]"
             raise TaskFormatError(message) from None
-        yield where, fmt, task
+        yield where, fmt, task, row
 
 
-def _collect(rows: Iterable[tuple[str, Optional[str], dict]], format: str, name: str) -> TaskSet:
-    """The task set of parsed rows: duplicate explicit ids are errors, repeated content gets -2, -3 ..."""
+def _collect(rows: Iterable[tuple[str, Optional[str], dict]], format: str, name: str, polarity: str) -> TaskSet:
+    """The task set of parsed rows: duplicate explicit ids are errors, repeated content gets -2, -3 ...;
+    ``polarity`` applied to each task once its id is decided."""
+    polarity_check = PolarityCheck(polarity)
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
     repeats: list[tuple[str, str]] = []
@@ -387,7 +466,8 @@ def _collect(rows: Iterable[tuple[str, Optional[str], dict]], format: str, name:
             repeats.append((where, first_seen[task.task_id]))
             task = replace(task, task_id=f"{task.task_id}-{n}")
         first_seen[task.task_id] = where
-        tasks.append(task)
+        tasks.append(polarity_check(where, task))
+    polarity_check.finish()
     if repeats:
         warnings.warn(
             f"{name}: {len(repeats)} row(s) repeat the prompt and rubric of an earlier row (first: "
@@ -424,7 +504,30 @@ def _dataset_rows(name: str, parts: list[tuple[Optional[str], Any]]) -> Iterator
             yield where, split, row
 
 
-def load_taskset(source: Any = "openended-mini", format: str = "auto", split: str = "all") -> TaskSet:
+def _stream_tasks(label: str, split: Optional[str], dataset: Any, format: str, polarity: str) -> Iterator[Task]:
+    """One pass over a streamed ``datasets`` part, parsed as read; warnings at the end of the pass."""
+    polarity_check = PolarityCheck(polarity)
+    rows = ((f"{label}:row {n}", split, row) for n, row in enumerate(dataset))
+    for where, _, task in _parse_rows(rows, format):
+        yield polarity_check(where, task)
+    polarity_check.finish()
+
+
+def _stream(name: str, parts: list, keyed: bool, format: str, polarity: str, buffer_size: int) -> TaskStream:
+    def reader(split: Optional[str], dataset: Any) -> Callable[[], Iterator[Task]]:
+        label = f"{name}[{split}]" if keyed else name
+        return lambda: _stream_tasks(label, split, dataset, format, polarity)
+
+    return TaskStream(name, [(split, reader(split, ds)) for split, ds in parts], buffer_size, keyed=keyed)
+
+
+def load_taskset(
+    source: Any = "openended-mini",
+    format: str = "auto",
+    split: str = "all",
+    polarity: str = "warn",
+    buffer_size: int = DEFAULT_BUFFER,
+) -> TaskSet | TaskStream:
     """Load a task set.
 
     Args:
@@ -433,6 +536,15 @@ def load_taskset(source: Any = "openended-mini", format: str = "auto", split: st
             ``datasets.Dataset``/``DatasetDict`` (module doc).
         format: "g2r", "rar", "healthbench" or "auto" (decided per row from its fields).
         split: a split name ("train", "val", "test", ...; ``TaskSet.splits`` lists them) or "all".
+        polarity: what to do with negative-weight criteria phrased as avoidances ("Avoids ...",
+            "Does not ..."): "warn" (default: one warning per file, with their number and three
+            examples), "error", "flip" (their weight made positive, the text kept: avoiding then
+            earns points) or "ignore"; ``tasks/polarity.py`` says exactly what each does.
+        buffer_size: for a streamed source only, the tasks held to draw from (``tasks/stream.py``).
+
+    Returns:
+        A TaskSet, or for a ``datasets.IterableDataset``/``IterableDatasetDict`` (streaming) a
+        TaskStream: read lazily, drawn from through a buffer, never held whole.
 
     Raises:
         TaskFormatError: a row is bad JSON, lacks a field, has a non-numeric weight, a rubric with
@@ -441,11 +553,15 @@ def load_taskset(source: Any = "openended-mini", format: str = "auto", split: st
         FileNotFoundError: neither a bundled name nor an existing path, or a folder without task files.
         TypeError: a source of another type.
     """
-    if isinstance(source, TaskSet):
+    check_polarity(polarity)
+    if isinstance(source, (TaskSet, TaskStream)):
         return source.split(split)
+    streamed = iterable_parts(source)
+    if streamed is not None:
+        return _stream(*streamed, format, polarity, buffer_size).split(split)
     if not isinstance(source, (str, os.PathLike)):
         name, parts = _dataset_parts(source)
-        return _collect(_dataset_rows(name, parts), format, name).split(split)
+        return _collect(_dataset_rows(name, parts), format, name, polarity).split(split)
     name = str(source)
     path = BUNDLED.get(name, Path(name))
     if not path.exists():
@@ -456,4 +572,4 @@ def load_taskset(source: Any = "openended-mini", format: str = "auto", split: st
     if not files:
         raise FileNotFoundError(f"{path} holds no *.jsonl or *.parquet file (nor a data/ folder with them)")
     rows = (item for file in files for item in _file_rows(file, split_from_name(file)))
-    return _collect(rows, format, name if name in BUNDLED else path.name).split(split)
+    return _collect(rows, format, name if name in BUNDLED else path.name, polarity).split(split)

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Union
 
+import numpy as np
+
 Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
 
 
@@ -166,6 +168,10 @@ class TaskSet(Sequence[Task]):
             return self._by_id[task_id]
         except KeyError:
             raise KeyError(f"no task {task_id!r} in {self.name} ({len(self)} tasks)") from None
+
+    def draw(self, rng: np.random.Generator) -> Task:
+        """A task chosen uniformly at random with ``rng`` (how an env picks its next task)."""
+        return self._tasks[int(rng.integers(len(self._tasks)))]
 
     @property
     def splits(self) -> list[str]:

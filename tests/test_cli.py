@@ -62,4 +62,4 @@ def test_score_errors_are_clear(tiny_model, tmp_path, capsys):
 
 def test_unknown_command_prints_usage(capsys):
     assert main(["frobnicate"]) == 2
-    assert "g2r {score,train,eval,judge,export}" in capsys.readouterr().out
+    assert "g2r {score,train,eval,judge,export,tasks}" in capsys.readouterr().out

@@ -61,7 +61,7 @@ def test_ids_do_not_depend_on_file_type_order_or_sharding(tmp_path):
     assert [t.task_id for t in from_jsonl] == ids[::-1]
     assert [t.task_id for t in from_dataset] == ids
     # a changed rubric gives a new id, so a stale id cannot name another task
-    changed = dict(rows[0], rubric=[dict(rows[0]["rubric"][0], weight=4)])
+    changed = dict(rows[0], rubric=[dict(rows[0]["rubric"][0], weight=4)], rubric_list=None, rubric_count=1)
     assert load_taskset(write_jsonl(tmp_path / "c.jsonl", [changed]))[0].task_id != ids[0]
 
 
@@ -211,3 +211,245 @@ def test_select_by_theme_tag_and_domain(tmp_path):
     assert [t.task_id for t in both] == ["hb-1"]
     with pytest.raises(ValueError, match=r"keeps no task .* task tags here: \[.*'theme:hedging'"):
         ts.select(tags=["theme:nope"])
+
+
+# ---- rubric polarity ----------------------------------------------------------------------------
+REVERSED = [  # negative weight, phrased as an avoidance: meeting it would cost points
+    "Pitfall Criteria: Does not recommend an unsafe dose",
+    "Pitfall Criteria: Avoids stating the cause with certainty",
+    "Pitfall Criteria: Never suggests stopping the medication",
+    "Pitfall Criteria: Refrains from naming a brand",
+    "Pitfall Criteria: Doesn't ignore the allergy",
+]
+
+
+def polarity_rows():
+    """RaR rows: rows 0, 1, 3 carry REVERSED[k] (row 1 also REVERSED[4], row 3 also REVERSED[2]);
+    row 2 only a well-signed pitfall."""
+    rows = []
+    for k in range(4):
+        row = rar_row(k)
+        if k != 2:
+            row["rubric"] = row["rubric"] + [{"description": REVERSED[k], "title": "t", "weight": -2}]
+        if k == 1:
+            row["rubric"] = row["rubric"] + [{"description": REVERSED[4], "title": "t", "weight": -1}]
+        # a positive criterion phrased as an avoidance is fine
+        row["rubric"] = row["rubric"] + [
+            {"description": "Important Criteria: Avoids jargon", "title": "j", "weight": 2}
+        ]
+        row["rubric_list"] = [item["description"] for item in row["rubric"]]
+        row["rubric_count"] = len(row["rubric"])
+        rows.append(row)
+    rows[3]["rubric"].insert(3, {"description": REVERSED[2], "title": "t", "weight": -1})
+    rows[3]["rubric_list"].insert(3, REVERSED[2])
+    rows[3]["rubric_count"] += 1
+    return rows
+
+
+def test_every_avoidance_phrased_negative_criterion_is_reported_once_per_file(tmp_path):
+    from tasks.polarity import reversed_criteria
+
+    path = write_jsonl(tmp_path / "rar.jsonl", polarity_rows())
+    hb = healthbench_row(7)
+    hb["rubrics"].append({"criterion": "Avoids recommending antibiotics", "points": -4, "tags": ["axis:accuracy"]})
+    hb_path = write_jsonl(tmp_path / "hb" / "hb.jsonl", [hb])
+    with pytest.warns(UserWarning) as caught:
+        ts = load_taskset(path)
+        load_taskset(hb_path)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2  # one per file
+    assert messages[0].startswith(f"{path}: 5 negative-weight criteria are phrased as avoidances")
+    assert f"{path}:1: {REVERSED[0]!r}" in messages[0] and f"{path}:2: {REVERSED[1]!r}" in messages[0]
+    assert messages[1].startswith(f"{hb_path}: 1 negative-weight criteria") and "Avoids recommending" in messages[1]
+    # the count is every such criterion of the file: none missed, none extra
+    assert sum(len(reversed_criteria(t)) for t in ts) == 5
+    assert sorted(c.criterion for t in ts for _, c in reversed_criteria(t)) == sorted(REVERSED)
+    assert [c.weight for c in ts[0].criteria][-2:] == [-2.0, 2.0]  # "warn" loads them as they are
+
+
+def test_polarity_error_flip_and_ignore(tmp_path):
+    import warnings
+
+    path = write_jsonl(tmp_path / "rar.jsonl", polarity_rows())
+    with pytest.raises(
+        TaskFormatError, match=rf"^{path}:1: rubric item 3 '{REVERSED[0]}' has weight -2 but is phrased"
+    ):
+        load_taskset(path, polarity="error")
+    with pytest.warns(UserWarning, match=r"5 negative-weight criteria .* their weights were made positive"):
+        flipped = load_taskset(path, polarity="flip")
+    plain = load_taskset(path, polarity="ignore")
+    first, flipped_first = plain[1], flipped[1]
+    assert [c.weight for c in first.criteria] == [5.0, 3.0, -2.0, -2.0, -1.0, 2.0]
+    assert [c.weight for c in flipped_first.criteria] == [5.0, 3.0, -2.0, 2.0, 1.0, 2.0]  # only the avoidances
+    assert [c.criterion for c in flipped_first.criteria] == [c.criterion for c in first.criteria]
+    assert flipped_first.task_id == first.task_id and flipped_first.max_score == first.max_score + 3
+    assert [t.task_id for t in flipped] == [t.task_id for t in plain]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_taskset(path, polarity="ignore")
+    with pytest.raises(ValueError, match=r"polarity must be one of \('warn', 'error', 'flip', 'ignore'\)"):
+        load_taskset(path, polarity="fix")
+
+
+def test_rar_rubric_list_and_count_are_checked_against_rubric(tmp_path):
+    import warnings
+
+    rows = [rar_row(k) for k in range(4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_taskset(write_parquet(tmp_path / "ok.parquet", rows))
+    rows[1]["rubric_count"] = 2
+    rows[3]["rubric_list"] = rows[3]["rubric_list"][::-1]
+    path = write_parquet(tmp_path / "bad.parquet", rows)
+    with pytest.warns(UserWarning) as caught:
+        ts = load_taskset(path)
+    [message] = [str(w.message) for w in caught]
+    assert message.startswith(f"{path}: 2 row(s) have a rubric_list/rubric_count that disagrees with rubric")
+    assert f"{path}:row 1: rubric_count 2 but 3 rubric items" in message
+    assert f"{path}:row 3: rubric_list[0] 'Pitfall Criteria: Recommends an unsafe dose' is not" in message
+    assert len(ts[1].criteria) == 3  # read from rubric
+
+
+def test_inspect_prints_splits_weights_polarity_and_tags(tmp_path, capsys):
+    from g2r_cli import main
+
+    path = write_jsonl(tmp_path / "rar.jsonl", [{**r, "split": s} for r, s in zip(polarity_rows(), "ttvt")])
+    assert main(["tasks", "inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == "rar.jsonl: 4 tasks, 21 criteria"  # 5 + 6 + 4 + 6
+    assert "  splits: t 3, v 1" in text
+    assert "criteria per task: min 4, median 5.5, mean 5.25, max 6" in text
+    assert "weights: 12 positive, 9 negative, 0 zero (min -2, max 5; 4 tasks have a negative one)" in text
+    assert "values: -2: 7, -1: 2, 2: 4, 3: 4, 5: 4" in text
+    assert "polarity: 5 negative-weight criteria phrased as avoidances" in text
+    hb = write_jsonl(tmp_path / "hb.jsonl", [healthbench_row(1), healthbench_row(2, "hedging")])
+    from tasks.inspect import main as inspect_main
+
+    assert inspect_main([str(hb)]) == 0
+    text = capsys.readouterr().out
+    assert "task tags (most frequent 15): physician_agreed_category:emergent 2, theme:emergency_referrals 1" in text
+    assert "criterion tags (most frequent 15): axis:accuracy 4, axis:completeness 2, level:example 2" in text
+
+
+# ---- the hub's parquet conversion and streaming ---------------------------------------------------
+def converted_folder(root, config="default"):
+    """The hub's refs/convert/parquet layout: <config>/<split>/0000.parquet (train in two shards)."""
+    write_parquet(root / config / "train" / "0000.parquet", [rar_row(k) for k in range(2)])
+    write_parquet(root / config / "train" / "0001.parquet", [rar_row(2)])
+    write_parquet(root / config / "partial-validation" / "0000.parquet", [rar_row(3)])
+    write_parquet(root / config / "test" / "0000.parquet", [rar_row(4), rar_row(5)])
+    return root
+
+
+def test_parquet_conversion_layout_gives_splits_from_folders(tmp_path):
+    converted_folder(tmp_path / "RaR-Medicine")
+    ts = load_taskset(tmp_path / "RaR-Medicine")
+    assert ts.splits == ["validation", "test", "train"]  # folder name order; partial-validation is validation
+    assert [t.prompt for t in ts.split("train")] == [rar_row(k)["question"] for k in range(3)]
+    same = load_taskset(tmp_path / "RaR-Medicine" / "default")
+    assert [(t.task_id, t.split) for t in same] == [(t.task_id, t.split) for t in ts]
+    hub = load_taskset(rar_hub_folder(tmp_path / "hub"))  # the same rows in the data/ layout: the same ids
+    assert sorted(t.task_id for t in hub) == sorted(t.task_id for t in ts)
+    one_split = load_taskset(tmp_path / "RaR-Medicine" / "default" / "test")
+    assert one_split.splits == ["test"] and len(one_split) == 2
+    assert load_taskset(tmp_path / "RaR-Medicine" / "default" / "train" / "0001.parquet").splits == ["train"]
+    converted_folder(tmp_path / "RaR-Medicine", config="other")
+    with pytest.raises(ValueError, match=r"holds 2 configs in the hub's parquet layout \(default, other\)"):
+        load_taskset(tmp_path / "RaR-Medicine")
+
+
+def counting_stream(rows, read, split=None):
+    """An IterableDataset over ``rows`` that records in ``read`` how many rows it has given."""
+    import datasets
+
+    def generate():
+        for row in rows:
+            read.append(1)
+            yield row
+
+    return datasets.IterableDataset.from_generator(generate, split=split or datasets.Split.TRAIN)
+
+
+def test_a_stream_reads_only_what_is_drawn_plus_its_buffer():
+    import numpy as np
+
+    from tasks import TaskStream
+
+    rows, read = [rar_row(k) for k in range(10)], []
+    stream = load_taskset(counting_stream(rows, read), buffer_size=4)
+    assert isinstance(stream, TaskStream) and read == []  # loading reads nothing
+    rng = np.random.default_rng(0)
+    drawn = [stream.draw(rng)]
+    assert len(read) == stream.rows_read == 5  # the buffer, and one read into the drawn task's place
+    drawn += [stream.draw(rng) for _ in range(3)]
+    assert len(read) == 8  # one row per draw
+    drawn += [stream.draw(rng) for _ in range(6)]
+    ids = [t.task_id for t in load_taskset(datasets_list(rows))]
+    assert sorted(t.task_id for t in drawn) == sorted(ids)  # a pass draws every task once
+    assert [t.task_id for t in drawn] != ids  # ... in a shuffled order
+    assert stream.get(drawn[-1].task_id) is drawn[-1]
+    stream.draw(rng)  # the buffer ran dry: a new pass
+    assert len(read) == 10 + 5
+    ordered = load_taskset(counting_stream(rows, []), buffer_size=1)
+    assert [ordered.draw(rng).task_id for _ in range(10)] == ids  # buffer 1: stream order
+    assert [t.task_id for t in ordered] == ids
+
+
+def datasets_list(rows):
+    import datasets
+
+    return datasets.Dataset.from_list(rows)
+
+
+def test_stream_splits_polarity_and_errors(tmp_path):
+    import datasets
+    import numpy as np
+
+    dd = datasets.IterableDatasetDict(
+        {"train": counting_stream([rar_row(0), rar_row(1)], []), "val": counting_stream([rar_row(2)], [])}
+    )
+    stream = load_taskset(dd)
+    assert stream.splits == ["train", "val"]
+    assert [t.prompt for t in load_taskset(dd, split="val")] == [rar_row(2)["question"]]
+    with pytest.raises(ValueError, match=r"has no split 'test' \(splits: \['train', 'val'\]"):
+        stream.split("test")
+    by_row = load_taskset(counting_stream([{**rar_row(0), "split": "a"}, {**rar_row(1), "split": "b"}], []))
+    assert [t.prompt for t in by_row.split("b")] == [rar_row(1)["question"]]
+    reversed_rows = polarity_rows()
+    with pytest.warns(UserWarning, match=r"^generator: 5 negative-weight criteria"):  # at the end of a pass
+        flipped = list(load_taskset(counting_stream(reversed_rows, []), polarity="flip"))
+    assert [c.weight for c in flipped[1].criteria] == [5.0, 3.0, -2.0, 2.0, 1.0, 2.0]
+    bad = load_taskset(counting_stream([rar_row(0), dict(rar_row(1), rubric=[])], []))
+    with pytest.raises(TaskFormatError, match=r"^generator:row 1: the rubric must be a non-empty list"):
+        list(bad)
+    with pytest.raises(ValueError, match="has no task in split 'x'"):
+        by_row.split("x").draw(np.random.default_rng(0))
+
+
+def test_env_draws_from_a_stream_and_exporters_write_it(tmp_path, tiny_model):
+    import gymnasium as gym
+
+    import g2r_env  # noqa: F401
+    from agents.verl.data import read_verl_parquet, write_verl_parquet
+
+    rows, read = [rar_row(k) for k in range(6)], []
+    with pytest.raises(ValueError, match=r"is streamed .* pass prompt_width="):
+        gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, tasks=load_taskset(counting_stream(rows, read)))
+    stream = load_taskset(counting_stream(rows, read), buffer_size=2)
+    env = gym.make("Grad2Reward/OpenEnded-v0", model=tiny_model, tasks=stream, prompt_width=64, split="all")
+    assert read == []
+    obs, info = env.reset(seed=0)
+    assert len(read) == 3 and info["task_id"] in {t.task_id for t in load_taskset(datasets_list(rows))}
+    assert obs["prompt_ids"].shape == (64,) and obs["prompt_mask"].sum() > 0
+    env.reset()
+    assert len(read) == 4
+    with pytest.raises(ValueError, match=r"prompt has \d+ tokens, more than prompt_width=4"):
+        gym.make(
+            "Grad2Reward/OpenEnded-v0", model=tiny_model, tasks=load_taskset(counting_stream(rows, [])), prompt_width=4
+        ).reset(seed=0)
+    with pytest.raises(ValueError, match="the vector env draws from a task set held in memory"):
+        gym.make_vec("Grad2Reward/OpenEnded-v0", num_envs=2, model=tiny_model, tasks=stream, prompt_width=64)
+    written = write_verl_parquet(load_taskset(counting_stream(rows, [])), tmp_path / "verl", splits=["train"], name="x")
+    in_memory = write_verl_parquet(load_taskset(datasets_list(rows)), tmp_path / "mem", splits=["train"], name="x")
+    assert list(read_verl_parquet(written["train"])) == list(read_verl_parquet(in_memory["train"]))
+    assert (tmp_path / "verl" / "train.parquet").read_bytes() == (tmp_path / "mem" / "train.parquet").read_bytes()

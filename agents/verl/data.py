@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tasks import Task, TaskSet, export
+from tasks import Task, TaskSet, TaskStream, export
 
 DATA_SOURCE_PREFIX = "grad2reward:"
 REWARD_STYLE = "rubric"
@@ -31,8 +31,8 @@ def task_from_json(text: str, where: str = "task") -> Task:
     return export.task_from_json(text, where, field="reward_model.ground_truth")
 
 
-def verl_rows(tasks: Iterable[Task], data_source: str) -> list[dict]:
-    """One verl dataset row per task (see the module docstring).
+def verl_rows(tasks: Iterable[Task], data_source: str, start: int = 0) -> list[dict]:
+    """One verl dataset row per task (see the module docstring); ``extra_info.index`` counts from ``start``.
 
     Every row is read back before it is returned, so a task that would not come back the same
     (a split our format does not know, say) fails here, at export, with its id.
@@ -45,17 +45,21 @@ def verl_rows(tasks: Iterable[Task], data_source: str) -> list[dict]:
             "reward_model": {"style": REWARD_STYLE, "ground_truth": export.task_to_json(task)},
             "extra_info": {"index": index, "task_id": task.task_id, "split": task.split, "domain": task.domain},
         }
-        for index, task in enumerate(tasks)
+        for index, task in enumerate(tasks, start=start)
     ]
 
 
 def write_verl_parquet(
-    tasks: TaskSet, out_dir: str | os.PathLike, splits: Sequence[str] = ("train", "test"), name: str | None = None
+    tasks: TaskSet | TaskStream,
+    out_dir: str | os.PathLike,
+    splits: Sequence[str] = ("train", "test"),
+    name: str | None = None,
 ) -> dict[str, Path]:
     """Write ``<out_dir>/<split>.parquet`` for each split that has tasks; returns the files by split.
 
     Args:
-        tasks: the task set (bundled, own JSONL, RaR or HealthBench: any loaded TaskSet).
+        tasks: the task set (bundled, own JSONL, RaR or HealthBench: any loaded TaskSet), or a
+            TaskStream, read once per split and written ``EXPORT_BATCH_ROWS`` rows at a time.
         out_dir: the folder to write to (created).
         splits: the splits to write; a split without tasks is skipped.
         name: the task set's name in ``data_source`` (default: ``tasks.name``).
@@ -64,7 +68,9 @@ def write_verl_parquet(
         ValueError: no task in any of ``splits``, or a task that cannot be exported exactly.
     """
     data_source = DATA_SOURCE_PREFIX + (name or tasks.name)
-    return export.write_split_parquet(tasks, out_dir, splits, lambda chosen: verl_rows(chosen, data_source))
+    return export.write_split_parquet(
+        tasks, out_dir, splits, lambda chosen, start: verl_rows(chosen, data_source, start)
+    )
 
 
 def read_verl_parquet(path: str | os.PathLike) -> TaskSet:

@@ -150,3 +150,118 @@ def test_judge_train_accepts_meta_eval_verdicts(tmp_path, tiny_model):
     assert len(examples) == 4 and all(c.grader_labels for c in examples)
     metrics = trainer.train_step()
     assert metrics["examples"] == 4 and np.isfinite(metrics["loss"])
+
+
+# ---- HealthBench's published macro F1 -----------------------------------------------------------
+EMERGENT, NON_EMERGENT, HEDGING = (
+    "cluster:emergency_referrals_emergent",
+    "cluster:emergency_referrals_non-emergent",
+    "cluster:hedging_any-reducible-uncertainty",
+)
+# (category, {physician: label}, the judge's verdict) per row, in the real schema below
+F1_ROWS = [
+    (EMERGENT, {"d0": True, "d1": True, "d2": False}, True),
+    (EMERGENT, {"d0": False, "d1": False}, False),
+    (NON_EMERGENT, {"d1": True, "d2": False}, False),  # a tied vote counts here
+    (NON_EMERGENT, {"d0": True}, True),  # one label: a judge pair, no physician pair
+    (HEDGING, {"d0": False, "d1": True, "d2": True, "d3": True}, False),
+    (NON_EMERGENT, {"d1": False, "d2": True}, True),
+]
+
+
+def f1_meta_eval_file(tmp_path):
+    rows = []
+    for k, (category, labels, _) in enumerate(F1_ROWS):
+        row = meta_eval_row(k, list(labels.values()), category)
+        row["anonymized_physician_ids"] = list(labels)
+        rows.append(row)
+    return write_jsonl(tmp_path / "meta.jsonl", rows)
+
+
+def test_macro_f1_equals_healthbench_definition_by_hand(tmp_path):
+    from g2r_judge.evaluation import grader_report
+
+    cases = load_verdicts(f1_meta_eval_file(tmp_path), ties="keep")
+    assert [c.grader_ids for c in cases][4] == ("d0", "d1", "d2", "d3")
+    p = np.array([0.9 if verdict else 0.1 for _, _, verdict in F1_ROWS])
+    report = grader_report(cases, p)
+    a, b, h = (report["per_category"][name] for name in (EMERGENT, NON_EMERGENT, HEDGING))
+    # judge pairs (judge verdict, each physician's label) as [TP, FP, FN, TN]:
+    # emergent: row 0 -> TP 2, FP 1; row 1 -> TN 2. F1 met 4/5, F1 unmet 4/5
+    assert a["judge_f1"] == pytest.approx(0.8, abs=1e-9)
+    # non-emergent: row 2 -> FN 1, TN 1; row 3 -> TP 1; row 5 -> TP 1, FP 1: [2, 1, 1, 1]
+    # F1 met 2*2/(4+1+1) = 2/3, F1 unmet 2/(2+1+1) = 1/2
+    assert b["judge_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2, abs=1e-9)
+    # hedging: row 4 -> FN 3, TN 1; the judge never said met: no F1 of met, no macro F1
+    assert np.isnan(h["judge_f1"])
+    # overall, pooled: [4, 2, 4, 4]: F1 met 8/14, F1 unmet 8/14
+    assert report["judge_f1"] == pytest.approx(4 / 7, abs=1e-9)
+    # physicians, leave-one-out. emergent: d0 [1, 1, 0, 1] (F1 2/3 and 2/3, n 4), d1 the same,
+    # d2 [0, 0, 2, 0] (never said met: none) -> weighted mean 2/3
+    assert (a["physician_f1"], a["physicians"]) == (pytest.approx(2 / 3, abs=1e-9), 2)
+    # non-emergent: d1 [0, 1, 1, 0] and d2 [0, 1, 1, 0] -> 0 each (n 4); d0 alone on row 3: no pair
+    assert (b["physician_f1"], b["physicians"]) == (pytest.approx(0.0, abs=1e-9), 2)
+    # hedging: d0 [0, 0, 3, 0], d1..d3 [2, 1, 0, 0]: nobody has both F1s
+    assert np.isnan(h["physician_f1"]) and h["physicians"] == 0
+    # overall: each physician pooled. d0 [1, 1, 3, 1]: 1/3, n 10; d1 [3, 3, 1, 1]: (3/5 + 1/3)/2, n 12;
+    # d2 [2, 2, 3, 0]: (4/9 + 0)/2, n 12; d3 [2, 1, 0, 0]: none
+    overall = (10 * 1 / 3 + 12 * 7 / 15 + 12 * 2 / 9) / 34
+    assert overall == pytest.approx(29 / 85, abs=1e-12)
+    assert (report["physician_f1"], report["physicians"]) == (pytest.approx(29 / 85, abs=1e-9), 3)
+    # theme "emergency": judge (6 * 4/5 + 7 * 7/12) / 13 (weights n = TP + TN + 2 (FP + FN));
+    # physicians (4 * 2/3 + 4 * 2/3 + 4 * 0 + 4 * 0) / 16
+    emergency = report["per_theme"]["emergency"]
+    assert emergency["judge_f1"] == pytest.approx(41 / 60, abs=1e-9)
+    assert emergency["physician_f1"] == pytest.approx(1 / 3, abs=1e-9)
+    assert (emergency["rows"], emergency["physicians"]) == (5, 4)
+    assert list(report["per_theme"]) == ["emergency", "hedging"]
+
+
+def test_macro_f1_matches_its_definition_over_enumerated_pairs(tmp_path):
+    from g2r_judge.evaluation import grader_report
+
+    cases = load_verdicts(f1_meta_eval_file(tmp_path), ties="keep")
+    p = np.array([0.9 if verdict else 0.1 for _, _, verdict in F1_ROWS])
+
+    def f1(pairs, positive):
+        said = [o for s, o in pairs if s == positive]
+        truth = [s for s, o in pairs if o == positive]
+        precision, recall = np.mean([o == positive for o in said]), np.mean([s == positive for s in truth])
+        return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+    pairs = [(pi > 0.5, label) for c, pi in zip(cases, p) for label in c.grader_labels]
+    expected = (f1(pairs, True) + f1(pairs, False)) / 2
+    assert grader_report(cases, p)["judge_f1"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_judge_eval_prints_the_macro_f1_beside_kappa(tmp_path, tiny_model, capsys):
+    from g2r_cli.judge import main
+
+    path = f1_meta_eval_file(tmp_path)
+    out = tmp_path / "report.json"
+    argv = ["eval", "--judge", tiny_model, "--tasks", "--cases", str(path), "--methods", "--device", "cpu"]
+    assert main([*argv, "--json-out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "macro F1: judge" in text and "per theme" in text
+    graders = json.loads(out.read_text())["sets"][str(path)]["graders"]
+    assert graders["physician_f1"] == pytest.approx(29 / 85, abs=1e-9)  # the physicians' figure needs no judge
+    line = next(row for row in text.splitlines() if row.strip().startswith("all "))
+    assert line.split()[-1] == f"{29 / 85:.3f}"
+
+
+def test_written_verdicts_keep_their_graders(tmp_path):
+    from g2r_judge.verdicts import write_verdicts
+
+    cases = load_verdicts(f1_meta_eval_file(tmp_path), ties="keep")
+    back = load_verdicts(write_verdicts(tmp_path / "written.jsonl", cases), ties="keep")
+    assert [(c.label, c.agreement, c.grader_labels, c.grader_ids, c.domain) for c in back] == [
+        (c.label, c.agreement, c.grader_labels, c.grader_ids, c.domain) for c in cases
+    ]
+    with pytest.warns(UserWarning, match=r"2 row\(s\) have a tied grader vote"):  # rows 2 and 5
+        assert len(load_verdicts(tmp_path / "written.jsonl")) == len(cases) - 2
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [{"prompt": "q", "response": "r", "criterion": "c", "label": False, "grader_labels": [True, True, False]}],
+    )
+    with pytest.raises(VerdictFormatError, match=rf"^{bad}:1: label False is not the majority"):
+        load_verdicts(bad)
