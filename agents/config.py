@@ -1,8 +1,8 @@
 """The trainer's configuration: one dataclass, every field documented, file and ``key=value`` loading.
 
 Defaults are the paper's settings (G = 8, lr 1e-6, temperature 0.7, top-p 0.8, top-k 20, clip 0.2).
-Presets are files of values in ``configs/`` (``cpu_demo.json`` learns visibly in minutes on a
-laptop CPU with the bundled model; ``gpu_paper.json`` is the paper's setting on one GPU): a config
+Presets are files of values shipped in ``agents/presets/`` (``cpu_demo.json`` learns visibly in minutes
+on a laptop CPU with the bundled model; ``gpu_paper.json`` is the paper's setting on one GPU): a config
 file holds any subset of the fields, may start from a preset with ``"preset": "cpu_demo"``, and
 ``--set key=value`` (or ``--field value``) on the command line overrides single fields.
 Every value is checked against its range, and every name against its registry, when the config
@@ -20,8 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
-"""Where ``"preset": NAME`` looks for NAME.json: the repository's configs/ folder."""
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+"""Where ``"preset": NAME`` looks for NAME.json: agents/presets, package data of ``agents`` (the study
+presets are in its ``study`` folder, read by ``agents.study.load_study_preset``)."""
+
+
+def preset_names() -> list[str]:
+    """The names ``TrainConfig.preset`` accepts: the files in ``PRESETS_DIR``."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
 
 
 @dataclass
@@ -214,11 +220,10 @@ class TrainConfig:
     # ---- presets -------------------------------------------------------------------------------
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """The preset ``configs/<name>.json`` with ``overrides`` applied (``"cpu_demo"``, ``"gpu_paper"``)."""
+        """The preset ``agents/presets/<name>.json`` with ``overrides`` applied (``"cpu_demo"``, ``"gpu_paper"``)."""
         path = PRESETS_DIR / f"{name}.json"
         if not path.is_file():
-            known = sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
-            raise ValueError(f"unknown preset {name!r}; known: {known} (files in {PRESETS_DIR})")
+            raise ValueError(f"unknown preset {name!r}; known: {preset_names()} (files in {PRESETS_DIR})")
         values = {**json.loads(path.read_text(encoding="utf-8")), **overrides}
         return cls.from_dict(values, where=str(path))
 

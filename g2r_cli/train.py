@@ -1,6 +1,7 @@
 """``g2r train`` and ``g2r eval``.
 
-    g2r train --config configs/cpu_demo.json [--learning-rate 2e-5 ...] [--set key=value ...]
+    g2r train --preset cpu_demo [--learning-rate 2e-5 ...] [--set key=value ...]
+    g2r train --config my_run.json                 # a file of fields; "preset": "cpu_demo" starts from one
     g2r train --resume runs/cpu_demo [--set total_steps=40]
     g2r eval --model runs/cpu_demo/model --max-new-tokens 40   # greedy judge score, test split
 
@@ -25,34 +26,39 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     from g2r_env.packages import require_own
 
     require_own("agents")
-    from agents.config import TrainConfig
+    from agents.config import TrainConfig, preset_names
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
+    pre.add_argument("--preset")
     pre.add_argument("--resume")
     pre.add_argument("--set", dest="overrides", action="append", default=[])
     known, rest = pre.parse_known_args(argv)
     if "-h" in rest or "--help" in rest:
         print(
-            "g2r train [--config FILE | --resume RUN_DIR] [--set KEY=VALUE ...] [--FIELD VALUE ...]\n\n"
-            "  --config FILE      a JSON (or YAML) file of TrainConfig fields (configs/cpu_demo.json, ...)\n"
+            "g2r train [--preset NAME | --config FILE | --resume RUN_DIR] [--set KEY=VALUE ...] [--FIELD VALUE ...]\n\n"
+            f"  --preset NAME      a preset shipped with the package: {', '.join(preset_names())}\n"
+            "  --config FILE      a JSON (or YAML) file of TrainConfig fields (it may start from a preset)\n"
             "  --resume RUN_DIR   continue the run in RUN_DIR from its last checkpoint (its saved config)\n"
             "  --set KEY=VALUE    set one field by name (repeatable)\n"
         )
         tyro.cli(TrainConfig, args=["--help"], prog="g2r train", description=TRAIN_HELP)
     from agents.trainer import Trainer
 
+    if known.config and known.preset:
+        raise ValueError('--preset and --config are exclusive; a config file starts from a preset with "preset": NAME')
     if known.resume:
-        if known.config:
+        if known.config or known.preset:
             raise ValueError("--resume uses the run's saved config; change fields with --set or flags")
         trainer = Trainer.resume(known.resume, known.overrides + _flags_as_overrides(rest))
         print(f"[g2r] resuming {trainer.run_dir} at step {trainer.global_step}", flush=True)
     else:
-        base = (
-            TrainConfig.from_file(known.config, known.overrides)
-            if known.config
-            else TrainConfig().with_overrides(known.overrides)
-        )
+        if known.config:
+            base = TrainConfig.from_file(known.config, known.overrides)
+        elif known.preset:
+            base = TrainConfig.preset(known.preset).with_overrides(known.overrides)
+        else:
+            base = TrainConfig().with_overrides(known.overrides)
         config = tyro.cli(TrainConfig, args=rest, default=base, prog="g2r train", description=TRAIN_HELP)
         trainer = Trainer(config)
         print(f"[g2r] training {config.model} for {config.total_steps} steps; run folder {trainer.run_dir}", flush=True)
