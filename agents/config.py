@@ -57,7 +57,7 @@ class TrainConfig:
     """where the policy and the judge run: "auto" (CUDA when present), "cpu", "cuda", ..."""
     cpu_threads: int = 1
     """torch and vLLM threads on a CPU-only machine (sets OMP_NUM_THREADS before vLLM starts); 0 keeps the
-    default. 1 because OpenMP spin-waits made 2 threads 2-7x slower on a busy 2-core machine"""
+    default (see the README's training section for why the default is 1)"""
     sampler: str = "vllm"
     """"vllm" (in-process vllm.LLM, weights synced after every update) or "hf" (transformers generate)"""
     vllm_kwargs: dict = field(default_factory=dict)
@@ -134,7 +134,7 @@ class TrainConfig:
     lora_target_modules: str = "all-linear"
     """peft target_modules: "all-linear" or a comma-separated list of module names"""
     gradient_checkpointing: bool = False
-    """recompute activations in the backward pass (less memory, ~30% slower)"""
+    """recompute activations in the backward pass (less memory, more compute)"""
     bf16: Optional[bool] = None
     """bfloat16 autocast for the policy (float32 master weights); None means on for CUDA, off for CPU"""
 

@@ -11,7 +11,7 @@
 - `logprobs[i]` is the log-prob of `token_ids[i]` under the model's raw distribution:
   log_softmax of the unmodified logits, before temperature, top-k and top-p. That is vLLM's
   default (`logprobs_mode="raw_logprobs"`) and what `agents.losses.token_logprobs` computes,
-  so sampler log-probs serve directly as PPO's old log-probs.
+  so sampler log-probs are comparable with PPO's behaviour log-probs.
 """
 
 import os

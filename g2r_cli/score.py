@@ -30,7 +30,12 @@ def _score_parser() -> argparse.ArgumentParser:
     text.add_argument("--response", help="the response text")
     text.add_argument("--response-file", help="a file holding the response text ('-' for stdin)")
     p.add_argument("--model", default="bundled", help="policy model (tokenizer of the response) (default: %(default)s)")
-    p.add_argument("--judge", default=None, help="judge model; default: self-judging with --model")
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="judge model or trained judge; 'self': the frozen --model (self-judging) (default: "
+        "'bundled-judge' when --model is 'bundled', else 'self')",
+    )
     p.add_argument("--attribution", default="grad_x_embed", help="attribution method (default: %(default)s)")
     p.add_argument("--tau", default="auto", help="attribution temperature, 'auto' or a float (default: %(default)s)")
     p.add_argument("--soft", action="store_true", help="reward p_true instead of the 0/1 verdict")

@@ -252,7 +252,9 @@ class OpenEndedEnv(gym.Env):
     - ``split``: any split of the task set ("train" (default), "val", "test", ... ;
       ``TaskSet.splits`` lists them) or "all".
     - ``model``: the policy model whose tokenizer defines the actions (default "bundled").
-    - ``judge``: None for self-judging with ``model``, else a judge model source.
+    - ``judge``: None for the default judge of ``model`` ("bundled-judge", the shipped trained
+      judge, for the bundled model; "self" for any other); "self": the frozen ``model`` itself (the
+      paper's self-judging); else a judge model source (a model, or a trained judge folder).
     - ``max_new_tokens``: response length limit (default 64).
     - ``attribution``: "grad_x_embed" (default), "grad_l1", "grad_l2", "uniform", "last_token".
     - ``tau``: attribution temperature, "auto" (default) or a positive float.

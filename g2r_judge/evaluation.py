@@ -346,7 +346,7 @@ class JudgeEvalConfig:
     """the split composed from (test: tasks no judge of ours trained on)"""
     responses_per_task: int = 8
     """composed responses per task"""
-    half: Optional[int] = None
+    passage_half: Optional[int] = None
     """compose from one half of every passage list only (0 or 1), or from all (None)"""
     seed: int = 1000
     """the composer's seed (the same seed gives the same test cases)"""
@@ -391,7 +391,7 @@ def run_eval(config: JudgeEvalConfig, verbose: bool = True) -> dict:
         entries = corpus.split(config.split)
         if not entries:
             raise ValueError(f"{name} has no evidence for split {config.split!r}")
-        composer = Composer(corpus, seed=config.seed, half=config.half)
+        composer = Composer(corpus, seed=config.seed, passage_half=config.passage_half)
         sets[f"{name}[{config.split}]"] = composer.examples(entries, config.responses_per_task)
     for path in config.cases:
         sets[str(path)] = load_verdicts(path, ties="keep")  # tied votes count for the graders' agreement
