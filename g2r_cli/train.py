@@ -14,9 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Optional
 
 TRAIN_HELP = "Train a policy with token-level GRPO on Grad2Reward token rewards."
+VLLM_LOG = "vllm.log"
+"""The file in the run folder that takes vLLM's log lines and the prints of its engine start."""
+
+
+def quiet_model_loading() -> None:
+    """No transformers progress bars (loading and writing weights) among the command's own lines."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -43,15 +53,15 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
             "  --set KEY=VALUE    set one field by name (repeatable)\n"
         )
         tyro.cli(TrainConfig, args=["--help"], prog="g2r train", description=TRAIN_HELP)
-    from agents.trainer import Trainer
+    from agents.sampling import vllm_output_to
+    from agents.trainer import Trainer, resolve_checkpoint
 
     if known.config and known.preset:
         raise ValueError('--preset and --config are exclusive; a config file starts from a preset with "preset": NAME')
     if known.resume:
         if known.config or known.preset:
             raise ValueError("--resume uses the run's saved config; change fields with --set or flags")
-        trainer = Trainer.resume(known.resume, known.overrides + _flags_as_overrides(rest))
-        print(f"[g2r] resuming {trainer.run_dir} at step {trainer.global_step}", flush=True)
+        run_dir = resolve_checkpoint(known.resume).parent
     else:
         if known.config:
             base = TrainConfig.from_file(known.config, known.overrides)
@@ -60,9 +70,22 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             base = TrainConfig().with_overrides(known.overrides)
         config = tyro.cli(TrainConfig, args=rest, default=base, prog="g2r train", description=TRAIN_HELP)
-        trainer = Trainer(config)
-        print(f"[g2r] training {config.model} for {config.total_steps} steps; run folder {trainer.run_dir}", flush=True)
-    history = trainer.train()
+        run_dir = Path(config.run_dir)
+    quiet_model_loading()
+    print(
+        f"[g2r] loading the policy, the judge and the sampler; vLLM's output goes to {run_dir / VLLM_LOG}", flush=True
+    )
+    with vllm_output_to(run_dir / VLLM_LOG):  # the terminal shows our progress bar and lines only
+        if known.resume:
+            trainer = Trainer.resume(known.resume, known.overrides + _flags_as_overrides(rest))
+            print(f"[g2r] resuming {trainer.run_dir} at step {trainer.global_step}", flush=True)
+        else:
+            trainer = Trainer(config)
+            print(
+                f"[g2r] training {config.model} for {config.total_steps} steps; run folder {trainer.run_dir}",
+                flush=True,
+            )
+        history = trainer.train()
     scores = [r["eval/judge_score"] for r in history if "eval/judge_score" in r]
     summary = f"[g2r] done: {trainer.global_step} steps; model in {trainer.run_dir / 'model'}"
     if scores:
