@@ -333,6 +333,7 @@ def test_generic_material_keeps_the_evidence_spans_on_their_passages(corpus):
             assert case.response[a:b] in texts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bundled-judge", "bundled-eval-judge"])
 def test_the_shipped_judge_reproduces_its_recorded_measurement(name):
     """A shipped judge, loaded as users load it, gives on the independent judged cases the AUC and
