@@ -76,4 +76,5 @@ EOF
 "$WORK/venv/bin/g2r" train --preset cpu_demo --total-steps 0 --eval-every 0 --no-report --no-tensorboard \
     --run-dir "$WORK/run/demo"
 test -f "$WORK/run/demo/model/config.json"
+test -s "$WORK/run/demo/vllm.log"  # vLLM's output went to the run folder, not the terminal
 echo "wheel check passed"
