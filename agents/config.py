@@ -1,8 +1,8 @@
 """The trainer's configuration: one dataclass, every field documented, file and ``key=value`` loading.
 
 Defaults are the paper's settings (G = 8, lr 1e-6, temperature 0.7, top-p 0.8, top-k 20, clip 0.2).
-Presets are files of values in ``configs/`` (``cpu_demo.json`` learns visibly in minutes on a
-laptop CPU with the bundled model; ``gpu_paper.json`` is the paper's setting on one GPU): a config
+Presets are files of values shipped in ``agents/presets/`` (``cpu_demo.json`` learns visibly in minutes
+on a laptop CPU with the bundled model; ``gpu_paper.json`` is the paper's setting on one GPU): a config
 file holds any subset of the fields, may start from a preset with ``"preset": "cpu_demo"``, and
 ``--set key=value`` (or ``--field value``) on the command line overrides single fields.
 Every value is checked against its range, and every name against its registry, when the config
@@ -20,8 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
-"""Where ``"preset": NAME`` looks for NAME.json: the repository's configs/ folder."""
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+"""Where ``"preset": NAME`` looks for NAME.json: agents/presets, package data of ``agents`` (the study
+presets are in its ``study`` folder, read by ``agents.study.load_study_preset``)."""
+
+
+def preset_names() -> list[str]:
+    """The names ``TrainConfig.preset`` accepts: the files in ``PRESETS_DIR``."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
 
 
 RESUMABLE_FIELDS = (
@@ -71,7 +77,7 @@ class TrainConfig:
     """where the policy and the judge run: "auto" (CUDA when present), "cpu", "cuda", ..."""
     cpu_threads: int = 1
     """torch and vLLM threads on a CPU-only machine (sets OMP_NUM_THREADS before vLLM starts); 0 keeps the
-    default. 1 because OpenMP spin-waits made 2 threads 2-7x slower on a busy 2-core machine"""
+    default (see the README's training section for why the default is 1)"""
     sampler: str = "vllm"
     """"vllm" (in-process vllm.LLM, weights synced after every update) or "hf" (transformers generate)"""
     vllm_kwargs: dict = field(default_factory=dict)
@@ -148,7 +154,7 @@ class TrainConfig:
     lora_target_modules: str = "all-linear"
     """peft target_modules: "all-linear" or a comma-separated list of module names"""
     gradient_checkpointing: bool = False
-    """recompute activations in the backward pass (less memory, ~30% slower)"""
+    """recompute activations in the backward pass (less memory, more compute)"""
     bf16: Optional[bool] = None
     """bfloat16 autocast for the policy (float32 master weights); None means on for CUDA, off for CPU"""
 
@@ -239,11 +245,10 @@ class TrainConfig:
     # ---- presets -------------------------------------------------------------------------------
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """The preset ``configs/<name>.json`` with ``overrides`` applied (``"cpu_demo"``, ``"gpu_paper"``)."""
+        """The preset ``agents/presets/<name>.json`` with ``overrides`` applied (``"cpu_demo"``, ``"gpu_paper"``)."""
         path = PRESETS_DIR / f"{name}.json"
         if not path.is_file():
-            known = sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
-            raise ValueError(f"unknown preset {name!r}; known: {known} (files in {PRESETS_DIR})")
+            raise ValueError(f"unknown preset {name!r}; known: {preset_names()} (files in {PRESETS_DIR})")
         values = {**json.loads(path.read_text(encoding="utf-8")), **overrides}
         return cls.from_dict(values, where=str(path))
 

@@ -32,25 +32,25 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 
 
 def ppo_clip_loss(
-    logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, clip_eps: float = 0.2
+    logprobs: Tensor, behaviour_logprobs: Tensor, advantages: Tensor, mask: Tensor, clip_eps: float = 0.2
 ) -> tuple[Tensor, dict[str, float]]:
     """PPO clipped surrogate, -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A).
 
     Args:
         logprobs: [B, T] log-probs of the response tokens under the current policy.
-        old_logprobs: [B, T] log-probs under the policy that sampled them.
+        behaviour_logprobs: [B, T] log-probs under the policy that sampled them (before the update).
         advantages: [B, T] advantages.
         mask: [B, T] valid response tokens.
         clip_eps: the clip range eps.
 
     Returns:
         (loss, stats): the scalar loss to minimise, and floats "clip_fraction" (share of tokens
-        with |ratio - 1| > eps) and "approx_kl" (k3 estimate of KL(old || current),
+        with |ratio - 1| > eps) and "approx_kl" (k3 estimate of KL(behaviour || current),
         (ratio - 1) - log ratio), both averaged like the loss.
     """
     mask = mask.bool()
     # Padding may hold anything (even -inf), so the log-ratio is set to 0 there before exp.
-    log_ratio = torch.where(mask, logprobs - old_logprobs, 0.0)
+    log_ratio = torch.where(mask, logprobs - behaviour_logprobs, 0.0)
     ratio = log_ratio.exp()
     unclipped = ratio * advantages
     clipped = ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages
@@ -80,7 +80,7 @@ def kl_k3(logprobs: Tensor, ref_logprobs: Tensor, mask: Tensor) -> Tensor:
 
 def policy_loss(
     logprobs: Tensor,
-    old_logprobs: Tensor,
+    behaviour_logprobs: Tensor,
     advantages: Tensor,
     mask: Tensor,
     ref_logprobs: Tensor | None = None,
@@ -91,7 +91,7 @@ def policy_loss(
 
     Args:
         logprobs: [B, T] current log-probs.
-        old_logprobs: [B, T] log-probs of the sampling policy.
+        behaviour_logprobs: [B, T] log-probs of the sampling policy (before the update).
         advantages: [B, T] advantages.
         mask: [B, T] valid response tokens.
         ref_logprobs: [B, T] reference log-probs; needed when kl_coef > 0.
@@ -101,7 +101,7 @@ def policy_loss(
     Returns:
         (loss, stats): stats of ppo_clip_loss, plus "kl_ref" when ref_logprobs is given.
     """
-    loss, stats = ppo_clip_loss(logprobs, old_logprobs, advantages, mask, clip_eps)
+    loss, stats = ppo_clip_loss(logprobs, behaviour_logprobs, advantages, mask, clip_eps)
     if kl_coef > 0 and ref_logprobs is None:
         raise ValueError("policy_loss: kl_coef > 0 needs ref_logprobs")
     if ref_logprobs is not None:

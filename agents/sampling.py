@@ -11,12 +11,15 @@
 - `logprobs[i]` is the log-prob of `token_ids[i]` under the model's raw distribution:
   log_softmax of the unmodified logits, before temperature, top-k and top-p. That is vLLM's
   default (`logprobs_mode="raw_logprobs"`) and what `agents.losses.token_logprobs` computes,
-  so sampler log-probs serve directly as PPO's old log-probs.
+  so sampler log-probs are comparable with PPO's behaviour log-probs.
 """
 
+import logging
 import os
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,93 @@ def use_in_process_engine() -> None:
     reads the variable when an engine starts, so this must run before ``vllm.LLM(...)``.
     """
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+
+
+VLLM_LOGGER = "vllm"
+"""The logger every vLLM module logs under (``vllm.<module>``)."""
+
+_engine_output: Path | None = None  # set by vllm_output_to: where a starting engine's prints go
+
+
+@contextmanager
+def vllm_output_to(path: str | Path) -> Iterator[Path]:
+    """Send vLLM's output to the file ``path`` instead of the terminal while the block runs.
+
+    vLLM's log records (the INFO lines of an engine start and of every weight sync, its warnings)
+    go to the file through a handler on the ``vllm`` logger, at ``VLLM_LOGGING_LEVEL`` (default
+    INFO); what an engine prints past logging while ``VLLMSampler`` starts it (C++ warnings, loading
+    bars, Python warnings) is redirected there too. vLLM puts its own terminal handler back at every
+    engine start unless ``VLLM_CONFIGURE_LOGGING`` is 0, so that is set for the block. The file is
+    created on the first line written to it. Everything is restored when the block ends.
+    """
+    global _engine_output
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(VLLM_LOGGER)
+    saved = (logger.handlers[:], logger.level, logger.propagate, os.environ.get("VLLM_CONFIGURE_LOGGING"))
+    saved_output = _engine_output
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(asctime)s [%(name)s:%(lineno)d] %(message)s"))
+    logger.handlers = [handler]
+    logger.setLevel(os.environ.get("VLLM_LOGGING_LEVEL", "INFO").upper())
+    logger.propagate = False
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "0"
+    _engine_output = path
+    try:
+        yield path
+    finally:
+        handler.close()
+        logger.handlers, level, logger.propagate, configure = saved
+        logger.setLevel(level)
+        if configure is None:
+            os.environ.pop("VLLM_CONFIGURE_LOGGING", None)
+        else:
+            os.environ["VLLM_CONFIGURE_LOGGING"] = configure
+        _engine_output = saved_output
+
+
+@contextmanager
+def engine_start_output() -> Iterator[None]:
+    """Inside ``vllm_output_to``: file descriptors 1 and 2 write to its file for the block (an engine
+    start prints from C++ and from threads, past ``sys.stdout``); elsewhere nothing changes."""
+    if _engine_output is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(_engine_output, "ab") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+class RotaryReloadFilter(logging.Filter):
+    """Drops "RotaryEmbedding: Failed to load weights", which vLLM logs at every weight sync: the
+    rotary embedding's cos/sin table is computed from the model config, no checkpoint holds it, and
+    vLLM keeps the table it has, so nothing is lost."""
+
+    LOGGER = "vllm.model_executor.model_loader.reload.layerwise"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "%s: Failed to load weights" and record.args == ("RotaryEmbedding",))
+
+    @classmethod
+    def install(cls) -> None:
+        """Add the filter to the logger that emits the warning, once per process."""
+        logger = logging.getLogger(cls.LOGGER)
+        if not any(isinstance(f, cls) for f in logger.filters):
+            logger.addFilter(cls())
 
 
 def make_sampler(
@@ -150,20 +240,22 @@ class VLLMSampler(Sampler):
         **llm_kwargs,
     ) -> None:
         use_in_process_engine()
-        from vllm import LLM
-        from vllm.platforms import current_platform
+        RotaryReloadFilter.install()
+        with engine_start_output():
+            from vllm import LLM
+            from vllm.platforms import current_platform
 
-        on_cpu = current_platform.is_cpu()
-        self.llm = LLM(
-            model=str(model_dir),
-            dtype=dtype or ("float32" if on_cpu else "auto"),
-            seed=seed,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            kv_cache_memory_bytes=kv_cache_memory_bytes or (1 << 30 if on_cpu else None),
-            enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
-            **llm_kwargs,
-        )
+            on_cpu = current_platform.is_cpu()
+            self.llm = LLM(
+                model=str(model_dir),
+                dtype=dtype or ("float32" if on_cpu else "auto"),
+                seed=seed,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=max_model_len,
+                kv_cache_memory_bytes=kv_cache_memory_bytes or (1 << 30 if on_cpu else None),
+                enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
+                **llm_kwargs,
+            )
         if stop_token_ids is None:
             stop_token_ids = default_stop_token_ids(self.llm.get_tokenizer())
         self.stop_ids = sorted(set(stop_token_ids))

@@ -1,5 +1,7 @@
 """Comparing training arms over seeds: eval curves with bands, steps to reach a target score, and
 the steps ratio with a bootstrap confidence interval (benchmarks/sample_efficiency.py runs the study).
+A study preset (``agents/presets/study/<name>.json``) names the arms, the seeds, the baseline arm and
+the training fields every arm shares.
 
 A curve is a list of (step, score) pairs from the eval records of one run; every run of a study has
 the same eval steps. An arm's curve is the mean over its seeds.
@@ -11,11 +13,29 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 Curve = Sequence[tuple[int, float]]
+
+STUDY_PRESETS_DIR = Path(__file__).resolve().parent / "presets" / "study"
+"""The study presets shipped with the package: cpu (the default), quick (a smoke test), gpu."""
+
+
+def load_study_preset(name: str) -> dict:
+    """The study preset ``name`` (a file in ``STUDY_PRESETS_DIR``) or the JSON file at path ``name``;
+    ValueError when it is missing or lacks one of "train", "arms", "seeds", "baseline"."""
+    path = Path(name) if name.endswith(".json") else STUDY_PRESETS_DIR / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in STUDY_PRESETS_DIR.glob("*.json"))
+        raise ValueError(f"no study preset {name!r}: expected {path} (known: {known}, or a path to a .json file)")
+    preset = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("train", "arms", "seeds", "baseline"):
+        if key not in preset:
+            raise ValueError(f"{path}: a study preset needs {key!r}")
+    return preset
 
 
 def steps_to_reach(steps: Sequence[int], scores: Sequence[float], target: float) -> float:

@@ -11,7 +11,7 @@ One training step, one method per phase (``Trainer.train_step`` reads top to bot
    gradients over micro-batches, then clips the gradient norm and steps AdamW.
 4. ``sync_weights``: the new weights (a LoRA adapter merged in) go to the sampler.
 
-PPO's old log-probs are recomputed by the policy right before the update, not taken from the
+PPO's behaviour log-probs are recomputed by the policy right before the update, not taken from the
 sampler. vLLM computes log-probs with its own kernels (bf16 on GPU), so its numbers differ a little
 from the trainer's forward pass; as the ratio's denominator they would make the first ratio differ
 from 1 and clip tokens that never moved. The mean gap is logged as ``sampler_logprob_gap``.
@@ -342,8 +342,9 @@ class Trainer:
         return out
 
     @torch.no_grad()
-    def old_logprobs(self, model, batch: Rollout) -> Tensor:
-        """Log-probs of every response under ``model`` before the update, micro-batch by micro-batch."""
+    def response_logprobs(self, model, batch: Rollout) -> Tensor:
+        """Log-probs of every response token under ``model``, without gradients, micro-batch by
+        micro-batch (the policy's before the update: PPO's behaviour log-probs; the reference's)."""
         rows = torch.arange(len(batch.task_ids))
         return torch.cat([self.logprobs(model, batch, r) for r in rows.split(self.config.micro_batch_size)])
 
@@ -353,8 +354,8 @@ class Trainer:
         size = len(batch.task_ids)
         minibatch = config.minibatch_size or size
         mask, advantages = batch.response_mask.to(device), advantages.to(device)
-        old = self.old_logprobs(self.policy, batch)
-        reference = None if self.reference is None else self.old_logprobs(self.reference, batch)
+        behaviour = self.response_logprobs(self.policy, batch)
+        reference = None if self.reference is None else self.response_logprobs(self.reference, batch)
         for group in self.optimizer.param_groups:
             group["lr"] = config.learning_rate * min(1.0, (step + 1) / (config.warmup_steps + 1))
         generator = torch.Generator().manual_seed(self.sample_seed(step))  # reproducible on resume
@@ -368,7 +369,7 @@ class Trainer:
                     logprobs = self.logprobs(self.policy, batch, rows)
                     loss, info = policy_loss(
                         logprobs,
-                        old[rows],
+                        behaviour[rows],
                         advantages[rows],
                         mask[rows],
                         None if reference is None else reference[rows],
@@ -386,7 +387,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         out = {f"train/{key}": float(np.mean(values)) for key, values in stats.items()}
         valid = batch.response_mask
-        out["train/sampler_logprob_gap"] = float((old.cpu() - batch.sampler_logprobs)[valid].abs().mean())
+        out["train/sampler_logprob_gap"] = float((behaviour.cpu() - batch.sampler_logprobs)[valid].abs().mean())
         out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
         return out
 

@@ -15,7 +15,7 @@ Writes, under runs/study/<preset>/: one run folder per arm and seed (a killed st
 runs are kept), results.json (curves, bands, final scores, steps to reach sparse GRPO's final eval
 score and the ratio with a bootstrap interval) and curves.png; prints the table for the README.
 
-    python benchmarks/sample_efficiency.py                  # the default study (configs/study/cpu.json)
+    python benchmarks/sample_efficiency.py                  # the default study (agents/presets/study/cpu.json)
     python benchmarks/sample_efficiency.py --preset quick   # a smoke test of a few minutes
     python benchmarks/sample_efficiency.py --preset gpu     # the bigger study, HF sampler, on a GPU
 """
@@ -29,20 +29,14 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
-PRESETS = Path(__file__).resolve().parent.parent / "configs" / "study"
-
 
 def load_preset(name: str) -> dict:
-    path = Path(name) if name.endswith(".json") else PRESETS / f"{name}.json"
-    if not path.is_file():
-        raise SystemExit(
-            f"no study preset {name!r}: expected {path} (known: {sorted(p.stem for p in PRESETS.glob('*.json'))})"
-        )
-    preset = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("train", "arms", "seeds", "baseline"):
-        if key not in preset:
-            raise SystemExit(f"{path}: a study preset needs {key!r}")
-    return preset
+    from agents.study import load_study_preset
+
+    try:
+        return load_study_preset(name)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def run_config(preset: dict, arm: str, seed: int, out: Path):
@@ -166,7 +160,9 @@ def table(steps, summary: dict, baseline: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="cpu", help="configs/study/<name>.json or a path (default: cpu)")
+    parser.add_argument(
+        "--preset", default="cpu", help="a study preset (agents/presets/study/<name>.json) or a path (default: cpu)"
+    )
     parser.add_argument("--arms", default="", help="comma-separated subset of the preset's arms")
     parser.add_argument("--seeds", default="", help="comma-separated seeds (default: the preset's)")
     parser.add_argument("--jobs", type=int, default=0, help="runs in parallel processes (default: the preset's)")

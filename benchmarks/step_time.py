@@ -1,6 +1,6 @@
 """Where one training step's time goes, and what the attribution costs over a sparse judge.
 
-Runs the CPU demo preset (bundled model, vLLM sampling, self-judging) for a warm-up step and
+Runs the CPU demo preset (bundled model, vLLM sampling, the bundled judge) for a warm-up step and
 ``--steps`` timed steps, and prints the split of a step into sampling, judging + attribution,
 policy update and weight sync. Then it judges the last step's responses twice, with the dense
 scorer (forward + one backward pass, grad x embed) and with a sparse one (forward only, the same

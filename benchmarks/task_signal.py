@@ -5,7 +5,7 @@ gets the same judge score gives zero advantages. For every task of a split this 
 from the policy (vLLM, or HF generate with --sampler hf), scores them with the judge (forward only)
 and prints the mean score, the within-group standard deviation, how often each criterion is met,
 and the share of responses that end before the token limit. Use it to size a run's tasks and token
-budget (configs/cpu_demo.json was chosen this way).
+budget (agents/presets/cpu_demo.json was chosen this way).
 
     python benchmarks/task_signal.py --split train --group-size 8 --max-new-tokens 96
 """

@@ -1,6 +1,6 @@
 """Dense token rewards against the sparse judge score and uniform credit, same seed and budget.
 
-The arms are the sample-efficiency study's (configs/study/quick.json): sparse GRPO, token GRPO on
+The arms are the sample-efficiency study's (agents/presets/study/quick.json): sparse GRPO, token GRPO on
 grad x embed credit (the paper's), token GRPO on uniform credit, ... Each trains a fresh copy of the
 bundled model; one vLLM engine is shared (its weights are reset to the initial policy for each
 run). For curves over seeds with error bars, run benchmarks/sample_efficiency.py.
@@ -10,14 +10,11 @@ run). For curves over seeds with error bars, run benchmarks/sample_efficiency.py
 
 import argparse
 import gc
-import json
-from pathlib import Path
-
-PRESET = Path(__file__).resolve().parent.parent / "configs" / "study" / "quick.json"
 
 
 def main() -> None:
     from agents import TrainConfig, Trainer
+    from agents.study import load_study_preset
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6)
@@ -25,7 +22,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/compare")
     args = parser.parse_args()
 
-    study = json.loads(PRESET.read_text())
+    study = load_study_preset("quick")
     sampler, results = None, {}
     for name, arm in study["arms"].items():
         values = {

@@ -1,6 +1,6 @@
 """``g2r judge train`` and ``g2r judge eval``: fine-tune a rubric judge, and measure one.
 
-g2r judge train --out-dir runs/judge --half 0            # LoRA on the evidence corpus, train split
+g2r judge train --out-dir runs/judge --passage-half 0    # LoRA on the evidence corpus, train split
 g2r judge train --verdicts my_graded.jsonl --corpora     # on your own graded responses only
 g2r judge eval --judge runs/judge/judge                  # test split: AUC, accuracy, calibration, credit
 g2r judge eval --judge bundled-judge --cases benchmarks/data/judged_cases.jsonl

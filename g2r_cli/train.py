@@ -1,6 +1,7 @@
 """``g2r train`` and ``g2r eval``.
 
-    g2r train --config configs/cpu_demo.json [--learning-rate 2e-5 ...] [--set key=value ...]
+    g2r train --preset cpu_demo [--learning-rate 2e-5 ...] [--set key=value ...]
+    g2r train --config my_run.json                 # a file of fields; "preset": "cpu_demo" starts from one
     g2r train --resume runs/cpu_demo [--set total_steps=40]
     g2r eval --model runs/cpu_demo/model --max-new-tokens 40   # greedy judge score, test split
 
@@ -13,9 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Optional
 
 TRAIN_HELP = "Train a policy with token-level GRPO on Grad2Reward token rewards."
+VLLM_LOG = "vllm.log"
+"""The file in the run folder that takes vLLM's log lines and the prints of its engine start."""
+
+
+def quiet_model_loading() -> None:
+    """No transformers progress bars (loading and writing weights) among the command's own lines."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -25,18 +36,20 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     from g2r_env.packages import require_own
 
     require_own("agents")
-    from agents.config import TrainConfig
+    from agents.config import TrainConfig, preset_names
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
+    pre.add_argument("--preset")
     pre.add_argument("--resume")
     pre.add_argument("--overwrite", action="store_true")
     pre.add_argument("--set", dest="overrides", action="append", default=[])
     known, rest = pre.parse_known_args(argv)
     if "-h" in rest or "--help" in rest:
         print(
-            "g2r train [--config FILE | --resume RUN_DIR] [--set KEY=VALUE ...] [--FIELD VALUE ...]\n\n"
-            "  --config FILE      a JSON (or YAML) file of TrainConfig fields (configs/cpu_demo.json, ...)\n"
+            "g2r train [--preset NAME | --config FILE | --resume RUN_DIR] [--set KEY=VALUE ...] [--FIELD VALUE ...]\n\n"
+            f"  --preset NAME      a preset shipped with the package: {', '.join(preset_names())}\n"
+            "  --config FILE      a JSON (or YAML) file of TrainConfig fields (it may start from a preset)\n"
             "  --resume RUN_DIR   continue the run in RUN_DIR from its last checkpoint (its saved config;\n"
             "                     only length, cadence, threads and logging fields may change)\n"
             "  --overwrite        a fresh run into a run folder that holds one moves the old run aside\n"
@@ -44,25 +57,41 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
             "  --set KEY=VALUE    set one field by name (repeatable)\n"
         )
         tyro.cli(TrainConfig, args=["--help"], prog="g2r train", description=TRAIN_HELP)
-    from agents.trainer import Trainer
+    from agents.sampling import vllm_output_to
+    from agents.trainer import Trainer, resolve_checkpoint
 
+    if known.config and known.preset:
+        raise ValueError('--preset and --config are exclusive; a config file starts from a preset with "preset": NAME')
     if known.resume:
-        if known.config:
+        if known.config or known.preset:
             raise ValueError("--resume uses the run's saved config; change fields with --set or flags")
         if known.overwrite:
             raise ValueError("--resume continues a run and --overwrite starts a new one; give one of them")
-        trainer = Trainer.resume(known.resume, known.overrides + _flags_as_overrides(rest))
-        print(f"[g2r] resuming {trainer.run_dir} at step {trainer.global_step}", flush=True)
+        run_dir = resolve_checkpoint(known.resume).parent
     else:
-        base = (
-            TrainConfig.from_file(known.config, known.overrides)
-            if known.config
-            else TrainConfig().with_overrides(known.overrides)
-        )
+        if known.config:
+            base = TrainConfig.from_file(known.config, known.overrides)
+        elif known.preset:
+            base = TrainConfig.preset(known.preset).with_overrides(known.overrides)
+        else:
+            base = TrainConfig().with_overrides(known.overrides)
         config = tyro.cli(TrainConfig, args=rest, default=base, prog="g2r train", description=TRAIN_HELP)
-        trainer = Trainer(config, overwrite=known.overwrite)
-        print(f"[g2r] training {config.model} for {config.total_steps} steps; run folder {trainer.run_dir}", flush=True)
-    history = trainer.train()
+        run_dir = Path(config.run_dir)
+    quiet_model_loading()
+    print(
+        f"[g2r] loading the policy, the judge and the sampler; vLLM's output goes to {run_dir / VLLM_LOG}", flush=True
+    )
+    with vllm_output_to(run_dir / VLLM_LOG):  # the terminal shows our progress bar and lines only
+        if known.resume:
+            trainer = Trainer.resume(known.resume, known.overrides + _flags_as_overrides(rest))
+            print(f"[g2r] resuming {trainer.run_dir} at step {trainer.global_step}", flush=True)
+        else:
+            trainer = Trainer(config, overwrite=known.overwrite)
+            print(
+                f"[g2r] training {config.model} for {config.total_steps} steps; run folder {trainer.run_dir}",
+                flush=True,
+            )
+        history = trainer.train()
     scores = [r["eval/judge_score"] for r in history if "eval/judge_score" in r]
     summary = f"[g2r] done: {trainer.global_step} steps; model in {trainer.run_dir / 'model'}"
     if scores:

@@ -176,8 +176,6 @@ def register_attribution(attribution: Attribution) -> Attribution:
     return attribution
 
 
-register = register_attribution  # the earlier name
-
 register_attribution(Attribution("grad_x_embed", True, score=grad_dot_input))
 register_attribution(Attribution("grad_l1", True, score=grad_l1))
 register_attribution(Attribution("grad_l2", True, score=grad_l2))

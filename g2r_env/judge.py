@@ -160,7 +160,8 @@ class Judge:
     def build_input(self, task: Task, criterion: str, response_ids: Sequence[int]) -> tuple[list[int], slice]:
         """Judge input ids for one (task, criterion, response) and the slice of the response in them.
 
-        ``response_ids`` are inserted as they are (self-judging: judge and policy share a tokenizer).
+        ``response_ids`` are inserted as they are: judge and policy share a tokenizer (the bundled model
+        and its judges, or self-judging).
         """
         before, after = self.frame(task, criterion)
         ids = before + [int(t) for t in response_ids] + after

@@ -64,12 +64,13 @@ class Grad2Reward:
     Args:
         judge: the Judge (frozen).
         attribution: "grad_x_embed" (default), "grad_l1", "grad_l2", "uniform", "last_token", or
-            any name added with ``g2r_env.attribution.register``.
+            any name added with ``g2r_env.register_attribution``.
         tau: softmax temperature of the attribution; "auto" is the std of the scores.
         soft: use p_true instead of the 0/1 verdict in the rewards (all criteria get credit).
         policy_tokenizer: the policy's tokenizer when it differs from the judge's; responses are
             then decoded, re-tokenized for the judge and attributions mapped back by character
-            overlap. None means self-judging (the response ids go to the judge as they are).
+            overlap. None means the judge shares the policy's tokenizer (the bundled model and its
+            judges, or self-judging): the response ids go to the judge as they are.
         progress: show a progress bar over micro-batches.
         shared_prefix: judge the criteria of one response in one packed pass over their shared judge
             input (the default); False runs every (response, criterion) pair on its own, as a

@@ -148,7 +148,7 @@ class Composer:
     Args:
         corpus: the evidence corpus.
         seed: the seed; the same seed gives the same examples.
-        half: 0 or 1 to use only one half of every passage list (to train two judges on disjoint
+        passage_half: 0 or 1 to use only one half of every passage list (to train two judges on disjoint
             passages), None for all.
         paraphrase_rate: share of examples that show a paraphrase instead of the criterion.
         mismatched_per_response: criteria of other tasks (same domain) added as unmet examples.
@@ -163,7 +163,7 @@ class Composer:
         self,
         corpus: Corpus,
         seed: int = 0,
-        half: Optional[int] = None,
+        passage_half: Optional[int] = None,
         paraphrase_rate: float = 0.5,
         mismatched_per_response: int = 2,
         wordings: int = 1,
@@ -173,7 +173,7 @@ class Composer:
             raise ValueError(f"wordings must be >= 1, got {wordings}")
         self.corpus = corpus
         self.rng = random.Random(seed)
-        self.half = half
+        self.passage_half = passage_half
         self.paraphrase_rate = paraphrase_rate
         self.mismatched_per_response = mismatched_per_response
         self.wordings = wordings
@@ -203,13 +203,13 @@ class Composer:
         body: list[tuple[str, tuple[int, ...]]] = []  # (text, criteria it meets)
         for c in entry.criteria:
             if c.kind in ("content", "pitfall") and rng.random() < (0.35 if c.kind == "pitfall" else 0.5):
-                passage = rng.choice(half_of(c.evidence, self.half))
+                passage = rng.choice(half_of(c.evidence, self.passage_half))
                 body.append((passage.text, passage.meets))
         material = [c for c in entry.criteria if c.kind == "structure" and c.evidence]
         placed: dict[int, str] = {}
         for c in material:
             if rng.random() < 0.5:
-                placed[c.index] = rng.choice(half_of(c.evidence, self.half)).text
+                placed[c.index] = rng.choice(half_of(c.evidence, self.passage_half)).text
         inline = [
             (text, (k,))
             for k, text in placed.items()
@@ -217,7 +217,7 @@ class Composer:
         ]
         body.extend(inline)
         size = rng.choices(range(1, 13), weights=[4, 8, 9, 9, 8, 6, 5, 4, 3, 2, 2, 2])[0]
-        distractors = half_of(entry.distractors, self.half)
+        distractors = half_of(entry.distractors, self.passage_half)
         extra = max(0, size - len(body))
         body.extend((text, ()) for text in rng.sample(distractors, min(extra, len(distractors))))
         rng.shuffle(body)

@@ -485,7 +485,7 @@ class JudgeEvalConfig:
     """the split composed from (test: tasks no judge of ours trained on)"""
     responses_per_task: int = 8
     """composed responses per task"""
-    half: Optional[int] = None
+    passage_half: Optional[int] = None
     """compose from one half of every passage list only (0 or 1), or from all (None)"""
     seed: int = 1000
     """the composer's seed (the same seed gives the same test cases)"""
@@ -553,7 +553,7 @@ def run_eval(config: JudgeEvalConfig, verbose: bool = True) -> dict:
         entries = corpus.split(config.split)
         if not entries:
             raise ValueError(f"{name} has no evidence for split {config.split!r}")
-        composer = Composer(corpus, seed=config.seed, half=config.half)
+        composer = Composer(corpus, seed=config.seed, passage_half=config.passage_half)
         sets[f"{name}[{config.split}]"] = composer.examples(entries, config.responses_per_task)
     sets.update(cases_sets)  # tied votes count for the graders' agreement
     sets = {name: cases_that_fit(judge, cases, config.too_long, where=name) for name, cases in sets.items()}

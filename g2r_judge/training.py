@@ -46,8 +46,8 @@ class JudgeTrainConfig:
     """task sets whose evidence corpus (<task folder>/evidence) is composed into examples; train split only"""
     verdicts: list[str] = field(default_factory=list)
     """labelled verdict files (JSONL: prompt, response, criterion, label) trained on beside the corpus"""
-    half: Optional[int] = None
-    """0 or 1: use only that half of every passage list (two judges on disjoint passages); None: all"""
+    passage_half: Optional[int] = None
+    """0 or 1: compose from only that half of every passage list (two judges on disjoint passages); None: all"""
     seed: int = 0
     """seeds the composer (a fresh draw every step), LoRA initialisation and example order"""
     steps: int = 300
@@ -113,7 +113,7 @@ class JudgeTrainConfig:
             (self.lora_rank >= 0, "lora_rank must be >= 0 (0: full fine-tuning)"),
             (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
             (self.max_tokens >= 64, "max_tokens must be >= 64"),
-            (self.half in (None, 0, 1), "half must be 0, 1 or None"),
+            (self.passage_half in (None, 0, 1), "passage_half must be 0, 1 or None"),
             (0 <= self.paraphrase_rate <= 1, "paraphrase_rate must be in [0, 1]"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
             (self.too_long in TOO_LONG, f"too_long must be one of {TOO_LONG}, got {self.too_long!r}"),
@@ -216,7 +216,7 @@ class JudgeTrainer:
                 composer = Composer(
                     corpus,
                     seed=rng.randrange(2**31),
-                    half=config.half,
+                    passage_half=config.passage_half,
                     paraphrase_rate=config.paraphrase_rate,
                     mismatched_per_response=config.mismatched_per_response,
                     wordings=config.wordings,
@@ -380,7 +380,7 @@ class JudgeTrainer:
             "corpus_sha256": corpus_hash(self.config.corpora),
             "verdicts": self.config.verdicts,
             "seed": self.config.seed,
-            "half": self.config.half,
+            "passage_half": self.config.passage_half,
             "steps": self.step,
             "command": self.command,
             "config": asdict(self.config),

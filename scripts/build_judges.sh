@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"  # no OpenMP spin-waits on a busy machine
 G2R=.venv/bin/g2r
-build() {  # run folder, shipped name, half, seed, steps, attribution methods whose credit is measured
-    "$G2R" judge train --out-dir "runs/$1" --half "$3" --seed "$4" --steps "$5"
+build() {  # run folder, shipped name, passage half, seed, steps, attribution methods whose credit is measured
+    "$G2R" judge train --out-dir "runs/$1" --passage-half "$3" --seed "$4" --steps "$5"
     rm -rf "g2r_env/judges/$2" && mkdir -p "g2r_env/judges/$2"
     cp "runs/$1/judge/"* "g2r_env/judges/$2/"
     "$G2R" judge eval --judge "$2" --cases benchmarks/data/judged_cases.jsonl --methods $6 --credit-cases 60 \

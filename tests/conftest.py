@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny in-code Llama with the bundled tokenizer, and the bundled real model."""
+"""Shared fixtures: the bundled tokenizer, a tiny in-code Llama with it (as a judge, and saved as a
+local HF folder for anything that loads a model by path), and a task with a rubric. Tests that need
+the bundled real model load it themselves and are marked ``slow``."""
 
 from __future__ import annotations
 

@@ -63,3 +63,20 @@ def test_score_errors_are_clear(tiny_model, tmp_path, capsys):
 def test_unknown_command_prints_usage(capsys):
     assert main(["frobnicate"]) == 2
     assert "g2r {score,train,eval,judge,export,tasks}" in capsys.readouterr().out
+
+
+def test_train_preset_errors_name_the_choices(tmp_path, capsys):
+    config = tmp_path / "run.json"
+    config.write_text('{"preset": "cpu_demo"}')
+    cases = [
+        (["--preset", "cpu"], "unknown preset 'cpu'; known: ['cpu_demo', 'gpu_paper']"),
+        (["--preset", "cpu_demo", "--config", str(config)], "--preset and --config are exclusive"),
+        (["--preset", "cpu_demo", "--resume", str(tmp_path)], "--resume uses the run's saved config"),
+    ]
+    for args, message in cases:
+        assert main(["train", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("g2r train: error: ") and message in err
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--preset NAME      a preset shipped with the package: cpu_demo, gpu_paper" in capsys.readouterr().out

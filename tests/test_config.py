@@ -1,10 +1,9 @@
 """TrainConfig: files, presets, overrides, types and ranges."""
 
-import os
-
 import pytest
 
 from agents import TrainConfig
+from agents.config import PRESETS_DIR, preset_names
 
 
 def test_config_file_types_presets_and_overrides(tmp_path):
@@ -26,10 +25,13 @@ def test_config_file_types_presets_and_overrides(tmp_path):
         TrainConfig().with_overrides(["total_steps=1.5"])
 
 
-def test_bundled_config_files_load():
-    configs = os.path.join(os.path.dirname(__file__), "..", "configs")
-    assert TrainConfig.from_file(os.path.join(configs, "cpu_demo.json")) == TrainConfig.preset("cpu_demo")
-    paper = TrainConfig.from_file(os.path.join(configs, "gpu_paper.json"))
+def test_shipped_presets_load_by_name_and_as_files():
+    assert preset_names() == ["cpu_demo", "gpu_paper"]
+    assert TrainConfig.from_file(PRESETS_DIR / "cpu_demo.json") == TrainConfig.preset("cpu_demo")
+    assert TrainConfig.preset("cpu_demo").total_steps == 6
+    with pytest.raises(ValueError, match="unknown preset 'cpu'; known: \\['cpu_demo', 'gpu_paper'\\]"):
+        TrainConfig.preset("cpu")
+    paper = TrainConfig.from_file(PRESETS_DIR / "gpu_paper.json")
     assert (paper.group_size, paper.learning_rate, paper.temperature, paper.top_p, paper.top_k, paper.clip_eps) == (
         8,
         1e-6,

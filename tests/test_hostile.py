@@ -85,6 +85,7 @@ def test_a_nan_judge_raises_instead_of_scoring_zero(bundled_tokenizer, rubric_ta
         scorer.score(rubric_task, bundled_tokenizer.encode("The sky scatters light.", add_special_tokens=False))
 
 
+@pytest.mark.slow
 def test_cache_manifest_catches_same_size_corruption_and_a_bad_folder_is_named(tmp_path, monkeypatch):
     cached = models.bundled_model_dir()
     copy = tmp_path / "copy"

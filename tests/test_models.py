@@ -12,6 +12,7 @@ def test_missing_bundled_package_names_the_install_command(monkeypatch):
         models.bundled_model_dir()
 
 
+@pytest.mark.slow
 def test_cache_is_reused_and_a_corrupt_copy_is_rebuilt(tmp_path, monkeypatch):
     source = models.bundled_model_dir()  # the session's converted copy
     monkeypatch.setenv("G2R_CACHE", str(tmp_path))

@@ -1,7 +1,7 @@
 """Samplers on the real bundled model: vLLM's log-probs and weight sync against transformers.
 
-The vLLM tests carry the marker "vllm" and share one engine per module (about 10 s to start on
-CPU). Both engines run float32; vLLM's log-probs of its own samples agree with transformers'
+Every test here carries the marker "slow"; the vLLM tests also "vllm", and share one engine per
+module (about 10 s to start on CPU). Both engines run float32; vLLM's log-probs of its own samples agree with transformers'
 to about 3e-5 on this machine (2 CPU cores), and the tests allow LOGPROB_TOL.
 """
 
@@ -19,6 +19,8 @@ LOGPROB_TOL = 1e-3
 MAX_TOKENS = 16
 # Greedy decoding answers the first in 8 tokens, ending on <|im_end|>, and runs past 16 on the second.
 QUESTIONS = ["What is the capital of France?", "Name a colour."]
+
+pytestmark = pytest.mark.slow  # every test here runs the bundled model
 
 
 @pytest.fixture(scope="session")

@@ -306,6 +306,7 @@ def test_example_trains_a_tiny_model_and_logs_episode_reward(tiny_model, tmp_pat
     assert ppo.ep_info_buffer and all(1 <= e["l"] <= 8 for e in ppo.ep_info_buffer)
 
 
+@pytest.mark.slow
 def test_ppo_with_the_bundled_model_updates_it():
     env = make_vec_env(ENV_ID, n_envs=1, seed=0, env_kwargs=dict(max_new_tokens=4, render_mode=None))
     ppo = PPO(

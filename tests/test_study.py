@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from agents.study import band, bootstrap_difference, bootstrap_ratio, steps_to_reach, summarize
+from agents.study import band, bootstrap_difference, bootstrap_ratio, load_study_preset, steps_to_reach, summarize
 
 STEPS = [0, 2, 4]
 
@@ -69,6 +69,11 @@ def test_final_score_difference_and_its_bootstrap_interval():
     assert "final_vs_baseline" not in summary["sparse"]
 
 
+def test_an_unknown_study_preset_names_the_shipped_ones():
+    with pytest.raises(ValueError, match=r"no study preset 'slow'.*known: \['cpu', 'gpu', 'quick'\]"):
+        load_study_preset("slow")
+
+
 @pytest.mark.parametrize("preset", ["cpu", "quick", "gpu"])
 def test_every_study_preset_has_train_and_eval_tasks_for_every_arm(preset, tmp_path):
     import importlib.util
@@ -80,7 +85,7 @@ def test_every_study_preset_has_train_and_eval_tasks_for_every_arm(preset, tmp_p
     spec = importlib.util.spec_from_file_location("sample_efficiency", path)
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
-    loaded = study.load_preset(preset)
+    loaded = load_study_preset(preset)
     assert {"sparse", "dense_grad_x_embed", "dense_uniform", "token_rloo"} <= set(loaded["arms"])
     assert len(loaded["seeds"]) >= 3 or preset == "quick"
     for arm in loaded["arms"]:

@@ -114,10 +114,10 @@ def test_update_raises_logprob_of_rewarded_tokens_and_lowers_the_other(tiny_mode
         finished=torch.tensor([True, False]),
         task_ids=["creative-006"] * 2,
     )
-    before = trainer.old_logprobs(trainer.policy, batch)
+    before = trainer.response_logprobs(trainer.policy, batch)
     advantages = compute_advantages("token_grpo", batch.token_rewards, batch.response_mask, 2)
     stats = trainer.update(batch, advantages, step=0)
-    after = trainer.old_logprobs(trainer.policy, batch)
+    after = trainer.response_logprobs(trainer.policy, batch)
 
     credited = advantages > 0  # the first three tokens of the rewarded response
     assert credited[0, :3].all() and not credited[1].any()

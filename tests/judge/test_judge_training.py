@@ -128,7 +128,10 @@ def test_the_composer_is_seeded_and_halves_are_disjoint(corpus):
     first = [(c.response, c.criterion, c.label) for c in Composer(corpus, seed=3).examples(entries, 3)]
     again = [(c.response, c.criterion, c.label) for c in Composer(corpus, seed=3).examples(entries, 3)]
     assert first == again
-    halves = [{c.response for c in Composer(corpus, seed=s, half=h).examples(entries, 20)} for s, h in ((1, 0), (1, 1))]
+    halves = [
+        {c.response for c in Composer(corpus, seed=s, passage_half=h).examples(entries, 20)}
+        for s, h in ((1, 0), (1, 1))
+    ]
     passages = [{p.text for e in entries for c in e.criteria for p in c.evidence[h::2]} for h in (0, 1)]
     for responses, other in ((halves[0], passages[1]), (halves[1], passages[0])):
         assert not any(p in r for r in responses for p in other if len(p) > 30 and p not in passages[0] & passages[1])
@@ -330,6 +333,7 @@ def test_generic_material_keeps_the_evidence_spans_on_their_passages(corpus):
             assert case.response[a:b] in texts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bundled-judge", "bundled-eval-judge"])
 def test_the_shipped_judge_reproduces_its_recorded_measurement(name):
     """A shipped judge, loaded as users load it, gives on the independent judged cases the AUC and

@@ -112,7 +112,7 @@ def test_grader_report_by_hand_and_by_enumeration():
 def test_judge_eval_reports_agreement_with_physicians(tmp_path, tiny_model, capsys):
     from g2r_cli.judge import main
     from g2r_env import Judge
-    from g2r_judge.evaluation import grader_report
+    from g2r_judge.evaluation import grader_report, strict_json
     from g2r_judge.predict import predict_p_true
 
     path = write_jsonl(tmp_path / "meta.jsonl", meta_eval_rows())
@@ -126,7 +126,7 @@ def test_judge_eval_reports_agreement_with_physicians(tmp_path, tiny_model, caps
     assert "credit" not in result  # no evidence spans in this data
     cases = load_verdicts(path, ties="keep")
     p = predict_p_true(Judge.load(tiny_model, device="cpu"), cases)
-    expected = json.loads(json.dumps(grader_report(cases, p)))
+    expected = strict_json(grader_report(cases, p))
     assert result["graders"] == expected
     assert result["graders"]["grader_pairs"] == 3 + 1 + 1 + 0 + 6
 
@@ -179,7 +179,7 @@ def f1_meta_eval_file(tmp_path):
 
 
 def test_macro_f1_equals_healthbench_definition_by_hand(tmp_path):
-    from g2r_judge.evaluation import grader_report
+    from g2r_judge.evaluation import grader_report, strict_json
 
     cases = load_verdicts(f1_meta_eval_file(tmp_path), ties="keep")
     assert [c.grader_ids for c in cases][4] == ("d0", "d1", "d2", "d3")
@@ -218,7 +218,7 @@ def test_macro_f1_equals_healthbench_definition_by_hand(tmp_path):
 
 
 def test_macro_f1_matches_its_definition_over_enumerated_pairs(tmp_path):
-    from g2r_judge.evaluation import grader_report
+    from g2r_judge.evaluation import grader_report, strict_json
 
     cases = load_verdicts(f1_meta_eval_file(tmp_path), ties="keep")
     p = np.array([0.9 if verdict else 0.1 for _, _, verdict in F1_ROWS])
