@@ -517,8 +517,8 @@ class JudgeEvalConfig:
             )
         if self.responses_per_task < 1 and self.tasks:
             raise ValueError(f"JudgeEvalConfig: responses_per_task must be >= 1, got {self.responses_per_task}")
-        if self.half not in (None, 0, 1):
-            raise ValueError(f"JudgeEvalConfig: half must be 0, 1 or None, got {self.half!r}")
+        if self.passage_half not in (None, 0, 1):
+            raise ValueError(f"JudgeEvalConfig: passage_half must be 0, 1 or None, got {self.passage_half!r}")
         if self.too_long not in TOO_LONG:
             raise ValueError(f"JudgeEvalConfig: too_long must be one of {TOO_LONG}, got {self.too_long!r}")
         methods = [] if self.methods == ["all"] else self.methods

@@ -13,7 +13,8 @@ import pytest
 from agents.sampling import RotaryReloadFilter, engine_start_output, vllm_output_to
 
 
-def test_vllm_records_and_engine_start_prints_go_to_the_file(tmp_path, capfd):
+def test_vllm_records_and_engine_start_prints_go_to_the_file(tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)  # importing trl sets it to ERROR
     vllm_logger = logging.getLogger("vllm")
     before = (vllm_logger.handlers[:], vllm_logger.propagate, os.environ.get("VLLM_CONFIGURE_LOGGING"))
     log = tmp_path / "run" / "vllm.log"

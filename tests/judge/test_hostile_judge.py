@@ -36,7 +36,7 @@ def trained_judge_dir(tmp_path, tiny_model):
 
 
 # ---- resumes -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("field, value, saved", [("seed", 7, 0), ("lora_rank", 8, 2), ("half", 0, None)])
+@pytest.mark.parametrize("field, value, saved", [("seed", 7, 0), ("lora_rank", 8, 2), ("passage_half", 0, None)])
 def test_a_judge_resume_that_changes_the_run_is_refused_before_the_model_loads(
     trained_judge_dir, tiny_model, monkeypatch, field, value, saved
 ):
