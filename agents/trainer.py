@@ -92,6 +92,19 @@ def pad_rows(rows: Sequence[Sequence[float]], value: float = 0.0, dtype=torch.fl
     return out
 
 
+def eval_envs(tasks, scorer: Grad2Reward, max_new_tokens: int) -> OpenEndedVectorEnv:
+    """A vector env of one sub-env per task of ``tasks`` (any split), judged forward only: where
+    ``evaluate_policy`` plays one greedy response per task."""
+    return OpenEndedVectorEnv(
+        num_envs=len(tasks),
+        tasks=tasks,
+        split="all",
+        max_new_tokens=max_new_tokens,
+        reward_mode="sparse",
+        scorer=scorer,
+    )
+
+
 def evaluate_policy(sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: int) -> dict[str, float]:
     """The judge score of one greedy response per task of ``envs`` (one sub-env per task).
 
@@ -240,15 +253,7 @@ class Trainer:
                 f"add tasks of that split, or set eval_every=0 and report=false"
             ) from None
         eval_tasks = eval_tasks[: config.eval_tasks or len(eval_tasks)]
-        envs = OpenEndedVectorEnv(
-            num_envs=len(eval_tasks),
-            tasks=eval_tasks,
-            split="all",
-            max_new_tokens=config.max_new_tokens,
-            reward_mode="sparse",
-            scorer=scorer,
-        )
-        return scorer, envs
+        return scorer, eval_envs(eval_tasks, scorer, config.max_new_tokens)
 
     def _build_reference(self) -> Optional[torch.nn.Module]:
         """The frozen KL reference when ``kl_coef > 0``: a self-judge is the initial policy already."""

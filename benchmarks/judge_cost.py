@@ -21,16 +21,6 @@ maximum resident set size after each setting.
 import argparse
 import functools
 import resource
-import time
-
-
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def responses_of(judge, task, corpus, count: int, tokens: int) -> list[list[int]]:
@@ -54,6 +44,7 @@ def peak_mib() -> float:
 
 def main() -> None:
     import torch
+    from step_time import best_of  # benchmarks/ is on sys.path
 
     from g2r_env import Grad2Reward, Judge
     from g2r_judge.corpus import corpus_of

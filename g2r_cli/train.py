@@ -151,8 +151,8 @@ def eval_main(argv: Optional[Sequence[str]] = None) -> int:
 
     require_own("agents")
     from agents.sampling import make_sampler
-    from agents.trainer import evaluate_policy
-    from g2r_env import OpenEndedVectorEnv, build_scorer
+    from agents.trainer import eval_envs, evaluate_policy
+    from g2r_env import build_scorer
     from g2r_env.env import default_judge
     from g2r_env.models import BUNDLED_NAME
     from tasks import load_taskset
@@ -162,14 +162,7 @@ def eval_main(argv: Optional[Sequence[str]] = None) -> int:
         tasks = tasks.select(task_ids=[t.strip() for t in args.task_ids.split(",") if t.strip()])
     judge = args.judge or default_judge(BUNDLED_NAME)  # the bundled model's, so trained models compare
     scorer = build_scorer(args.model, judge, args.device, soft=args.soft)
-    envs = OpenEndedVectorEnv(
-        num_envs=len(tasks),
-        tasks=tasks,
-        split="all",
-        max_new_tokens=args.max_new_tokens,
-        reward_mode="sparse",
-        scorer=scorer,
-    )
+    envs = eval_envs(tasks, scorer, args.max_new_tokens)
     sampler = make_sampler(args.sampler, args.model, args.device)
     scores = evaluate_policy(sampler, envs, args.max_new_tokens)
     mean = float(np.mean(list(scores.values())))
