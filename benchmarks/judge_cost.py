@@ -5,8 +5,9 @@ On the shipped judge (``bundled-judge`` on the bundled model) with the study's s
 task's evidence corpus, cut to length). For each setting it times, best of ``--repeats``:
 
 - sparse: verdicts only (forward passes), per pair (``shared_prefix=False``) and shared;
-- dense: verdicts and credit (``contrastive_grad_l2`` and ``grad_x_embed``), per pair and shared,
-  and the depth variants of the contrastive rule (the backward pass stops part-way up);
+- dense: verdicts and credit (``contrastive_grad_l2`` and ``grad_x_embed``), per pair and shared
+  (credit per credited pair), the depth variants of the contrastive rule (the backward pass stops
+  part-way up), and ``batched_credit`` (one batched backward pass per response);
 
 and prints the ratios: per pair / shared, dense / sparse. With ``--steps N`` it then runs N training
 steps of the study's cpu preset (vLLM sampling) to measure the rest of a step (sampling, policy
@@ -38,6 +39,26 @@ def responses_of(judge, task, corpus, count: int, tokens: int) -> list[list[int]
     return out
 
 
+RULES = [
+    "contrastive_grad_l2",
+    "grad_x_embed",
+    "contrastive_grad_l2_d25",
+    "contrastive_grad_l2_d50",
+    "contrastive_grad_l2_d75",
+]
+MODES = ("per pair", "shared", "batched")
+PLAN = [
+    ("sparse", "per pair"),
+    ("sparse", "shared"),
+    ("contrastive_grad_l2", "per pair"),
+    ("grad_x_embed", "per pair"),
+    *((rule, "shared") for rule in RULES),
+    ("contrastive_grad_l2", "batched"),
+]
+"""(rule, mode) timed per setting: the per-pair path, shared-prefix verdicts with credit per pair, and
+with credit from one batched backward pass per response."""
+
+
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -65,7 +86,6 @@ def main() -> None:
     judge = Judge.load(args.judge, device="cpu")
     task = load_taskset("openended-mini").get(args.task)
     corpus = corpus_of("openended-mini")
-    rules = ["contrastive_grad_l2", "grad_x_embed", "contrastive_grad_l2_d50", "contrastive_grad_l2_d75"]
     print(
         f"judge {args.judge}, task {task.task_id} ({len(task.criteria)} criteria), torch threads {torch.get_num_threads()}"
     )
@@ -75,24 +95,26 @@ def main() -> None:
             responses = responses_of(judge, task, corpus, group, tokens)
             tasks = [task] * group
             row = {}
-            for shared in (False, True):
-                for rule in ["sparse", *rules]:
-                    if not shared and "_d" in rule:
-                        continue
-                    scorer = Grad2Reward(judge, attribution=rule.replace("sparse", "last_token"), shared_prefix=shared)
-                    run = functools.partial(scorer.score_batch, tasks, responses, dense=rule != "sparse")
-                    row[rule, shared] = best_of(args.repeats, run)
+            for rule, mode in PLAN:
+                scorer = Grad2Reward(
+                    judge,
+                    attribution=rule.replace("sparse", "last_token"),
+                    shared_prefix=mode != "per pair",
+                    batched_credit=mode == "batched",
+                )
+                run = functools.partial(scorer.score_batch, tasks, responses, dense=rule != "sparse")
+                row[rule, mode] = best_of(args.repeats, run)
             met = sum(c["met"] for r in scorer.score_batch(tasks, responses, dense=False) for c in r.criteria)
             pairs = group * len(task.criteria)
             print(f"\nG={group}, {tokens} tokens: {pairs} pairs, {met} met; peak RSS {peak_mib():.0f} MiB")
-            print(f"  {'':28s} {'per pair':>9s} {'shared':>9s} {'speed-up':>9s} {'/ sparse (shared)':>18s}")
-            sparse_shared = row["sparse", True]
-            for name in ["sparse", *rules]:
-                alone = row.get((name, False))
-                shared = row[name, True]
-                speedup = f"{alone / shared:8.2f}x" if alone else f"{'-':>9s}"
-                alone_text = f"{alone:8.2f}s" if alone else f"{'-':>9s}"
-                print(f"  {name:28s} {alone_text} {shared:8.2f}s {speedup} {shared / sparse_shared:17.2f}x")
+            print(
+                f"  {'':26s} {'per pair':>9s} {'shared':>9s} {'batched':>9s} {'per pair/shared':>16s} {'/ sparse':>9s}"
+            )
+            for rule in ["sparse", *RULES]:
+                cells = [row.get((rule, mode)) for mode in MODES]
+                text = " ".join(f"{c:8.2f}s" if c else f"{'-':>9s}" for c in cells)
+                speedup = f"{cells[0] / cells[1]:15.2f}x" if cells[0] else f"{'-':>16s}"
+                print(f"  {rule:26s} {text} {speedup} {cells[1] / row['sparse', 'shared']:8.2f}x")
             at_step_size[group, tokens] = row
 
     if args.steps:
@@ -104,7 +126,7 @@ def main() -> None:
 
         config = run_config(load_preset("cpu"), "dense_best", 0, Path("runs/bench_judge_cost"))
         config = config.with_overrides(["eval_every=0", "progress=false", "checkpoint_every=0"])
-        trainer = Trainer(config)
+        trainer = Trainer(config, overwrite=True)  # an earlier benchmark's run folder is moved aside
         trainer.train_step()  # warm-up
         records = [trainer.train_step() for _ in range(args.steps)]
         rest = sum(r["time/step"] - r["time/judging"] for r in records) / len(records)
@@ -115,14 +137,13 @@ def main() -> None:
             return
         print(f"\ntraining step of the cpu study preset (G={key[0]}, {key[1]} tokens), mean of {args.steps} steps:")
         print(f"  sampling + update + sync     {rest:7.2f} s")
-        sparse = {shared: rest + row["sparse", shared] for shared in (False, True)}
-        for rule in rules:
-            for shared in (False, True):
-                if (rule, shared) not in row:
-                    continue
-                step = rest + row[rule, shared]
-                label = f"{rule} ({'shared' if shared else 'per pair'})"
-                print(f"  {label:40s} step {step:6.2f} s = {step / sparse[shared]:.2f}x the sparse step")
+        sparse = {mode: rest + row["sparse", mode] for mode in ("per pair", "shared")}
+        for (rule, mode), seconds in row.items():
+            if rule == "sparse":
+                continue
+            step = rest + seconds
+            base = sparse["per pair" if mode == "per pair" else "shared"]
+            print(f"  {rule + ' (' + mode + ')':44s} step {step:6.2f} s = {step / base:.2f}x the sparse step")
 
 
 if __name__ == "__main__":

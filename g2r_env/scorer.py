@@ -75,6 +75,11 @@ class Grad2Reward:
         shared_prefix: judge the criteria of one response in one packed pass over their shared judge
             input (the default); False runs every (response, criterion) pair on its own, as a
             reference (same verdicts and rewards, slower).
+        batched_credit: with ``shared_prefix``, the credited criteria of one response get their
+            gradients from one packed forward and one batched backward pass (a vector-Jacobian product
+            each, ``is_grads_batched``) instead of a forward and backward pass each. Same credit; on
+            this project's CPU measurement it was slower (``benchmarks/judge_cost.py``), so off by
+            default.
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class Grad2Reward:
         policy_tokenizer=None,
         progress: bool = False,
         shared_prefix: bool = True,
+        batched_credit: bool = False,
     ) -> None:
         self.judge = judge
         self.attribution = get_attribution(attribution)
@@ -100,6 +106,7 @@ class Grad2Reward:
         self.stop_ids = frozenset(stop_token_ids(policy_tokenizer or judge.tokenizer))
         self.progress = progress
         self.shared_prefix = shared_prefix
+        self.batched_credit = batched_credit
 
     # ----------------------------------------------------------------------------------------
     def score(self, task: Task, response_ids: Sequence[int]) -> ScoreResult:
@@ -203,8 +210,10 @@ class Grad2Reward:
         """Verdicts for every pair, then credit for the pairs that earn it.
 
         With ``shared_prefix`` the verdicts come from packed forward passes (each response's judge
-        prefix once, every criterion over it) and only the credited pairs run a forward and backward
-        pass of their own; otherwise every pair runs its own forward (and backward) pass.
+        prefix once, every criterion over it) and only the credited pairs run a backward pass: each
+        pair on its own (a forward and backward pass), or with ``batched_credit`` the pairs of one
+        response in one packed forward and one batched backward; otherwise every pair runs its own
+        forward (and backward) pass.
         ``dense=False`` runs forward passes only; ``force=True`` attributes every pair, met or not
         (to study where credit would land).
         """
@@ -215,7 +224,10 @@ class Grad2Reward:
         self._packed_verdicts(pairs, tasks)
         if gradients:
             credited = [p for p in pairs if (force or self._credit(p, tasks) > 0) and p.span.stop > p.span.start]
-            self._packed_credit(credited, tasks)
+            if self.batched_credit:
+                self._packed_credit(credited, tasks)
+            else:
+                self._judge_pairs(credited, tasks, verdicts=False, gradients=True, force=True)
 
     def _credit(self, pair: _Pair, tasks: Sequence[Task]) -> float:
         """The pair's share of credit before weighting: p_true (soft) or the 0/1 verdict, 0 for a zero weight."""

@@ -325,11 +325,12 @@ def test_shared_prefix_scoring_equals_pairs_alone(bundled_tokenizer, rubric_task
     )
     tasks, responses = _ragged_batch(bundled_tokenizer, rubric_task)
     for dense in (True, False):
-        shared = Grad2Reward(judge, attribution=attribution, soft=soft).score_batch(tasks, responses, dense=dense)
         alone = Grad2Reward(judge, attribution=attribution, soft=soft, shared_prefix=False).score_batch(
             tasks, responses, dense=dense
         )
-        _assert_same_results(shared, alone)
+        for batched in (False, True):
+            scorer = Grad2Reward(judge, attribution=attribution, soft=soft, batched_credit=batched)
+            _assert_same_results(scorer.score_batch(tasks, responses, dense=dense), alone)
 
 
 def test_shared_prefix_scoring_equals_pairs_alone_with_another_tokenizer(tiny_judge, rubric_task):
@@ -357,9 +358,14 @@ def test_depth_attribution_reads_the_gradient_at_a_hidden_layer(tiny_judge, rubr
     logits = out.logits[0, -1]
     (grad,) = torch.autograd.grad(logits[true_id] - logits[false_id], state)
     expected = torch.softmax(grad[0, span].norm(dim=-1) / 0.01, 0).numpy()
-    for shared in (True, False):
+    for shared, batched in ((True, False), (True, True), (False, False)):
         scorer = Grad2Reward(
-            tiny_judge, attribution="contrastive_grad_l2_d50", tau=0.01, soft=True, shared_prefix=shared
+            tiny_judge,
+            attribution="contrastive_grad_l2_d50",
+            tau=0.01,
+            soft=True,
+            shared_prefix=shared,
+            batched_credit=batched,
         )
         np.testing.assert_allclose(scorer.score(rubric_task, response).criteria[0]["alpha"], expected, rtol=1e-6)
     # and it differs from the same rule read at the input embeddings
@@ -380,11 +386,12 @@ def test_shared_prefix_scoring_equals_pairs_alone_on_the_bundled_judge():
     ]
     responses = [encode(judge.tokenizer, t) for t in texts]
     for attribution in ("grad_x_embed", "contrastive_grad_l2"):
-        shared, alone = (
-            Grad2Reward(judge, attribution=attribution, soft=True, shared_prefix=flag).score_batch(tasks, responses)
-            for flag in (True, False)
+        alone = Grad2Reward(judge, attribution=attribution, soft=True, shared_prefix=False).score_batch(
+            tasks, responses
         )
-        _assert_same_results(shared, alone, rtol=1e-4, atol_p=1e-5)
+        for batched in (False, True):
+            shared = Grad2Reward(judge, attribution=attribution, soft=True, batched_credit=batched)
+            _assert_same_results(shared.score_batch(tasks, responses), alone, rtol=1e-4, atol_p=1e-5)
     sparse = [
         Grad2Reward(judge, shared_prefix=flag).score_batch(tasks, responses, dense=False) for flag in (True, False)
     ]
