@@ -17,6 +17,7 @@ wording where it parses exactly ("Is under 150 words", "Avoids the word 'basical
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -484,6 +485,7 @@ _PHRASINGS: list[tuple[str, Callable[[re.Match], Optional[Check]]]] = [
 _RECOGNISERS = [(re.compile(_PREFIX + rf"(?:{pattern})$", re.IGNORECASE), build) for pattern, build in _PHRASINGS]
 
 
+@functools.lru_cache(maxsize=65536)
 def recognise(criterion: str) -> Optional[Check]:
     """The check a criterion's wording states exactly, or None (the judge decides it).
 

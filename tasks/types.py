@@ -14,7 +14,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .checks import Check
+from .checks import Check, recognise
 
 Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
 
@@ -51,6 +51,12 @@ class Criterion:
         object.__setattr__(self, "tags", tuple(self.tags))
         if self.check is not None and not isinstance(self.check, Check):
             raise ValueError(f"criterion {self.criterion!r}: check must be a tasks.checks.Check, got {self.check!r}")
+
+    @property
+    def exact_check(self) -> Optional[Check]:
+        """The check that decides this criterion: its own ``check``, else the one its wording states
+        exactly (``tasks.checks.recognise``), else None (a judge decides it)."""
+        return self.check if self.check is not None else recognise(self.criterion)
 
 
 MAX_PENALTY_RATIO = 1e6
