@@ -228,3 +228,12 @@ def test_explicit_check_loads_exports_and_bad_check_names_the_line(tmp_path):
     assert task_from_json(task_to_json(task)) == task
     with pytest.raises(TaskFormatError, match=rf"{path}:3: rubric item 0: unknown check type 'wordz'"):
         next(tasks)
+
+
+def test_inspect_lists_the_criteria_code_decides():
+    from tasks import TaskSet
+    from tasks.inspect import format_summary, summarize
+
+    summary = summarize(TaskSet([_task()]))
+    assert summary["checked"]["criteria"] == 4 and summary["checked"]["own"] == 1
+    assert "decided by code: 4 of 5 criteria" in format_summary(summary)
