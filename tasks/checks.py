@@ -369,7 +369,7 @@ _HAS = rf"(?:{_HAS_WORDS})"
 _READER = "(?:the reader|the user|readers|the person asking)"
 _FORMATTED = r"(?:is|be) (?:formatted|written|laid out|presented|organi[sz]ed|structured|set out)"
 _BULLETS = r"(?:bullet points|bullets|a bullet(?:ed)? list|bulleted items|a list of bullet points)"
-_NUMBERED = r"(?:a numbered list(?: of steps)?|numbered (?:items|steps))"
+_NUMBERED_LIST = r"(?:a numbered list(?: of steps)?|numbered (?:items|steps))"
 _EITHER = (
     r"(?:a list|a (?:bulleted|bullet) or numbered list|a numbered or bullet(?:ed)? list|bullet points or a numbered "
     r"list|a numbered list or bullet points|bullet points or numbered items|a list, (?:bulleted or numbered|numbered or "
@@ -444,7 +444,7 @@ _PHRASINGS: list[tuple[str, Callable[[re.Match], Optional[Check]]]] = [
         lambda m: Check("starts_with", text=_quoted(m)),
     ),
     # layout
-    (rf"{_LAYOUT_VERBS} {_NUMBERED}|(?:is|be) {_NUMBERED}", lambda m: Check("numbered_list")),
+    (rf"{_LAYOUT_VERBS} {_NUMBERED_LIST}|(?:is|be) {_NUMBERED_LIST}", lambda m: Check("numbered_list")),
     (rf"{_LAYOUT_VERBS} {_BULLETS}|(?:is|be) a bullet(?:ed)? list", lambda m: Check("bullet_list")),
     (rf"{_LAYOUT_VERBS} {_EITHER}", lambda m: Check("list")),
     (

@@ -88,6 +88,8 @@ def test_check_evidence_spans_are_the_deciding_characters():
     assert Check("contains", text="cat", negate=True).evidence(text) is None  # met by absence
     assert Check("contains", text="cat").evidence(text) is None  # unmet
     assert recognise("Starts with 'Hi'")("Hiking is fun.") is False  # whole words only
+    listed = "Steps:\n1. Mix.\n2. Bake."
+    assert recognise("Uses a numbered list")(listed) and not recognise("Uses bullet points")(listed)
 
 
 def _task() -> Task:
