@@ -363,7 +363,8 @@ class OpenEndedEnv(TokenEnvBase, gym.Env):
     ## Info
     ``reset``: ``task_id``, ``prompt``. Last step: ``task_id``, ``response_ids``,
     ``token_rewards`` (float32), ``sequence_reward``, ``criteria`` (dicts with ``criterion``,
-    ``weight``, ``met``, ``p_true``, ``alpha``).
+    ``weight``, ``met``, ``p_true``, ``alpha``, ``decided_by``: "judge", or "check" for a
+    criterion decided by its exact check).
 
     ## Arguments
     ``render_mode`` (None or "ansi": the response coloured by token reward) and the keywords of
