@@ -124,6 +124,10 @@ class TrainConfig:
     """attribution softmax temperature: "auto" (std of the scores) or a positive float"""
     soft: bool = False
     """reward with P(True) instead of the 0/1 verdict"""
+    checks: bool = True
+    """criteria with an exact check (their ``check`` field, or a wording such as "Is under 150 words")
+    are decided by the check on the response text, with credit on the span that decides it; false
+    sends every criterion to the judge"""
     judge_micro_batch_size: int = 8
     """(response, criterion) pairs per judge forward/backward pass"""
 

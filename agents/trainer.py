@@ -218,6 +218,7 @@ class Trainer:
             config.tau,
             config.soft,
             config.judge_micro_batch_size,
+            checks=config.checks,
         )
         envs = OpenEndedVectorEnv(
             num_envs=config.prompts_per_step * config.group_size,
@@ -242,6 +243,7 @@ class Trainer:
                 config.device,
                 soft=config.soft,
                 micro_batch_size=config.judge_micro_batch_size,
+                checks=config.checks,
             )
         if not (config.eval_every or config.report):
             return scorer, None

@@ -70,6 +70,7 @@ class Grad2RewardFunction:
             credit (``TokenGRPOTrainer``), never for R.
         tau: the attribution's softmax temperature ("auto": the std of the scores).
         soft: use p_true instead of the 0/1 verdict in the rewards.
+        checks: decide criteria with an exact check by code, not by the judge (``Grad2Reward``).
         policy_tokenizer: the policy's tokenizer when it differs from the judge's (responses are
             then re-tokenized for the judge); None when they share one.
         scorer: anything with ``score_batch(tasks, responses, dense)`` in place of ``judge``
@@ -85,11 +86,12 @@ class Grad2RewardFunction:
         soft: bool = False,
         policy_tokenizer: Any = None,
         scorer: Any = None,
+        checks: bool = True,
     ) -> None:
         if (judge is None) == (scorer is None):
             raise ValueError("Grad2RewardFunction takes a judge=Judge(...) or a scorer=..., exactly one of them")
         self.__name__ = REWARD_NAME
-        self.scorer = scorer or Grad2Reward(judge, attribution, tau, soft, policy_tokenizer)
+        self.scorer = scorer or Grad2Reward(judge, attribution, tau, soft, policy_tokenizer, checks=checks)
         if isinstance(tasks, str):
             tasks = load_taskset(tasks)
         task_list = list(tasks or [])

@@ -39,6 +39,13 @@ def _score_parser() -> argparse.ArgumentParser:
     p.add_argument("--attribution", default="grad_x_embed", help="attribution method (default: %(default)s)")
     p.add_argument("--tau", default="auto", help="attribution temperature, 'auto' or a float (default: %(default)s)")
     p.add_argument("--soft", action="store_true", help="reward p_true instead of the 0/1 verdict")
+    p.add_argument(
+        "--no-checks",
+        dest="checks",
+        action="store_false",
+        help="judge every criterion (by default criteria with an exact check, such as 'Is under 150 words', "
+        "are decided by that check)",
+    )
     p.add_argument("--device", default="auto", help="judge device (default: %(default)s)")
     p.add_argument("--html", default="g2r-score.html", help="output HTML file (default: %(default)s)")
     return p
@@ -91,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not text.strip():
         raise ValueError("the response is empty")
     tau = args.tau if args.tau == "auto" else float(args.tau)
-    scorer = build_scorer(args.model, args.judge, args.device, args.attribution, tau, args.soft)
+    scorer = build_scorer(args.model, args.judge, args.device, args.attribution, tau, args.soft, checks=args.checks)
     tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
     response = tokenizer.encode(text.strip(), add_special_tokens=False) + [tokenizer.eos_token_id]
     result = scorer.score(task, response)

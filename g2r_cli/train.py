@@ -142,6 +142,12 @@ def eval_main(argv: Optional[Sequence[str]] = None) -> int:
         action="store_true",
         help="score with P(True) instead of 0/1 verdicts (as a run trained with soft=true)",
     )
+    parser.add_argument(
+        "--no-checks",
+        dest="checks",
+        action="store_false",
+        help="judge every criterion (as a run trained with checks=false)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="print one JSON line with the per-task scores")
     args = parser.parse_args(argv)
@@ -161,7 +167,7 @@ def eval_main(argv: Optional[Sequence[str]] = None) -> int:
     if args.task_ids:
         tasks = tasks.select(task_ids=[t.strip() for t in args.task_ids.split(",") if t.strip()])
     judge = args.judge or default_judge(BUNDLED_NAME)  # the bundled model's, so trained models compare
-    scorer = build_scorer(args.model, judge, args.device, soft=args.soft)
+    scorer = build_scorer(args.model, judge, args.device, soft=args.soft, checks=args.checks)
     envs = eval_envs(tasks, scorer, args.max_new_tokens)
     sampler = make_sampler(args.sampler, args.model, args.device)
     scores = evaluate_policy(sampler, envs, args.max_new_tokens)

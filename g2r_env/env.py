@@ -47,9 +47,11 @@ def build_scorer(
     soft: bool = False,
     micro_batch_size: int = 8,
     dtype: Optional[str] = None,
+    checks: bool = True,
 ) -> Grad2Reward:
     """The scorer for a policy ``model``: ``judge`` None is ``default_judge(model)``, "self" the
     frozen policy, anything else a judge model source (a model, or a trained judge adapter).
+    ``checks``: criteria with an exact check are decided by it, not judged (``Grad2Reward``).
 
     The judge model is the process-wide shared copy (``g2r_env.models.shared_model``), so any
     number of envs and scorers in one process that name it hold one judge.
@@ -58,7 +60,9 @@ def build_scorer(
     source = model if judge == SELF_JUDGE else judge
     judge_model = Judge.load(source, device=device, dtype=parse_dtype(dtype), micro_batch_size=micro_batch_size)
     policy_tokenizer = None if source == model else _policy_tokenizer(str(model))
-    return Grad2Reward(judge_model, attribution=attribution, tau=tau, soft=soft, policy_tokenizer=policy_tokenizer)
+    return Grad2Reward(
+        judge_model, attribution=attribution, tau=tau, soft=soft, policy_tokenizer=policy_tokenizer, checks=checks
+    )
 
 
 def parse_dtype(dtype: Optional[str | torch.dtype]) -> Optional[torch.dtype]:
@@ -186,6 +190,11 @@ class EnvOptions:
     """attribution temperature, "auto" (the std of the scores) or a positive float"""
     soft: bool = False
     """rewards use p_true instead of the 0/1 verdict"""
+    checks: bool = True
+    """criteria with an exact check (a criterion's ``check``, or a wording such as "Is under 150 words"
+    or "Uses the word 'tilt'": ``tasks.checks``) get their verdict from the check on the response
+    text and their credit on the span that decides it, never from the judge; False judges every
+    criterion"""
     reward_mode: str = "dense"
     """``"dense"`` (token rewards in ``info``) or ``"sparse"`` (the judge runs forward only, R on the last token)"""
     device: str = "auto"
@@ -277,6 +286,7 @@ def token_env_parts(options: EnvOptions) -> TokenEnvParts:
             options.soft,
             options.micro_batch_size,
             options.dtype,
+            options.checks,
         )
     tokenizer = scorer.policy_tokenizer or scorer.judge.tokenizer
     prompts: dict[str, list[int]] = {}  # a streamed set's prompts are encoded as its tasks are drawn
@@ -353,12 +363,13 @@ class OpenEndedEnv(TokenEnvBase, gym.Env):
     ## Info
     ``reset``: ``task_id``, ``prompt``. Last step: ``task_id``, ``response_ids``,
     ``token_rewards`` (float32), ``sequence_reward``, ``criteria`` (dicts with ``criterion``,
-    ``weight``, ``met``, ``p_true``, ``alpha``).
+    ``weight``, ``met``, ``p_true``, ``alpha``, ``decided_by``: "judge", or "check" for a
+    criterion decided by its exact check).
 
     ## Arguments
     ``render_mode`` (None or "ansi": the response coloured by token reward) and the keywords of
     ``EnvOptions`` (``tasks``, ``split``, ``model``, ``judge``, ``max_new_tokens``, ``attribution``,
-    ``tau``, ``soft``, ``reward_mode``, ``device``, ``dtype``, ``prompt_width``,
+    ``tau``, ``soft``, ``checks``, ``reward_mode``, ``device``, ``dtype``, ``prompt_width``,
     ``micro_batch_size``, ``scorer``), each documented there.
     """
 

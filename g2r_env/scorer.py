@@ -5,6 +5,11 @@ sequence reward is R = sum_k w_k met_k / sum_k max(w_k, 0), and each met criteri
 w_k met_k / sum max(w, 0) is spread over the response tokens by its attribution alpha_k. The token
 rewards therefore sum to R. This module is the one reward path: the env, the vector env and the
 bundled agents all call ``Grad2Reward.score_batch``.
+
+Criteria with an exact check (a criterion's ``check``, or one its wording states: ``tasks.checks``)
+are decided by code: the check on the response text gives p_true 1 or 0, the pair never reaches the
+judge, and its credit is spread evenly over the tokens of the span that decides it (the phrase, the
+title line, the question; the whole response for counts, lists and what is avoided).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 import torch
 
 from tasks import Task
+from tasks.checks import Check
 
 from .attribution import Attribution, Tau, check_tau, get_attribution
 from .judge import Judge
@@ -37,8 +43,9 @@ class ScoreResult:
         token_rewards: float32, one per response token; sums to ``sequence_reward``.
         sequence_reward: R, in [min weight share, 1].
         criteria: per rubric item a dict with ``criterion``, ``weight``, ``met`` (bool),
-            ``p_true`` (float) and ``alpha`` (float32 credit over the response tokens, or None for
-            a criterion that earned no credit).
+            ``p_true`` (float), ``alpha`` (float32 credit over the response tokens, or None for
+            a criterion that earned no credit) and ``decided_by`` ("judge", or "check" for a
+            criterion decided by its exact check).
     """
 
     task_id: str
@@ -55,7 +62,8 @@ class _Pair:
     input_ids: list[int]
     span: slice  # response positions inside input_ids
     p_true: float = 0.0
-    alpha: Optional[torch.Tensor] = None
+    alpha: Optional[torch.Tensor] = None  # over judge tokens; over policy tokens for a pair decided by a check
+    check: Optional[Check] = None  # the exact check that decides the pair (it is then not judged)
 
 
 class Grad2Reward:
@@ -80,6 +88,11 @@ class Grad2Reward:
             each, ``is_grads_batched``) instead of a forward and backward pass each. Same credit; on
             this project's CPU measurement it was slower (``benchmarks/judge_cost.py``), so off by
             default.
+        checks: decide criteria that have an exact check (``Criterion.exact_check``: their own
+            ``check`` field, or a wording such as "Is under 150 words") by that check on the response
+            text, with credit on the span that decides it; False sends every criterion to the judge.
+            Attributions that read no gradient (``uniform``, ``last_token``) and sparse scoring
+            place a decided criterion's credit as they place a judged one's.
     """
 
     def __init__(
@@ -92,6 +105,7 @@ class Grad2Reward:
         progress: bool = False,
         shared_prefix: bool = True,
         batched_credit: bool = False,
+        checks: bool = True,
     ) -> None:
         self.judge = judge
         self.attribution = get_attribution(attribution)
@@ -107,6 +121,9 @@ class Grad2Reward:
         self.progress = progress
         self.shared_prefix = shared_prefix
         self.batched_credit = batched_credit
+        if not isinstance(checks, bool):
+            raise ValueError(f"checks must be True or False, got {checks!r}")
+        self.checks = checks
 
     # ----------------------------------------------------------------------------------------
     def score(self, task: Task, response_ids: Sequence[int]) -> ScoreResult:
@@ -133,8 +150,8 @@ class Grad2Reward:
         if len(tasks) != len(responses):
             raise ValueError(f"got {len(tasks)} tasks for {len(responses)} responses")
         responses = [[int(t) for t in r] for r in responses]
-        contents, pairs, maps = self._build_pairs(tasks, responses)
-        self._run_judge(pairs, tasks, dense=dense)
+        contents, pairs, maps = self._build_pairs(tasks, responses, self.checks)
+        self._run_judge([pair for pair in pairs if pair.check is None], tasks, dense=dense)
         return [
             self._assemble(i, task, responses[i], contents[i], pairs, maps[i], dense) for i, task in enumerate(tasks)
         ]
@@ -165,12 +182,14 @@ class Grad2Reward:
         for task in tasks:
             if len(task.criteria) != 1:
                 raise ValueError(f"attribute() takes one-criterion tasks; {task.task_id} has {len(task.criteria)}")
-        _, pairs, _ = self._build_pairs(tasks, responses)
+        _, pairs, _ = self._build_pairs(tasks, responses, checks=False)
         self._run_judge(pairs, tasks, force=True)
         return [(pair.p_true, None if pair.alpha is None else pair.alpha.double().numpy()) for pair in pairs]
 
     # ----------------------------------------------------------------------------------------
-    def _build_pairs(self, tasks, responses):
+    def _build_pairs(self, tasks, responses, checks: bool):
+        """Per response its content (stop tokens dropped) and judge-token map, and a pair per
+        criterion: a judge input, or (``checks``) the verdict and credit of its exact check."""
         vocab = len(self.policy_tokenizer or self.judge.tokenizer)
         contents, pairs, maps = [], [], []
         for i, (task, response) in enumerate(zip(tasks, responses)):
@@ -184,11 +203,21 @@ class Grad2Reward:
                 end -= 1
             content = response[:end]
             contents.append(content)
+            decided = {k: c.exact_check for k, c in enumerate(task.criteria)} if checks else {}
+            decided = {k: check for k, check in decided.items() if check is not None}
+            pieces = None
+            if decided or self.policy_tokenizer is not None:
+                pieces = token_pieces(self.policy_tokenizer or self.judge.tokenizer, content)
+            for k, check in decided.items():
+                p_true, alpha = self._check_verdict(check, pieces)
+                pairs.append(_Pair(i, k, [], slice(0, 0), p_true, alpha, check))
             judged, token_map = content, None
-            if self.policy_tokenizer is not None:
-                judged, token_map = self._retokenize(content)
+            if self.policy_tokenizer is not None and len(decided) < len(task.criteria):
+                judged, token_map = self._retokenize(content, pieces)
             maps.append(token_map)
             for k, criterion in enumerate(task.criteria):
+                if k in decided:
+                    continue
                 ids, span = self.judge.build_input(task, criterion.criterion, judged)
                 if len(ids) > self.judge.max_length:
                     frame = len(ids) - len(judged)
@@ -205,6 +234,29 @@ class Grad2Reward:
                     )
                 pairs.append(_Pair(i, k, ids, span))
         return contents, pairs, maps
+
+    @staticmethod
+    def _check_verdict(check: Check, pieces: list[str]) -> tuple[float, Optional[torch.Tensor]]:
+        """(p_true, alpha) of a criterion decided by ``check`` on the response whose tokens add
+        ``pieces``: p_true is 1.0 or 0.0; a met check's alpha is uniform over the tokens that overlap
+        the characters deciding it (``Check.evidence``), or over all tokens when the whole response
+        decides it; None when unmet or for an empty response."""
+        text = "".join(pieces)
+        if not check(text):
+            return 0.0, None
+        if not pieces:
+            return 1.0, None
+        ends = np.cumsum([len(p) for p in pieces])
+        starts = ends - np.array([len(p) for p in pieces])
+        on_span = np.ones(len(pieces), dtype=bool)
+        spans = check.evidence(text)
+        if spans:
+            on_span = np.zeros(len(pieces), dtype=bool)
+            for a, b in spans:
+                on_span |= (starts < b) & (ends > a) & (ends > starts)
+            if not on_span.any():
+                on_span[:] = True
+        return 1.0, torch.from_numpy(on_span / on_span.sum())
 
     def _run_judge(self, pairs: list[_Pair], tasks: Sequence[Task], dense: bool = True, force: bool = False) -> None:
         """Verdicts for every pair, then credit for the pairs that earn it.
@@ -451,14 +503,16 @@ class Grad2Reward:
         token_rewards = np.zeros(length, dtype=np.float64)
         sequence_reward = 0.0
         criteria = []
-        for pair in (p for p in pairs if p.response == i):
+        for pair in sorted((p for p in pairs if p.response == i), key=lambda p: p.criterion):
             criterion = task.criteria[pair.criterion]
             met = pair.p_true > 0.5
             credit = pair.p_true if self.soft else float(met)
             share = criterion.weight * credit / norm
             alpha = None
             if share != 0:
-                alpha = self._full_alpha(pair.alpha, length, len(content), token_map, dense)
+                alpha = self._full_alpha(
+                    pair.alpha, length, len(content), None if pair.check is not None else token_map, dense
+                )
                 token_rewards += share * alpha
                 sequence_reward += share
             criteria.append(
@@ -468,6 +522,7 @@ class Grad2Reward:
                     "met": met,
                     "p_true": pair.p_true,
                     "alpha": None if alpha is None else alpha.astype(np.float32),
+                    "decided_by": "judge" if pair.check is None else "check",
                 }
             )
         return ScoreResult(
@@ -494,14 +549,16 @@ class Grad2Reward:
         return full
 
     # ----------------------------------------------------------------------------------------
-    def _retokenize(self, content: list[int]) -> tuple[list[int], np.ndarray]:
-        """Judge token ids for a policy response and the [policy x judge] overlap map.
+    def _retokenize(self, content: list[int], pieces: Optional[list[str]] = None) -> tuple[list[int], np.ndarray]:
+        """Judge token ids for a policy response (whose tokens add ``pieces``, decoded here when
+        None) and the [policy x judge] overlap map.
 
         Column j of the map spreads judge token j's credit over the policy tokens whose characters
         it overlaps, in proportion to the overlap; every column sums to 1, so sums are kept.
         """
-        policy_tok, judge_tok = self.policy_tokenizer, self.judge.tokenizer
-        pieces = token_pieces(policy_tok, content)
+        judge_tok = self.judge.tokenizer
+        if pieces is None:
+            pieces = token_pieces(self.policy_tokenizer, content)
         ends = np.cumsum([len(p) for p in pieces]).tolist()
         starts = [0] + ends[:-1]
         text = "".join(pieces)

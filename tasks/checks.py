@@ -8,10 +8,16 @@ A check decides a structure criterion from the final response text, with no judg
 - ``{"type": "title" | "greeting" | "sign_off" | "question" | "digits"}``.
 - ``{"type": "contains" | "starts_with", "text": "..."}``: a word or phrase (case-insensitive,
   whole words) anywhere, or at the very start.
+
+A met check also says where it is decided (``Check.evidence``): the characters of the phrase, the
+title or greeting line, the sign-off lines, the question sentences, the digits; or the whole
+response (counts, lists, anything negated). ``recognise`` reads a check out of a criterion's
+wording where it parses exactly ("Is under 150 words", "Avoids the word 'basically'").
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,21 +136,37 @@ def has_greeting(text: str) -> bool:
 
 def has_sign_off(text: str) -> bool:
     """The response ends with a closing and a name: "Love,\\nMia", "Best wishes, Tom" or "- Max"."""
+    return _sign_off_lines(text) > 0
+
+
+def _sign_off_lines(text: str) -> int:
+    """How many of the last non-empty lines are a sign-off: 1 for "- Max" or "Best wishes, Tom",
+    2 for a closing line above a name, 0 for none."""
     found = lines_of(text)
     if len(found) < 2:
-        return False
+        return 0
     last, before = found[-1], found[-2]
     if last.startswith(("-", "\u2014", "\u2013")) and 0 < count_words(last) <= 5:
-        return True
+        return 1
     closing = before.rstrip(",!").strip().lower()
     if before.endswith((",", "!")) and count_words(before) <= 5 and _is_short_line(last, 5):
-        return closing.startswith(_CLOSINGS) or count_words(before) <= 3
+        return 2 if closing.startswith(_CLOSINGS) or count_words(before) <= 3 else 0
     head, sep, name = last.partition(",")
-    return bool(sep) and head.strip().lower() in _CLOSINGS and 0 < count_words(name) <= 4
+    return 1 if sep and head.strip().lower() in _CLOSINGS and 0 < count_words(name) <= 4 else 0
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern:
+    """The phrase as whole words: no letter or digit right before or after it."""
+    return re.compile(r"(?<!\w)" + re.escape(phrase.strip()) + r"(?!\w)", re.IGNORECASE)
 
 
 def contains_phrase(text: str, phrase: str) -> bool:
-    return re.search(r"(?<!\w)" + re.escape(phrase.strip()) + r"(?!\w)", text, re.IGNORECASE) is not None
+    return _phrase_pattern(phrase).search(text) is not None
+
+
+def starts_with_phrase(text: str, phrase: str) -> bool:
+    """The text opens with the phrase (case-insensitive), not followed by more of the same word."""
+    return _phrase_pattern(phrase).match(text.lstrip()) is not None
 
 
 _COUNTS: dict[str, Callable[[str], int]] = {
@@ -166,7 +188,7 @@ _FLAGS: dict[str, Callable[[str], bool]] = {
 }
 _PHRASES: dict[str, Callable[[str, str], bool]] = {
     "contains": contains_phrase,
-    "starts_with": lambda t, p: t.lstrip().lower().startswith(p.strip().lower()),
+    "starts_with": starts_with_phrase,
 }
 CHECK_TYPES = tuple(_COUNTS) + tuple(_FLAGS) + tuple(_PHRASES)
 
@@ -213,6 +235,17 @@ class Check:
             raise CheckFormatError(f"{where}: check {kind!r} does not take {extra}")
         return check
 
+    def to_spec(self) -> dict:
+        """The check as the object ``parse`` reads (the ``check`` field of a criterion)."""
+        spec: dict[str, Any] = {"type": self.type}
+        if self.op is not None:
+            spec[self.op] = self.value
+        if self.text is not None:
+            spec["text"] = self.text
+        if self.negate:
+            spec["negate"] = True
+        return spec
+
     def __call__(self, text: str) -> bool:
         if self.type in _COUNTS:
             result = COMPARISONS[self.op](_COUNTS[self.type](text), self.value)
@@ -221,3 +254,255 @@ class Check:
         else:
             result = _FLAGS[self.type](text)
         return result != self.negate
+
+    def evidence(self, text: str) -> Optional[list[tuple[int, int]]]:
+        """The character spans [start, end) of ``text`` that make this check met, or None when the
+        whole response decides it (counts, lists, a negated check: met by what is absent) or when
+        the check is not met."""
+        if self.negate or not self(text):
+            return None
+        if self.type in _PHRASES:
+            if self.type == "starts_with":
+                start = len(text) - len(text.lstrip())
+                return [_phrase_pattern(self.text).match(text, start).span()]
+            return [m.span() for m in _phrase_pattern(self.text).finditer(text)]
+        if self.type in ("title", "greeting"):
+            return [_line_spans(text)[0]]
+        if self.type == "sign_off":
+            return _line_spans(text)[-_sign_off_lines(text) :]
+        if self.type == "question":
+            return _question_spans(text)
+        if self.type == "digits":
+            return [m.span() for m in re.finditer(r"\d+", text)]
+        return None
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    """The character spans of the non-empty lines, without their surrounding whitespace."""
+    return [(m.start(), m.end()) for m in re.finditer(r"[^\S\n]*\S[^\n]*", text)]
+
+
+def _question_spans(text: str) -> list[tuple[int, int]]:
+    """The sentences that end in a question mark: from the end of the sentence, line or list
+    marker before it to the mark (and any closing quote)."""
+    spans = []
+    for mark in re.finditer(r"\?[\"'\u201d\u2019)]*(?=\s|$)", text):
+        start = mark.start()
+        while (
+            start > 0
+            and text[start - 1] != "\n"
+            and not (text[start - 1].isspace() and text[start - 2 : start - 1] in (".", "!", "?"))
+        ):
+            start -= 1
+        line_start = text.rfind("\n", 0, mark.start()) + 1
+        marker = _LIST_MARKER.match(text, line_start)
+        if marker and start < marker.end():
+            start = marker.end()
+        while text[start].isspace():
+            start += 1
+        spans.append((start, mark.end()))
+    return spans
+
+
+# ---- reading a check out of a criterion's wording ----------------------------------------------
+# A criterion is recognised only when the whole of it parses as one of these phrasings, so a check
+# stands for it exactly; anything more ("Uses a numbered list of steps", "Ends with a question",
+# "Uses the words 'a' and 'b'") is left to the judge.
+_SUBJECTS = "response|answer|reply"  # only names of the whole response: "the summary" may be a part of it
+_SUBJECT = rf"(?:(?:the|this|your) (?:whole |entire |full )?(?:{_SUBJECTS})|response|it)"
+_PREFIX = rf"^(?:{_SUBJECT} )?(?:(?:should|must|will) )?"
+_NEGATION = r"(?:does not|doesn't|do not|don't|should not|shouldn't|must not|will not|never)"
+_SMALL_NUMBERS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_NUMBER = (
+    rf"(?P<n>\d{{1,5}}|(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(_SMALL_NUMBERS[1:10])}))?|"
+    rf"(?:{'|'.join(reversed(_SMALL_NUMBERS))})|(?:a|one) hundred|a single|just one|only one)"
+)
+_UNITS = {
+    "word": "words",
+    "sentence": "sentences",
+    "line": "lines",
+    "paragraph": "paragraphs",
+    "bullet point": "items",
+    "bullet": "items",
+    "list item": "items",
+}
+_UNIT = rf"(?P<unit>(?:{'|'.join(_UNITS)})s?)"
+_BEFORE = {  # comparisons written before the number
+    "lt": "under|fewer than|less than|below|shorter than",
+    "le": "at most|no more than|not more than|no longer than|up to|within|a maximum of",
+    "ge": "at least|no fewer than|no less than|a minimum of",
+    "gt": "more than|over|longer than|greater than",
+    "eq": "exactly",
+}
+_AFTER = {  # and after the unit
+    "le": "or fewer|or less|or shorter",
+    "ge": "or more|or longer",
+    "eq": "no more and no fewer|no more, no fewer|no more and no less|no more, no less",
+}
+_BEFORE_RE = "|".join(rf"(?P<b_{op}>{words})" for op, words in _BEFORE.items())
+_AFTER_RE = "|".join(rf"(?P<a_{op}>{words})" for op, words in _AFTER.items())
+_MIDDLE_RE = "|".join(rf"(?P<m_{op}>{words})" for op, words in _AFTER.items() if op != "eq")
+_QUANTITY = (
+    rf"(?:(?:{_BEFORE_RE}) )?{_NUMBER}(?: (?:{_MIDDLE_RE}))? {_UNIT}(?: (?:long|in length|in total|total))?"
+    rf"(?:,? (?:{_AFTER_RE}))?"
+)
+_COUNT_VERBS = {  # verb -> whether a bare number means "exactly"
+    r"(?:is|be)(?: written in| written as)?": True,
+    r"(?:consists|consist) of|(?:is|be) made (?:up )?of": True,
+    r"(?:has|have|uses|use|contains|contain|includes|include|lists|list|runs to|run to|stays|stay)": False,
+    rf"(?:keeps|keep) (?:the|its) (?:whole |entire )?(?:{_SUBJECTS})(?: to)?": False,
+    r"(?:fits|fit) in": False,
+}
+_QUOTED = (
+    r"(?:\"(?P<q1>[^\"]+)\"|'(?P<q2>(?:[^'\"]|(?<=\w)'(?=\w))+)'|\u201c(?P<q3>[^\u201d]+)\u201d|"
+    r"\u2018(?P<q4>(?:[^\u2019']|(?<=\w)[\u2019'](?=\w))+)\u2019)"
+)
+_WORD = r"(?:the (?:exact )?(?:word|words|phrase|term|expression) )?"
+_USE = r"(?:uses|use|includes|include|contains|contain|mentions|mention|says|say)"
+_USE_BASE = r"(?:use|include|contain|mention|say)"
+_HAS_WORDS = "has|have|includes|include|contains|contain"
+_HAS = rf"(?:{_HAS_WORDS})"
+_READER = "(?:the reader|the user|readers|the person asking)"
+_FORMATTED = r"(?:is|be) (?:formatted|written|laid out|presented|organi[sz]ed|structured|set out)"
+_BULLETS = r"(?:bullet points|bullets|a bullet(?:ed)? list|bulleted items|a list of bullet points)"
+_NUMBERED_LIST = r"(?:a numbered list(?: of steps)?|numbered (?:items|steps))"
+_EITHER = (
+    r"(?:a list|a (?:bulleted|bullet) or numbered list|a numbered or bullet(?:ed)? list|bullet points or a numbered "
+    r"list|a numbered list or bullet points|bullet points or numbered items|a list, (?:bulleted or numbered|numbered or "
+    r"bulleted)|a list with bullets or numbers|list items)"
+)
+_LAYOUT_VERBS = (
+    rf"(?:uses|use|{_HAS_WORDS}|{_FORMATTED} (?:as|in|with)|(?:presents|present) (?:its|the) points (?:as|in))"
+)
+
+
+def _number(text: str) -> int:
+    text = text.lower()
+    if text.isdigit():
+        return int(text)
+    if text in ("a single", "just one", "only one"):
+        return 1
+    if text.endswith("hundred"):
+        return 100
+    parts = re.split(r"[- ]", text)
+    if parts[0] in _TENS:
+        return _TENS[parts[0]] + (_SMALL_NUMBERS.index(parts[1]) if len(parts) > 1 else 0)
+    return _SMALL_NUMBERS.index(parts[0])
+
+
+def _count_check(match: re.Match, bare_is_exact: bool) -> Optional[Check]:
+    groups = {name: value for name, value in match.groupdict().items() if value is not None}
+    ops = [name[2:] for name in groups if name[:2] in ("b_", "m_", "a_")]
+    if len(ops) > 1:
+        return None
+    if not ops and not bare_is_exact:
+        return None
+    unit = groups["unit"].lower()
+    return Check(
+        _UNITS[unit.removesuffix("s")],
+        ops[0] if ops else "eq",
+        _number(groups["n"]),
+    )
+
+
+def _quoted(match: re.Match) -> str:
+    return next(match.group(g) for g in ("q1", "q2", "q3", "q4") if match.group(g) is not None)
+
+
+_PHRASINGS: list[tuple[str, Callable[[re.Match], Optional[Check]]]] = [
+    *[
+        (rf"(?:{verb}) {_QUANTITY}", lambda m, exact=exact: _count_check(m, exact))
+        for verb, exact in _COUNT_VERBS.items()
+    ],
+    (rf"there (?:are|is) {_QUANTITY} in the (?:{_SUBJECTS})", lambda m: _count_check(m, True)),
+    (rf"(?:exceeds|exceed) {_NUMBER} {_UNIT}", lambda m: Check(_count_check(m, True).type, "gt", _number(m["n"]))),
+    (rf"{_NEGATION} exceed {_NUMBER} {_UNIT}", lambda m: Check(_count_check(m, True).type, "le", _number(m["n"]))),
+    # words and phrases, quoted
+    (rf"{_USE} {_WORD}{_QUOTED}", lambda m: Check("contains", text=_quoted(m))),
+    (
+        rf"the (?:word|phrase|term) {_QUOTED} (?:appears|is used)(?: in the (?:{_SUBJECTS}))?",
+        lambda m: Check("contains", text=_quoted(m)),
+    ),
+    (
+        rf"(?:avoids|avoid) (?:using |saying )?{_WORD}{_QUOTED}",
+        lambda m: Check("contains", text=_quoted(m), negate=True),
+    ),
+    (
+        rf"{_NEGATION} (?:{_USE_BASE}|{_USE}) {_WORD}{_QUOTED}",
+        lambda m: Check("contains", text=_quoted(m), negate=True),
+    ),
+    (
+        rf"the (?:word|phrase|term) {_QUOTED} (?:does not|never) appears?(?: in the (?:{_SUBJECTS}))?",
+        lambda m: Check("contains", text=_quoted(m), negate=True),
+    ),
+    (
+        rf"(?:starts|start|begins|begin|opens|open) with (?:the (?:exact )?(?:words?|phrase|sentence) )?{_QUOTED}",
+        lambda m: Check("starts_with", text=_quoted(m)),
+    ),
+    # layout
+    (rf"{_LAYOUT_VERBS} {_NUMBERED_LIST}|(?:is|be) {_NUMBERED_LIST}", lambda m: Check("numbered_list")),
+    (rf"{_LAYOUT_VERBS} {_BULLETS}|(?:is|be) a bullet(?:ed)? list", lambda m: Check("bullet_list")),
+    (rf"{_LAYOUT_VERBS} {_EITHER}", lambda m: Check("list")),
+    (
+        rf"(?:uses|use) no lists?|{_NEGATION} (?:use|include|contain) (?:a list|lists|any lists?)",
+        lambda m: Check("list", negate=True),
+    ),
+    # title, greeting, sign-off, question, digits
+    (
+        rf"(?:{_HAS}|(?:starts|start|begins|begin|opens|open) with|(?:is|be) given) a (?:title|heading)(?: line)?(?: at the top)?"
+        rf"|(?:gives|give) (?:the|its) (?:{_SUBJECTS}) a (?:title|heading)",
+        lambda m: Check("title"),
+    ),
+    (
+        rf"(?:{_HAS}|(?:starts|start|begins|begin|opens|open) with) a (?:greeting|salutation)",
+        lambda m: Check("greeting"),
+    ),
+    (
+        r"(?:ends|end|closes|close|finishes|finish) with a (?:sign-?off|closing)(?: line| phrase)? (?:and|followed by) (?:a|the "
+        r"(?:writer's|sender's|author's)|their) name",
+        lambda m: Check("sign_off"),
+    ),
+    (
+        rf"(?:asks|ask|poses|pose|{_HAS_WORDS}) (?:{_READER} )?(?:a|at least one|one or more) questions?"
+        rf"(?: (?:for|to|of) {_READER})?",
+        lambda m: Check("question"),
+    ),
+    (
+        rf"(?:{_USE}|{_HAS_WORDS}) (?:a|at least one) (?:number written in digits|numeral|digit)"
+        r"|(?:uses|use) digits(?: for (?:a|at least one) number)?",
+        lambda m: Check("digits"),
+    ),
+    (
+        rf"(?:{_HAS_WORDS}|uses|use) no (?:digits|numerals)|{_NEGATION} (?:contain|include|use) any (?:digits|numerals)"
+        r"|(?:writes|write) no numbers in (?:digits|digit form)",
+        lambda m: Check("digits", negate=True),
+    ),
+]
+_RECOGNISERS = [(re.compile(_PREFIX + rf"(?:{pattern})$", re.IGNORECASE), build) for pattern, build in _PHRASINGS]
+
+
+@functools.lru_cache(maxsize=65536)
+def recognise(criterion: str) -> Optional[Check]:
+    """The check a criterion's wording states exactly, or None (the judge decides it).
+
+    Recognised, case-insensitive, after an optional subject ("The response", "Response", "The
+    poem", ...) and "should"/"must": counts of words, sentences, lines, paragraphs and list items
+    in digits or words ("Is under 150 words", "Uses at most five sentences", "Has exactly 3 bullet
+    points", "Is 100 words or fewer", "Exceeds 12 lines", "Is a single paragraph"); quoted words
+    used, avoided or opening the response ("Uses the word 'tilt'", "Avoids the word
+    \\"unfortunately\\"", "Begins with the words 'Dear Diary'"); "Uses bullet points", "Uses a
+    numbered list", "Uses a list", "Uses no list"; "Has a title", "Opens with a greeting", "Ends
+    with a sign-off and a name", "Asks the reader a question", "Includes a question", "Contains
+    no digits". Anything more or less than one of these phrasings gives None.
+    """
+    text = re.sub(r"\s+", " ", criterion.strip()).rstrip(".").strip()
+    text = text.replace("\u2019s ", "'s ")
+    for pattern, build in _RECOGNISERS:
+        match = pattern.match(text)
+        if match:
+            return build(match)
+    return None

@@ -23,9 +23,16 @@ from pathlib import Path
 
 from .loaders import parse_task
 from .stream import TaskStream
-from .types import Message, Task, TaskSet
+from .types import Criterion, Message, Task, TaskSet
 
 _TASK_FIELDS = ("id", "prompt", "criteria", "split", "domain", "tags")
+
+
+def _criterion_row(criterion: Criterion) -> dict:
+    row = {"criterion": criterion.criterion, "weight": criterion.weight, "tags": list(criterion.tags)}
+    if criterion.check is not None:
+        row["check"] = criterion.check.to_spec()
+    return row
 
 
 def task_to_row(task: Task) -> dict:
@@ -40,7 +47,7 @@ def task_to_row(task: Task) -> dict:
     row = {
         "id": task.task_id,
         "prompt": task.prompt if isinstance(task.prompt, str) else [dict(m) for m in task.prompt],
-        "criteria": [{"criterion": c.criterion, "weight": c.weight, "tags": list(c.tags)} for c in task.criteria],
+        "criteria": [_criterion_row(c) for c in task.criteria],
         "split": task.split,
         "domain": task.domain,
         "tags": list(task.tags),

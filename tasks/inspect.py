@@ -1,4 +1,5 @@
-"""A task set's summary: tasks per split, criteria per task, weights, polarity, tags.
+"""A task set's summary: tasks per split, criteria per task, weights, polarity, tags, and the
+criteria decided by an exact check (``Criterion.exact_check``) instead of the judge.
 
 python -m tasks.inspect FILE_OR_FOLDER [--format rar] [--split test]
 g2r tasks inspect FILE_OR_FOLDER
@@ -7,6 +8,7 @@ g2r tasks inspect FILE_OR_FOLDER
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -20,6 +22,8 @@ from .types import TaskSet
 
 TOP_TAGS = 15
 """Tags listed per kind (the most frequent first)."""
+CHECKED_SHOWN = 12
+"""Distinct wordings of criteria decided by a check listed (the most frequent first)."""
 
 
 def summarize(tasks: TaskSet) -> dict:
@@ -27,6 +31,15 @@ def summarize(tasks: TaskSet) -> dict:
     per_task = np.array([len(t.criteria) for t in tasks])
     weights = np.array([c.weight for t in tasks for c in t.criteria])
     reversed_found = [(t.task_id, c.criterion) for t in tasks for _, c in reversed_criteria(t)]
+    checked = Counter()
+    checked_by: dict[str, str] = {}
+    for criterion in (c for t in tasks for c in t.criteria):
+        check = criterion.exact_check
+        if check is not None:
+            checked[criterion.criterion] += 1
+            checked_by[criterion.criterion] = ("own " if criterion.check is not None else "") + json.dumps(
+                check.to_spec()
+            )
     return {
         "name": tasks.name,
         "tasks": len(tasks),
@@ -49,6 +62,11 @@ def summarize(tasks: TaskSet) -> dict:
             "tasks_with_negative": sum(any(c.weight < 0 for c in t.criteria) for t in tasks),
         },
         "polarity": {"reversed": len(reversed_found), "examples": reversed_found[:EXAMPLES_SHOWN]},
+        "checked": {
+            "criteria": sum(checked.values()),
+            "own": sum(c.check is not None for t in tasks for c in t.criteria),
+            "examples": [(text, n, checked_by[text]) for text, n in checked.most_common(CHECKED_SHOWN)],
+        },
         "task_tags": dict(Counter(tag for t in tasks for tag in t.tags).most_common(TOP_TAGS)),
         "criterion_tags": dict(Counter(tag for t in tasks for c in t.criteria for tag in c.tags).most_common(TOP_TAGS)),
     }
@@ -75,6 +93,13 @@ def format_summary(summary: dict) -> str:
         ),
     ]
     lines += [f"    {task_id}: {text[:100]!r}" for task_id, text in polarity["examples"]]
+    checked = summary["checked"]
+    lines.append(
+        f"  decided by code: {checked['criteria']} of {summary['criteria']} criteria have an exact check "
+        f"({checked['own']} their own 'check', the rest recognised from the wording); the judge decides the "
+        "rest (checks=False judges all)"
+    )
+    lines += [f"    {n} x {text[:80]!r}: {spec}" for text, n, spec in checked["examples"]]
     for kind in ("task_tags", "criterion_tags"):
         tags = summary[kind]
         shown = ", ".join(f"{tag} {n}" for tag, n in tags.items()) if tags else "none"

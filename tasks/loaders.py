@@ -37,7 +37,9 @@ Own format (``format="g2r"``), one object per row::
 
 ``prompt`` may also be a list of chat messages ``[{"role": "user", "content": "..."}]``;
 ``split`` defaults to "train", ``domain`` to "", ``weight`` to 1; ``tags`` (a list of strings, on
-the task or on a criterion) to none. Any other field is kept in ``Task.metadata``.
+the task or on a criterion) to none. A criterion may carry a ``check`` (``tasks.checks``, e.g.
+``{"type": "words", "lt": 150}``): its verdict then comes from that check on the response text,
+not from the judge. Any other field is kept in ``Task.metadata``.
 
 RaR (``format="rar"``, the RaR-Medicine/RaR-Science columns): ``{"question": ...,
 "reference_answer": ..., "question_source": ..., "rubric": [{"title", "description", "weight"}]}``;
@@ -67,6 +69,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from .checks import Check, CheckFormatError
 from .polarity import PolarityCheck, check_polarity
 from .stream import DEFAULT_BUFFER, TaskStream, iterable_parts
 from .types import Criterion, Task, TaskSet
@@ -170,7 +173,12 @@ def _tags(value: Any, where: str, what: str) -> tuple[str, ...]:
 
 
 def _criteria(
-    items: Any, where: str, text_of: Callable[[dict], str], weight_key: str, default_weight: float | None = None
+    items: Any,
+    where: str,
+    text_of: Callable[[dict], str],
+    weight_key: str,
+    default_weight: float | None = None,
+    checks: bool = False,
 ) -> list[Criterion]:
     if not isinstance(items, list) or not items:
         raise TaskFormatError(f"{where}: the rubric must be a non-empty list")
@@ -187,7 +195,13 @@ def _criteria(
             weight = default_weight
         else:
             raise TaskFormatError(f"{where}: rubric item {k} is missing field {weight_key!r}")
-        criteria.append(Criterion(text.strip(), weight, _tags(item.get("tags"), where, f"rubric item {k} tags")))
+        check = None
+        if checks and item.get("check") is not None:
+            try:
+                check = Check.parse(item["check"], f"{where}: rubric item {k}")
+            except CheckFormatError as err:
+                raise TaskFormatError(str(err)) from None
+        criteria.append(Criterion(text.strip(), weight, _tags(item.get("tags"), where, f"rubric item {k} tags"), check))
     return criteria
 
 
@@ -195,7 +209,12 @@ def _criteria(
 def _parse_g2r(row: dict, where: str, default_id: Optional[str]) -> Task:
     prompt = _prompt(_require(row, "prompt", where), where)
     criteria = _criteria(
-        _require(row, "criteria", where), where, lambda item: item.get("criterion"), "weight", default_weight=1.0
+        _require(row, "criteria", where),
+        where,
+        lambda item: item.get("criterion"),
+        "weight",
+        default_weight=1.0,
+        checks=True,
     )
     return Task(
         _row_id(row, ("id",), where) or default_id or content_id("g2r", prompt, criteria),

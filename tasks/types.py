@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
+
+from .checks import Check, recognise
 
 Message = dict  # {"role": "user" | "system" | "assistant", "content": str}
 
@@ -26,11 +28,15 @@ class Criterion:
             response text alone.
         weight: points for meeting it; negative for a pitfall.
         tags: free-form labels (e.g. the HealthBench axis).
+        check: an exact check (``tasks.checks.Check``) that decides the criterion from the response
+            text; the scorer then takes the verdict from it instead of the judge. None: the scorer
+            recognises one from the wording where it can (``tasks.checks.recognise``), else judges.
     """
 
     criterion: str
     weight: float = 1.0
     tags: tuple[str, ...] = ()
+    check: Optional[Check] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.criterion, str) or not self.criterion.strip():
@@ -43,6 +49,14 @@ class Criterion:
         if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
             raise ValueError(f"criterion {self.criterion!r}: tags must be a list of strings, got {self.tags!r}")
         object.__setattr__(self, "tags", tuple(self.tags))
+        if self.check is not None and not isinstance(self.check, Check):
+            raise ValueError(f"criterion {self.criterion!r}: check must be a tasks.checks.Check, got {self.check!r}")
+
+    @property
+    def exact_check(self) -> Optional[Check]:
+        """The check that decides this criterion: its own ``check``, else the one its wording states
+        exactly (``tasks.checks.recognise``), else None (a judge decides it)."""
+        return self.check if self.check is not None else recognise(self.criterion)
 
 
 MAX_PENALTY_RATIO = 1e6

@@ -33,7 +33,7 @@ def rubric_task():
         "Explain why the sky is blue in two sentences.",
         (
             Criterion("Mentions scattering of sunlight", 3.0),
-            Criterion("The response is under 50 words", 1.0),
+            Criterion("The response is brief", 1.0),  # judged: no exact check
             Criterion("Claims the sky reflects the ocean", -2.0),
         ),
         domain="explanation",

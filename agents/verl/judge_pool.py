@@ -43,6 +43,8 @@ class JudgeSpec:
     """judge dtype by name; None: bf16 on CUDA, float32 on CPU"""
     threads: int = 0
     """torch CPU threads per actor (0: leave torch's default, which Ray sets to the actor's CPUs)"""
+    checks: bool = True
+    """decide criteria with an exact check by code, not by the judge (``Grad2Reward``)"""
 
     def build(self) -> Grad2Reward:
         """The scorer this spec describes, in this process."""
@@ -61,6 +63,7 @@ class JudgeSpec:
             self.soft,
             self.micro_batch_size,
             self.dtype,
+            self.checks,
         )
 
 

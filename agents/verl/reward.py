@@ -67,7 +67,7 @@ class Grad2RewardManager(AbstractRewardManager):
         reward_fn_key: the non-tensor column naming the data source (printed with examples).
         scorer: anything with ``score_batch(tasks, responses, dense)`` (a ``Grad2Reward``, a
             ``JudgePool``); None builds a ``JudgePool`` from the fields below on first use.
-        model, judge, device, attribution, tau, soft, micro_batch_size, dtype, threads_per_judge:
+        model, judge, device, attribution, tau, soft, micro_batch_size, dtype, threads_per_judge, checks:
             the ``JudgeSpec`` of that pool (``model`` defaults to the tokenizer's source).
         num_judges: actors in that pool (one per GPU set aside for judging).
         num_gpus_per_judge: GPUs per actor (None: 1 on a cluster with GPUs, else 0).
@@ -101,6 +101,7 @@ class Grad2RewardManager(AbstractRewardManager):
         dense: bool = True,
         pool_name: Optional[str] = "grad2reward-judge",
         tasks: Optional[str | Sequence[str]] = None,
+        checks: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
         self.num_examine = num_examine
@@ -110,7 +111,9 @@ class Grad2RewardManager(AbstractRewardManager):
         model = model or getattr(tokenizer, "name_or_path", None)
         if scorer is None and not model:
             raise ValueError("Grad2RewardManager: name the policy with model=... (the tokenizer has no name_or_path)")
-        self.spec = JudgeSpec(model, judge, device, attribution, tau, soft, micro_batch_size, dtype, threads_per_judge)
+        self.spec = JudgeSpec(
+            model, judge, device, attribution, tau, soft, micro_batch_size, dtype, threads_per_judge, checks
+        )
         self.num_judges = num_judges
         self.num_gpus_per_judge = num_gpus_per_judge
         self.pool_name = pool_name
