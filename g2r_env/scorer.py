@@ -323,7 +323,6 @@ class Grad2Reward:
         (``is_grads_batched``: a vector-Jacobian product per pair through the shared prefix). A
         response's pairs are split so that pairs x packed tokens stays within ``batch_tokens``."""
         judge, method = self.judge, self.attribution
-        true_id, false_id = judge.verdict_ids
         chunks = []
         for pack in self._packs(pairs):
             size = len(pack.prefix) + sum(map(len, pack.suffixes))
