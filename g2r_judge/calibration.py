@@ -47,14 +47,22 @@ def fit_calibration(margins: Sequence[float], labels: Sequence[bool], iterations
     if y.sum() < 2 or (1 - y).sum() < 2:
         raise ValueError(f"calibration: needs at least two met and two unmet cases, got {int(y.sum())} met of {len(y)}")
     features = np.stack([m, np.ones_like(m)], axis=1)
+
+    def loss(theta: np.ndarray) -> float:  # mean -log-likelihood, computed stably, plus the ridge
+        z = features @ theta
+        return float(np.mean(np.logaddexp(0, z) - y * z) + L2 / 2 * theta @ theta)
+
     theta = np.array([1.0, 0.0])
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(features @ theta)))
+        p = 0.5 * (1 + np.tanh(0.5 * (features @ theta)))  # sigmoid without overflow
         grad = features.T @ (p - y) / len(y) + L2 * theta
         hessian = (features * (p * (1 - p))[:, None]).T @ features / len(y) + L2 * np.eye(2)
         step = np.linalg.solve(hessian, grad)
-        theta = theta - step
-        if np.abs(step).max() < 1e-10:
+        size, current = 1.0, loss(theta)
+        while loss(theta - size * step) > current and size > 1e-6:  # damped: the loss never rises
+            size /= 2
+        theta = theta - size * step
+        if np.abs(size * step).max() < 1e-10:
             break
     scale, bias = float(theta[0]), float(theta[1])
     if not scale > 0:
@@ -116,8 +124,8 @@ class JudgeCalibrateConfig:
     """task sets whose evidence corpus is composed into the calibration cases"""
     split: str = "val"
     """the split composed from: one the judge neither trained nor was tested on"""
-    responses_per_task: int = 16
-    """composed responses per task"""
+    responses_per_task: int = 8
+    """composed responses per task (12 val tasks x 8: about 750 judged criteria)"""
     seed: int = 2000
     """the composer's seed"""
     device: str = "auto"

@@ -179,7 +179,7 @@ def f1_meta_eval_file(tmp_path):
 
 
 def test_macro_f1_equals_healthbench_definition_by_hand(tmp_path):
-    from g2r_judge.evaluation import grader_report, strict_json
+    from g2r_judge.evaluation import grader_report
 
     cases = load_verdicts(f1_meta_eval_file(tmp_path), ties="keep")
     assert [c.grader_ids for c in cases][4] == ("d0", "d1", "d2", "d3")
@@ -218,7 +218,7 @@ def test_macro_f1_equals_healthbench_definition_by_hand(tmp_path):
 
 
 def test_macro_f1_matches_its_definition_over_enumerated_pairs(tmp_path):
-    from g2r_judge.evaluation import grader_report, strict_json
+    from g2r_judge.evaluation import grader_report
 
     cases = load_verdicts(f1_meta_eval_file(tmp_path), ties="keep")
     p = np.array([0.9 if verdict else 0.1 for _, _, verdict in F1_ROWS])
