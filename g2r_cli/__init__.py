@@ -27,7 +27,10 @@ COMMANDS = {
     "score": (score.main, "judge one response and write an HTML heatmap of its token rewards"),
     "train": (train.train_main, "train a policy with the bundled token-level GRPO trainer"),
     "eval": (train.eval_main, "greedy judge score of a model on a task set's test split"),
-    "judge": (judge.main, "train (g2r judge train), measure (g2r judge eval) or calibrate (g2r judge calibrate) a rubric judge"),
+    "judge": (
+        judge.main,
+        "train (g2r judge train), measure (g2r judge eval) or calibrate (g2r judge calibrate) a rubric judge",
+    ),
     "export": (export.main, "write a task set in another trainer's data format (verl parquet)"),
     "tasks": (tasks.main, "summarise a task set (g2r tasks inspect): splits, criteria, weights, polarity, tags"),
 }
