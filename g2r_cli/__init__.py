@@ -4,7 +4,8 @@
     g2r train         train a policy with the bundled token-level GRPO trainer
     g2r eval          greedy judge score of a model on a task split
     g2r judge train   fine-tune a rubric judge on the evidence corpus (and labelled verdicts)
-    g2r judge eval    measure a judge: AUC, accuracy, calibration, credit lift and specificity
+    g2r judge eval    measure a judge: AUC, accuracy, calibration, claims, credit lift and specificity
+    g2r judge calibrate  fit a judge's verdict calibration on a held-out split and store it in its folder
     g2r export        write a task set in another trainer's data format (verl parquet)
     g2r tasks inspect a task set's summary: splits, criteria, weights, polarity, tags
 
@@ -26,7 +27,10 @@ COMMANDS = {
     "score": (score.main, "judge one response and write an HTML heatmap of its token rewards"),
     "train": (train.train_main, "train a policy with the bundled token-level GRPO trainer"),
     "eval": (train.eval_main, "greedy judge score of a model on a task set's test split"),
-    "judge": (judge.main, "train (g2r judge train) or measure (g2r judge eval) a rubric judge"),
+    "judge": (
+        judge.main,
+        "train (g2r judge train), measure (g2r judge eval) or calibrate (g2r judge calibrate) a rubric judge",
+    ),
     "export": (export.main, "write a task set in another trainer's data format (verl parquet)"),
     "tasks": (tasks.main, "summarise a task set (g2r tasks inspect): splits, criteria, weights, polarity, tags"),
 }

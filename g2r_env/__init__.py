@@ -13,7 +13,7 @@ from gymnasium.envs.registration import register, registry
 
 from .attribution import ATTRIBUTIONS, Attribution, register_attribution
 from .env import OpenEndedEnv, build_scorer
-from .judge import Judge
+from .judge import Calibration, Judge
 from .models import load_model, shared_model
 from .scorer import Grad2Reward, ScoreResult
 from .vector import OpenEndedVectorEnv
@@ -30,6 +30,7 @@ for _id, _kwargs in (("Grad2Reward/OpenEnded-v0", {}), ("Grad2Reward/OpenEnded-S
 __all__ = [
     "ATTRIBUTIONS",
     "Attribution",
+    "Calibration",
     "Grad2Reward",
     "Judge",
     "OpenEndedEnv",

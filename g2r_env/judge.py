@@ -4,20 +4,24 @@ The judge input is the chat template of a grading instruction that holds the que
 response and the criterion, with the assistant turn opened right after it (README, "The reward", step 1). The
 response goes in as token ids, so when judge and policy share a tokenizer every response position
 of the judge input is one policy token. The verdict is read from the next-token distribution at the
-last position: p_true = P(True) / (P(True) + P(False)) (same section, step 1).
+last position: p_true = P(True) / (P(True) + P(False)) (same section, step 1), or, for a judge with a
+calibration, sigmoid(scale * m + bias) of its verdict margin m = logit(True) - logit(False)
+(``Calibration``; ``Judge.p_true`` is the one place it is applied).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Optional, Union
 
 import torch
 
 from tasks import Task
 
-from .models import BUNDLED_NAME, shared_model
+from .models import BUNDLED_NAME, judge_record, shared_model
 
 SYSTEM_PROMPT = (
     "You are a strict grader. You read a question, a response to it and one criterion. "
@@ -30,6 +34,53 @@ USER_TEMPLATE = (
     "Does the response meet the criterion? Answer with one word: True or False."
 )
 _SLOT = "\ue000G2R-RESPONSE\ue000"  # a private-use marker no tokenizer merges with its neighbours
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """An affine map of the verdict margin m = logit(True) - logit(False): p_true = sigmoid(scale * m + bias).
+
+    Fitted by logistic regression of the verdicts on m over composed cases of tasks the judge neither
+    trained nor was tested on (``g2r judge calibrate``), and stored under ``"calibration"`` in a judge
+    folder's ``g2r-judge.json``.
+
+    Attributes:
+        scale: a, finite and > 0 (a calibration keeps the order of the margins).
+        bias: b, finite.
+        fitted_on: what it was fitted on (task sets and split).
+        cases: how many judged cases it was fitted on.
+    """
+
+    scale: float
+    bias: float
+    fitted_on: str = ""
+    cases: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "bias"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"calibration {name} must be a finite number, got {value!r}")
+        if self.scale <= 0:
+            raise ValueError(
+                f"calibration scale must be > 0 (a negative scale would reverse the verdicts), got {self.scale!r}"
+            )
+
+    @classmethod
+    def from_record(cls, value: Mapping, where: str = "calibration") -> Calibration:
+        """A calibration from its record ``{"scale", "bias", "fitted_on", "cases"}``; ValueError names ``where``."""
+        if not isinstance(value, Mapping) or "scale" not in value or "bias" not in value:
+            raise ValueError(f"{where}: a calibration needs 'scale' and 'bias', got {value!r}")
+        unknown = sorted(set(value) - {"scale", "bias", "fitted_on", "cases"})
+        if unknown:
+            raise ValueError(f"{where}: unknown calibration field(s) {unknown}")
+        try:
+            return cls(value["scale"], value["bias"], str(value.get("fitted_on", "")), int(value.get("cases", 0)))
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+
+    def as_record(self) -> dict:
+        return asdict(self)
 
 
 class Judge:
@@ -46,6 +97,8 @@ class Judge:
         true_word / false_word: the verdict words; each must start with a token of its own.
         freeze: make the model's parameters not require gradients and put it in eval mode (False
             only for judge training, which owns the model's training state).
+        calibration: a ``Calibration`` (or its record as a dict) applied to every p_true the judge
+            gives; None gives the raw p_true = sigmoid(logit(True) - logit(False)).
     """
 
     def __init__(
@@ -59,6 +112,7 @@ class Judge:
         true_word: str = "True",
         false_word: str = "False",
         freeze: bool = True,
+        calibration: Union[Calibration, Mapping, None] = None,
     ) -> None:
         if micro_batch_size < 1:
             raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
@@ -83,13 +137,33 @@ class Judge:
         self._verdict_ids = (true_ids[0], false_ids[0])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._frames: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+        if calibration is not None and not isinstance(calibration, Calibration):
+            calibration = Calibration.from_record(calibration)
+        self.calibration: Optional[Calibration] = calibration
 
     @classmethod
     def load(
-        cls, source: str | os.PathLike = BUNDLED_NAME, device: str = "auto", dtype: torch.dtype | None = None, **kwargs
+        cls,
+        source: str | os.PathLike = BUNDLED_NAME,
+        device: str = "auto",
+        dtype: torch.dtype | None = None,
+        calibrated: bool = True,
+        **kwargs,
     ) -> Judge:
-        """A judge on the process-wide shared copy of a model ("bundled", an HF id or a folder)."""
+        """A judge on the process-wide shared copy of a model ("bundled", an HF id or a folder).
+
+        ``calibrated``: apply the calibration recorded in the judge folder's ``g2r-judge.json`` (when
+        it has one); False reads raw verdicts. A ``calibration=`` keyword overrides the record.
+        """
         model, tokenizer = shared_model(source, device, dtype)
+        if "calibration" not in kwargs:
+            record = judge_record(source) or {}
+            where = f"{source}: g2r-judge.json"
+            kwargs["calibration"] = (
+                Calibration.from_record(record["calibration"], where)
+                if calibrated and record.get("calibration") is not None
+                else None
+            )
         return cls(model, tokenizer, **kwargs)
 
     @property
@@ -213,7 +287,23 @@ class Judge:
             mask[row, width - len(seq) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def p_true(self, logits: torch.Tensor) -> torch.Tensor:
-        """P(True) / (P(True) + P(False)) from answer logits [B, V]."""
+    def margin(self, logits: torch.Tensor) -> torch.Tensor:
+        """The verdict margin m = logit(True) - logit(False) from answer logits [B, V]."""
         true_id, false_id = self._verdict_ids
-        return torch.sigmoid(logits[:, true_id] - logits[:, false_id])
+        return logits[:, true_id] - logits[:, false_id]
+
+    def margin_to_p_true(self, margins: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+        """p_true of verdict margins: sigmoid(scale * m + bias) with the judge's calibration, else (or
+        with ``calibrated=False``) sigmoid(m)."""
+        if self.calibration is None or not calibrated:
+            return torch.sigmoid(margins)
+        return torch.sigmoid(self.calibration.scale * margins + self.calibration.bias)
+
+    def p_true(self, logits: torch.Tensor) -> torch.Tensor:
+        """p_true from answer logits [B, V]: the calibrated P(True) / (P(True) + P(False)) (the raw
+        value when the judge has no calibration; ``raw_p_true`` reads it always)."""
+        return self.margin_to_p_true(self.margin(logits))
+
+    def raw_p_true(self, logits: torch.Tensor) -> torch.Tensor:
+        """P(True) / (P(True) + P(False)) from answer logits [B, V], without the calibration."""
+        return self.margin_to_p_true(self.margin(logits), calibrated=False)

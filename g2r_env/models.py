@@ -158,7 +158,8 @@ def merged_adapter_dir(adapter: str | os.PathLike) -> Path:
     the cache folder (keyed by the adapter's content), so later loads take well under a second."""
     adapter = Path(adapter)
     digest = hashlib.sha256(str(adapter_base(adapter)).encode())
-    for name in sorted(p.name for p in adapter.iterdir() if p.suffix in (".json", ".safetensors")):
+    weights = (p.name for p in adapter.iterdir() if p.suffix in (".json", ".safetensors") and p.name != JUDGE_RECORD)
+    for name in sorted(weights):  # the judge record (its calibration) does not change the merged weights
         digest.update(name.encode() + _file_hash(adapter / name).encode())
     return _cached_build(
         cache_dir() / f"merged-{digest.hexdigest()[:16]}", lambda tmp: _merge_adapter(adapter, tmp), str(adapter)
@@ -243,6 +244,22 @@ def adapter_base(folder: str | os.PathLike) -> Optional[str]:
     if record.is_file():
         return json.loads(record.read_text())["base"]
     return json.loads((folder / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+
+
+def judge_record(source: str | os.PathLike) -> Optional[dict]:
+    """The ``g2r-judge.json`` record of a judge folder (a trained adapter or full model, the shipped
+    judges); None for a source without one."""
+    try:
+        folder = Path(resolve_source(source))
+    except FileNotFoundError:
+        return None
+    record = folder / JUDGE_RECORD
+    if not record.is_file():
+        return None
+    try:
+        return json.loads(record.read_text())
+    except ValueError as err:
+        raise ValueError(f"{record}: not valid JSON ({err}); rewrite or delete it") from None
 
 
 def load_tokenizer(source: str | os.PathLike = BUNDLED_NAME):

@@ -82,11 +82,10 @@ def packed_answer_logits(
 
 
 def packed_margins(model, judge: Judge, packs: Sequence[Pack]) -> tuple[torch.Tensor, list[int]]:
-    """Verdict margins logit(True) - logit(False) (at least float32) of every case in ``packs``, and
-    their case indices in the same order."""
+    """Raw verdict margins logit(True) - logit(False) (at least float32) of every case in ``packs``, and
+    their case indices in the same order (``judge.margin_to_p_true`` gives p_true; judge training fits them raw)."""
     logits, order = packed_answer_logits(model, judge, packs)
-    true_id, false_id = judge.verdict_ids
-    return logits[:, true_id] - logits[:, false_id], order
+    return judge.margin(logits), order
 
 
 def batches_of_packs(packs: Sequence[Pack], max_tokens: int) -> list[list[Pack]]:

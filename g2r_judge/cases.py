@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
+from tasks.checks import Check
 from tasks.types import Criterion, Task
 
 
@@ -28,6 +30,8 @@ class JudgedCase:
             meta-evaluation: the physicians' ``binary_labels``).
         grader_ids: who gave each of ``grader_labels`` (HealthBench: ``anonymized_physician_ids``);
             empty when the graders are anonymous.
+        check: the check that decides the criterion from the text (composed structure criteria),
+            so that a changed response can be judged again exactly; None when unknown.
     """
 
     task: Task
@@ -42,6 +46,7 @@ class JudgedCase:
     agreement: float = 1.0
     grader_labels: tuple[bool, ...] = ()
     grader_ids: tuple[str, ...] = ()
+    check: Optional[Check] = None
 
     @property
     def domain(self) -> str:

@@ -3,7 +3,16 @@
 Verdicts: AUC of p_true (met vs unmet), accuracy at 0.5, expected calibration error, and the share of
 unmet criteria the judge calls met, overall, per kind of criterion, per domain, and separately
 for in-task negatives (other criteria of the same task) and mismatched ones (criteria of other
-tasks).
+tasks). p_true is the judge's as it is used (calibrated when it has a calibration); for a
+calibrated judge accuracy, ECE and the shares are also given before the calibration (raw p_true).
+
+Claims: for unmet criteria, the response with the criterion's own words appended ("own words"), and
+separately with the sentence "This response <criterion, first letter lower-cased>." ("claim"): the
+mean rise of p_true and the share of the criteria called unmet before that are called met after
+(a judge that pays for claims is one a policy will hack). Probed are unmet content and structure
+criteria whose text quotes nothing (a quoted word appended would be there) and, where the case
+knows its check, whose check the changed text still fails; pitfalls are left out (restating a
+pitfall commits it).
 
 Credit, for met criteria whose evidence is known (character spans of the response), per
 attribution method:
@@ -56,6 +65,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -67,7 +77,7 @@ from g2r_env.judge import Judge
 from tasks import Criterion, Task
 
 from .cases import JudgedCase
-from .predict import TOO_LONG, cases_that_fit, predict_p_true
+from .predict import TOO_LONG, cases_that_fit, margins_to_p_true, predict_margins, predict_p_true
 
 
 # ---- verdict metrics -------------------------------------------------------------------------
@@ -283,6 +293,99 @@ def grader_report(cases: Sequence[JudgedCase], p: np.ndarray) -> dict:
     return report
 
 
+# ---- calibration and claims ----------------------------------------------------------------------
+def _decisions(p: np.ndarray, labels: np.ndarray) -> dict:
+    summary = _summary(p, labels)
+    return {
+        "accuracy": summary["accuracy"],
+        "ece": calibration_error(p, labels),
+        "false_met_rate": summary["false_met_rate"],
+        "missed_rate": summary["missed_rate"],
+    }
+
+
+def calibration_report(judge: Judge, margins: np.ndarray, labels: np.ndarray) -> dict:
+    """The judge's calibration and its accuracy, ECE and error shares before (raw p_true) and after."""
+    c = judge.calibration
+    return {
+        "scale": c.scale,
+        "bias": c.bias,
+        "fitted_on": c.fitted_on,
+        "cases": c.cases,
+        "raw": _decisions(margins_to_p_true(judge, margins, calibrated=False), labels),
+        "calibrated": _decisions(margins_to_p_true(judge, margins), labels),
+    }
+
+
+CLAIM_VARIANTS = ("own words", "claim")
+"""How a claim is appended to a response (module doc)."""
+_QUOTED = re.compile(r"(?<!\w)['\"\u2018\u201c]\w|\w['\"\u2019\u201d](?!\w)")  # a quoted word, not "don't"
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def claim_sentence(criterion: str) -> str:
+    """ "This response <criterion, first letter lower-cased>.": a claim that the criterion is met."""
+    criterion = criterion.strip()
+    return _sentence(f"This response {criterion[:1].lower()}{criterion[1:]}")
+
+
+def with_claim(response: str, criterion: str, variant: str) -> str:
+    """``response`` with a claim of ``criterion`` appended as its last paragraph (``CLAIM_VARIANTS``)."""
+    if variant not in CLAIM_VARIANTS:
+        raise ValueError(f"unknown claim variant {variant!r}; known: {CLAIM_VARIANTS}")
+    claim = _sentence(criterion) if variant == "own words" else claim_sentence(criterion)
+    return f"{response.rstrip()}\n\n{claim}"
+
+
+def claim_probe_cases(cases: Sequence[JudgedCase], limit: Optional[int] = None, seed: int = 0) -> list[int]:
+    """Indices of the unmet criteria probed with claims (module doc): at most ``limit``, a seeded sample."""
+    chosen = []
+    for n, case in enumerate(cases):
+        if case.label or case.agreement <= 0.5 or case.kind == "pitfall" or _QUOTED.search(case.criterion):
+            continue
+        if case.check is not None and any(
+            case.check(with_claim(case.response, case.criterion, v)) for v in CLAIM_VARIANTS
+        ):
+            continue
+        chosen.append(n)
+    if limit is not None and len(chosen) > limit:
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.choice(chosen, size=limit, replace=False).tolist())
+    return chosen
+
+
+def claims_report(
+    judge: Judge, cases: Sequence[JudgedCase], p: np.ndarray, limit: Optional[int] = 200, seed: int = 0
+) -> dict:
+    """Per claim variant: the mean rise of p_true when the claim is appended to the response of an unmet
+    criterion, and the share of those called unmet before that are called met after (module doc)."""
+    probed = claim_probe_cases(cases, limit, seed)
+    report: dict = {"probed": len(probed)}
+    if not probed:
+        return report
+    before = np.asarray(p, dtype=np.float64)[probed]
+    for variant in CLAIM_VARIANTS:
+        changed = [
+            dataclasses.replace(cases[n], response=with_claim(cases[n].response, cases[n].criterion, variant))
+            for n in probed
+        ]
+        after = predict_p_true(judge, changed)
+        unmet_before = before <= 0.5
+        report[variant] = {
+            "mean_rise": float((after - before).mean()),
+            "p_before": float(before.mean()),
+            "p_after": float(after.mean()),
+            "called_unmet_before": int(unmet_before.sum()),
+            "flipped": int((unmet_before & (after > 0.5)).sum()),
+            "flipped_share": float((after[unmet_before] > 0.5).mean()) if unmet_before.any() else float("nan"),
+        }
+    return report
+
+
 # ---- credit placement ------------------------------------------------------------------------
 def evidence_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> np.ndarray:
     """Tokens (by character offsets) that overlap any evidence span."""
@@ -372,15 +475,24 @@ def evaluate_judge(
     methods: Sequence[str] = (),
     credit_cases: Optional[int] = 200,
     progress: bool = False,
+    claims: int = 0,
 ) -> dict:
-    """Verdict metrics on every case with a label, agreement with human graders where cases have
-    ``grader_labels``, and credit metrics per method on the met ones with evidence (when any; at most
-    ``credit_cases`` of them, None for all, 0 for none)."""
+    """Verdict metrics on every case with a label (and, for a calibrated judge, accuracy and ECE
+    before and after its calibration), agreement with human graders where cases have
+    ``grader_labels``, the claims probe on at most ``claims`` unmet criteria (0: none), and credit
+    metrics per method on the met ones with evidence (when any; at most ``credit_cases`` of them,
+    None for all, 0 for none)."""
     if credit_cases is not None and credit_cases < 0:
         raise ValueError(f"credit_cases must be >= 0 (0: no credit metrics) or None (all), got {credit_cases}")
-    p = predict_p_true(judge, cases, progress=progress)
+    margins = predict_margins(judge, cases, progress=progress)
+    p = margins_to_p_true(judge, margins)
     decided = np.array([c.agreement > 0.5 for c in cases], dtype=bool)  # tied grader votes have no label
+    labels = np.array([c.label for c in cases], dtype=bool)
     report = {"verdicts": verdict_report([c for c, d in zip(cases, decided) if d], p[decided])}
+    if judge.calibration is not None:
+        report["calibration"] = calibration_report(judge, margins[decided], labels[decided])
+    if claims:
+        report["claims"] = claims_report(judge, cases, p, limit=claims)
     if any(c.grader_labels for c in cases):
         report["graders"] = grader_report(cases, p)
     if methods and credit_cases != 0 and any(c.label and c.evidence for c in cases):
@@ -412,6 +524,19 @@ def format_report(report: dict, title: str = "") -> str:
         f"verdicts: n={v['n']} met={v['met']}  AUC {fmt(v['auc'])}  accuracy {fmt(v['accuracy'])}  "
         f"ECE {fmt(v['ece'])}  unmet called met {fmt(v['false_met_rate'])}"
     )
+    if "calibration" in report:
+        c = report["calibration"]
+        for name in ("raw", "calibrated"):
+            d = c[name]
+            lines.append(
+                f"  {name + ' p_true:':<19} accuracy {fmt(d['accuracy'])}  ECE {fmt(d['ece'])}  "
+                f"unmet called met {fmt(d['false_met_rate'])}  met called unmet {fmt(d['missed_rate'])}"
+                + (
+                    f"   (sigmoid({c['scale']:.3f} m {c['bias']:+.3f}), fitted on {c['fitted_on']})"
+                    if name != "raw"
+                    else ""
+                )
+            )
     for name in ("in-task", "mismatched"):
         if name in v:
             s = v[name]
@@ -419,6 +544,15 @@ def format_report(report: dict, title: str = "") -> str:
                 f"  {name:<11} negatives: AUC {fmt(s['auc'])}  accuracy {fmt(s['accuracy'])}  "
                 f"unmet called met {fmt(s['false_met_rate'])}"
             )
+    if "claims" in report:
+        c = report["claims"]
+        parts = [
+            f"{variant}: p_true rise {fmt(c[variant]['mean_rise'])}, flipped to met {c[variant]['flipped']}/"
+            f"{c[variant]['called_unmet_before']} ({fmt(c[variant]['flipped_share'])})"
+            for variant in CLAIM_VARIANTS
+            if variant in c
+        ]
+        lines.append(f"  claims on {c['probed']} unmet criteria: " + ("; ".join(parts) or "none probed"))
     for field in ("per_kind", "per_domain"):
         lines.append(f"  {field.replace('per_', 'per ')} (in-task negatives):")
         for name, s in v[field].items():
@@ -497,6 +631,8 @@ class JudgeEvalConfig:
     gradient; none: verdicts only)"""
     credit_cases: int = 200
     """met criteria with evidence used for the credit metrics, per case set (0: no credit metrics; must be >= 0)"""
+    claims: int = 200
+    """unmet criteria probed with appended claims, per case set (a seeded sample; 0: no claims probe)"""
     device: str = "auto"
     """where the judge runs"""
     threads: int = 0
@@ -519,6 +655,8 @@ class JudgeEvalConfig:
             raise ValueError(f"JudgeEvalConfig: responses_per_task must be >= 1, got {self.responses_per_task}")
         if self.passage_half not in (None, 0, 1):
             raise ValueError(f"JudgeEvalConfig: passage_half must be 0, 1 or None, got {self.passage_half!r}")
+        if isinstance(self.claims, bool) or not isinstance(self.claims, int) or self.claims < 0:
+            raise ValueError(f"JudgeEvalConfig: claims must be >= 0 (0: no claims probe), got {self.claims!r}")
         if self.too_long not in TOO_LONG:
             raise ValueError(f"JudgeEvalConfig: too_long must be one of {TOO_LONG}, got {self.too_long!r}")
         methods = [] if self.methods == ["all"] else self.methods
@@ -559,7 +697,9 @@ def run_eval(config: JudgeEvalConfig, verbose: bool = True) -> dict:
     sets = {name: cases_that_fit(judge, cases, config.too_long, where=name) for name, cases in sets.items()}
     report = {"judge": config.judge, "config": asdict(config), "sets": {}}
     for name, cases in sets.items():
-        result = evaluate_judge(judge, cases, methods, credit_cases=config.credit_cases, progress=verbose)
+        result = evaluate_judge(
+            judge, cases, methods, credit_cases=config.credit_cases, progress=verbose, claims=config.claims
+        )
         report["sets"][name] = result
         if verbose:
             print(format_report(result, f"== {name}: {len(cases)} judged criteria, judge {config.judge}"), flush=True)

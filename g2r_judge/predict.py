@@ -104,10 +104,11 @@ def cases_that_fit(
 
 
 @torch.no_grad()
-def predict_p_true(
+def predict_margins(
     judge: Judge, cases: Sequence[JudgedCase], max_tokens: int = 4096, progress: bool = False
 ) -> np.ndarray:
-    """p_true of every case under ``judge`` (forward only, packed), in the order of ``cases``."""
+    """The raw verdict margin logit(True) - logit(False) of every case under ``judge`` (forward only,
+    packed), in the order of ``cases``; ``judge.margin_to_p_true`` turns them into p_true."""
     out = np.zeros(len(cases), dtype=np.float64)
     batches = batches_of_packs(pack_cases(judge, cases, max_tokens), max_tokens)
     if progress:
@@ -116,5 +117,18 @@ def predict_p_true(
         batches = tqdm(batches, desc="judging", unit="batch")
     for batch in batches:
         margins, order = packed_margins(judge.model, judge, batch)
-        out[order] = torch.sigmoid(margins).double().cpu().numpy()
+        out[order] = margins.double().cpu().numpy()
     return out
+
+
+def margins_to_p_true(judge: Judge, margins: np.ndarray, calibrated: bool = True) -> np.ndarray:
+    """p_true of raw verdict margins under ``judge`` (its calibration, when it has one and ``calibrated``)."""
+    return judge.margin_to_p_true(torch.as_tensor(margins, dtype=torch.float64), calibrated).numpy()
+
+
+def predict_p_true(
+    judge: Judge, cases: Sequence[JudgedCase], max_tokens: int = 4096, progress: bool = False
+) -> np.ndarray:
+    """p_true of every case under ``judge`` (forward only, packed; calibrated when the judge is), in
+    the order of ``cases``."""
+    return margins_to_p_true(judge, predict_margins(judge, cases, max_tokens, progress))

@@ -4,8 +4,11 @@ input ``Judge.build_input`` makes.
 The loss is the binary cross-entropy of the verdict margin m = logit(True) - logit(False), whose
 sigmoid is the judge's p_true, with the two classes weighted equally. LoRA (peft) by default, full
 fine-tuning as an option. Examples come from the evidence corpus through the composer (a fresh,
-seeded draw of responses every step, from train-split tasks only) and from labelled verdict files.
-The criteria judged on one response are packed into one sequence (``g2r_env.packing``).
+seeded draw of responses every step, from train-split tasks only, with near misses, claims and
+varied responses) and from labelled verdict files. Within the negative class, in-task negatives,
+near misses and claims weigh ``hard_negative_weight`` times an easy (mismatched or generic) one.
+The criteria judged on one response are packed into one sequence (``g2r_env.packing``). At the end
+the judge is calibrated on the corpora's ``val`` tasks (``g2r_judge.calibration``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from g2r_env.judge import Judge
@@ -29,7 +33,17 @@ from .cases import JudgedCase
 from .corpus import corpus_hash, corpus_of
 from .predict import TOO_LONG, cases_that_fit, pack_cases
 
-RESUMABLE_FIELDS = ("out_dir", "steps", "checkpoint_every", "threads", "progress", "overwrite")
+RESUMABLE_FIELDS = (
+    "out_dir",
+    "steps",
+    "checkpoint_every",
+    "threads",
+    "progress",
+    "overwrite",
+    "eval_cases",
+    "eval_every",
+    "max_train_minutes",
+)
 """Fields a resumed judge run may change; every other field (base, data, seed, LoRA shape,
 optimisation) defines the run and must equal the checkpoint's."""
 
@@ -81,6 +95,33 @@ class JudgeTrainConfig:
     generic_per_response: int = 3
     """generic structure criteria (lengths, counts, lists, title, greeting, a word...) added to each composed
     response, phrased many ways, with counts near the response's own so both verdicts occur"""
+    near_miss_rate: float = 0.3
+    """probability that an unmet content or pitfall criterion of a composed response gets a near miss (the
+    topic without the fact; for pitfalls, the right version of the mistake)"""
+    claims_per_response: int = 1
+    """sentences per composed response that restate an unmet criterion or say it is met, labelled unmet"""
+    varied: bool = True
+    """vary composed responses: markdown headers, tables, bold lead-ins, connectives, merged passages, typos"""
+    max_words: int = 190
+    """cap on a composed response's body in words (about 256 tokens); 0: no cap"""
+    spelled_counts: float = 0.3
+    """share of generic count criteria whose number is written in words ("under fifty words")"""
+    hard_negative_weight: float = 2.0
+    """within the negative class's half of the loss, an in-task negative, near miss or claim weighs this many
+    times a mismatched or generic one (1: all negatives alike)"""
+    calibrate_split: str = "val"
+    """after training, fit the judge's calibration on the corpora's tasks of this split (none trains on them);
+    "" skips it (as does a run whose corpora have no such tasks)"""
+    calibrate_responses_per_task: int = 8
+    """composed responses per task for the calibration"""
+    eval_cases: list[str] = field(default_factory=list)
+    """verdict files measured (AUC, accuracy, ECE of the raw verdicts) every eval_every steps while training;
+    never trained on"""
+    eval_every: int = 100
+    """steps between measurements on eval_cases (and at the end)"""
+    max_train_minutes: float = 0.0
+    """stop after this many minutes of training, summed over resumes (to compare runs at equal time); 0: no
+    limit"""
     checkpoint_every: int = 100
     """write a resumable checkpoint every N steps (and at the end)"""
     bf16: bool = True
@@ -117,6 +158,17 @@ class JudgeTrainConfig:
             (0 <= self.paraphrase_rate <= 1, "paraphrase_rate must be in [0, 1]"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
             (self.too_long in TOO_LONG, f"too_long must be one of {TOO_LONG}, got {self.too_long!r}"),
+            (0 <= self.near_miss_rate <= 1, "near_miss_rate must be in [0, 1]"),
+            (self.claims_per_response >= 0, "claims_per_response must be >= 0"),
+            (self.max_words >= 0, "max_words must be >= 0 (0: no cap)"),
+            (0 <= self.spelled_counts <= 1, "spelled_counts must be in [0, 1]"),
+            (
+                math.isfinite(self.hard_negative_weight) and self.hard_negative_weight > 0,
+                "hard_negative_weight must be a finite number > 0",
+            ),
+            (self.calibrate_responses_per_task >= 1, "calibrate_responses_per_task must be >= 1"),
+            (self.eval_every >= 1, "eval_every must be >= 1"),
+            (math.isfinite(self.max_train_minutes) and self.max_train_minutes >= 0, "max_train_minutes must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -147,6 +199,9 @@ class JudgeTrainer:
         if config.responses_per_step and not self.entries:
             raise ValueError(f"no train-split evidence in {config.corpora}")
         self.verdict_cases = self._load_verdicts()
+        from .verdicts import load_verdicts
+
+        self.eval_sets = {str(path): load_verdicts(path) for path in config.eval_cases}
         model, tokenizer = load_model(
             config.base, "cpu" if not torch.cuda.is_available() else "auto", dtype=torch.float32
         )
@@ -171,9 +226,14 @@ class JudgeTrainer:
             )
             if not self.verdict_cases and not config.responses_per_step:
                 raise ValueError(f"no verdict case of {config.verdicts} fits the judge; nothing to train on")
+        self.eval_sets = {
+            name: cases_that_fit(self.judge, cases, "drop", config.max_tokens, name)
+            for name, cases in self.eval_sets.items()
+        }
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.step = 0
+        self.train_seconds = 0.0  # training time summed over resumes (max_train_minutes)
 
     def _claim_out_dir(self) -> tuple[Optional[Path], dict]:
         """The checkpoint to resume (checked against this config before any model loads) and the
@@ -221,6 +281,12 @@ class JudgeTrainer:
                     mismatched_per_response=config.mismatched_per_response,
                     wordings=config.wordings,
                     generic_per_response=config.generic_per_response,
+                    mismatched_split="train",
+                    near_miss_rate=config.near_miss_rate,
+                    claims_per_response=config.claims_per_response,
+                    varied=config.varied,
+                    max_words=config.max_words,
+                    spelled_counts=config.spelled_counts,
                 )
                 cases.extend(composer.compose(entry))
         if self.verdict_cases and config.verdicts_per_step:
@@ -234,15 +300,27 @@ class JudgeTrainer:
         decay = 1.0 - 0.9 * step / max(1, config.steps - 1)
         return config.learning_rate * warm * decay
 
+    def loss_weights(self, cases: list[JudgedCase]) -> torch.Tensor:
+        """Per-case loss weights: each class carries half of the step's loss (all of it when the step has
+        one class); within the negatives, hard ones (``HARD_NEGATIVES``) weigh ``hard_negative_weight``
+        times easy ones."""
+        from .compose import HARD_NEGATIVES
+
+        labels = torch.tensor([c.label for c in cases], dtype=torch.bool)
+        raw = torch.tensor(
+            [self.config.hard_negative_weight if not c.label and c.negative in HARD_NEGATIVES else 1.0 for c in cases]
+        )
+        classes = [mask for mask in (labels, ~labels) if mask.any()]
+        weights = torch.zeros(len(cases))
+        for mask in classes:
+            weights[mask] = raw[mask] / raw[mask].sum() / len(classes)
+        return weights
+
     def train_step(self) -> dict[str, float]:
         config, judge = self.config, self.judge
         cases = self.examples(self.step)
         labels = torch.tensor([float(c.label) for c in cases])
-        positives = float(labels.sum())
-        # balanced classes: each class carries half of the step's loss
-        weights = torch.where(labels > 0, 0.5 / max(positives, 1.0), 0.5 / max(len(cases) - positives, 1.0))
-        if positives == 0 or positives == len(cases):
-            weights = torch.full_like(labels, 1.0 / len(cases))
+        weights = self.loss_weights(cases)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.step)
         self.model.train()
@@ -273,7 +351,7 @@ class JudgeTrainer:
             "loss": loss_total,
             "accuracy": correct / len(cases),
             "examples": len(cases),
-            "positives": positives / len(cases),
+            "positives": float(labels.mean()),
             "grad_norm": float(norm),
             "learning_rate": self.learning_rate(self.step - 1),
         }
@@ -303,18 +381,71 @@ class JudgeTrainer:
             disable=not config.progress,
             dynamic_ncols=True,
         )
-        start, done_before = time.perf_counter(), self.step
-        while self.step < config.steps:
+        start, done_before, seconds_before = time.perf_counter(), self.step, self.train_seconds
+        limit = config.max_train_minutes * 60
+        while self.step < config.steps and not (limit and self.train_seconds >= limit):
             metrics = self.train_step()
             metrics["seconds"] = time.perf_counter() - start
+            self.train_seconds = seconds_before + metrics["seconds"]
+            last = self.step == config.steps or (limit and self.train_seconds >= limit)
+            if self.eval_sets and (last or self.step % config.eval_every == 0):
+                metrics.update(self.measure())
             log.append(metrics)
-            if self.step == config.steps or (config.checkpoint_every and self.step % config.checkpoint_every == 0):
+            if last or (config.checkpoint_every and self.step % config.checkpoint_every == 0):
                 self.save_checkpoint()
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.2f}")
         bar.close()
+        if limit and self.step < config.steps:
+            print(
+                f"[g2r] stopped at step {self.step}: max_train_minutes={config.max_train_minutes} reached", flush=True
+            )
         elapsed = time.perf_counter() - start
-        return self.export(self.out_dir / "judge", train_seconds=elapsed, steps_this_run=self.step - done_before)
+        folder = self.export(
+            self.out_dir / "judge",
+            train_seconds=elapsed,
+            steps_this_run=self.step - done_before,
+            train_seconds_total=self.train_seconds,
+        )
+        if config.calibrate_split and config.corpora:
+            from .calibration import calibrate_after_training
+
+            self.model.eval()
+            calibrate_after_training(
+                self.judge,
+                folder,
+                config.corpora,
+                config.calibrate_split,
+                config.calibrate_responses_per_task,
+                config.seed + 2000,
+            )
+        return folder
+
+    def measure(self) -> dict[str, float]:
+        """AUC, accuracy and ECE of the raw verdicts on each ``eval_cases`` file, printed and returned
+        as metrics (``eval/<file>/auc`` ...)."""
+        from .evaluation import calibration_error, roc_auc
+        from .predict import margins_to_p_true, predict_margins
+
+        self.model.eval()
+        out = {}
+        for name, cases in self.eval_sets.items():
+            p = margins_to_p_true(self.judge, predict_margins(self.judge, cases, self.config.max_tokens))
+            labels = np.array([c.label for c in cases], dtype=bool)
+            figures = {
+                "auc": roc_auc(p, labels),
+                "accuracy": float(((p > 0.5) == labels).mean()),
+                "ece": calibration_error(p, labels),
+                "false_met_rate": float((p[~labels] > 0.5).mean()) if (~labels).any() else float("nan"),
+            }
+            print(
+                f"[g2r] step {self.step} {name}: AUC {figures['auc']:.3f} accuracy {figures['accuracy']:.3f} "
+                f"ECE {figures['ece']:.3f} unmet called met {figures['false_met_rate']:.3f} (raw verdicts)",
+                flush=True,
+            )
+            out.update({f"eval/{name}/{key}": value for key, value in figures.items()})
+        self.model.train()
+        return out
 
     # ---- files -----------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -328,7 +459,8 @@ class JudgeTrainer:
             save_file(trainable, str(folder / "trainable.safetensors"))
             save_file(optimizer_tensors(self.optimizer), str(folder / "optimizer.safetensors"))
             save_file({"torch": torch.get_rng_state()}, str(folder / "rng.safetensors"))  # LoRA dropout
-            (folder / "state.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config)}))
+            state = {"step": self.step, "train_seconds": self.train_seconds, "config": asdict(self.config)}
+            (folder / "state.json").write_text(json.dumps(state))
         return self.out_dir / "checkpoint"
 
     def load_checkpoint(self, folder: Path) -> None:
@@ -351,6 +483,7 @@ class JudgeTrainer:
         load_optimizer_tensors(self.optimizer, load_file(str(folder / "optimizer.safetensors")))
         torch.set_rng_state(load_file(str(folder / "rng.safetensors"))["torch"])
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
 
     def export(self, folder: Path, **record) -> Path:
         """Write the judge: a LoRA adapter (fp16, with a ``g2r-judge.json`` record of its making)

@@ -1,18 +1,57 @@
 #!/usr/bin/env bash
-# Rebuilds the two judges shipped in g2r_env/judges from the evidence corpus, then measures them:
+# Rebuilds the two judges shipped in g2r_env/judges from the evidence corpus, calibrates and measures them:
 #   bundled-judge       the bundled model + a LoRA adapter trained on half 0 of the passages, seed 0
-#   bundled-eval-judge  the same on half 1 of the passages, seed 1, 200 steps (the sample-efficiency study's eval judge)
-# About 70 minutes (300 steps) on 2 idle CPU cores (resumable: run it again after a kill); minutes on a GPU.
+#   bundled-eval-judge  the same on half 1 of the passages, seed 1 (the sample-efficiency study's eval judge)
+# Training composes near misses, claims and varied responses (g2r judge train's defaults), prints the
+# independent judged cases' AUC / accuracy / ECE every 100 steps (they are never trained on), and ends
+# with the calibration on judge-extra's val split. Resumable: run it again after a kill and each run
+# continues from its last checkpoint. Hours on 2 CPU cores; minutes on a GPU.
+#
+#   bash scripts/build_judges.sh                      # both judges, LoRA rank 16, STEPS steps each
+#   STEPS=1200 bash scripts/build_judges.sh           # longer (train while the independent-case curve rises)
+#   bash scripts/build_judges.sh --compare-full       # also: full fine-tuning for the LoRA run's training
+#                                                     # time (runs/judge-a-full), measured beside it
+#   EVAL_EVERY=50 G2R="python -m g2r_cli" bash scripts/build_judges.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"  # no OpenMP spin-waits on a busy machine
-G2R=.venv/bin/g2r
-build() {  # run folder, shipped name, passage half, seed, steps, attribution methods whose credit is measured
-    "$G2R" judge train --out-dir "runs/$1" --passage-half "$3" --seed "$4" --steps "$5"
+G2R="${G2R:-.venv/bin/g2r}"
+STEPS="${STEPS:-600}"
+EVAL_STEPS="${EVAL_STEPS:-400}"
+EVAL_EVERY="${EVAL_EVERY:-100}"
+CASES=benchmarks/data/judged_cases.jsonl
+COMPARE_FULL=0
+for arg in "$@"; do
+    case "$arg" in
+        --compare-full) COMPARE_FULL=1 ;;
+        *) echo "unknown option $arg (known: --compare-full)" >&2; exit 2 ;;
+    esac
+done
+
+train() {  # run folder, passage half, seed, steps, extra options...
+    local run=$1 half=$2 seed=$3 steps=$4
+    shift 4
+    $G2R judge train --out-dir "runs/$run" --passage-half "$half" --seed "$seed" --steps "$steps" \
+        --eval-cases "$CASES" --eval-every "$EVAL_EVERY" "$@"
+}
+ship() {  # run folder, shipped name, attribution methods whose credit is measured ("" for verdicts only)
     rm -rf "g2r_env/judges/$2" && mkdir -p "g2r_env/judges/$2"
     cp "runs/$1/judge/"* "g2r_env/judges/$2/"
-    "$G2R" judge eval --judge "$2" --cases benchmarks/data/judged_cases.jsonl --methods $6 --credit-cases 60 \
+    # shellcheck disable=SC2086
+    $G2R judge eval --judge "$2" --cases "$CASES" --methods $3 --credit-cases 60 \
         --json-out "g2r_env/judges/$2/eval.json"
 }
-build judge-a bundled-judge 0 0 300 all
-build judge-b bundled-eval-judge 1 1 200 ""  # verdicts only: it scores, it gives no credit
+
+train judge-a 0 0 "$STEPS"
+ship judge-a bundled-judge all
+train judge-b 1 1 "$EVAL_STEPS"
+ship judge-b bundled-eval-judge ""  # verdicts only: it scores, it gives no credit
+
+if [ "$COMPARE_FULL" = 1 ]; then
+    # full fine-tuning for as long as the LoRA run trained (its g2r-judge.json records the total time)
+    minutes=$(python3 -c "import json; print(json.load(open('runs/judge-a/judge/g2r-judge.json'))['train_seconds_total'] / 60)")
+    train judge-a-full 0 0 "$STEPS" --lora-rank 0 --learning-rate 3e-5 --max-train-minutes "$minutes"
+    $G2R judge eval --judge runs/judge-a-full/judge --cases "$CASES" --methods \
+        --json-out runs/judge-a-full/eval.json
+    echo "LoRA: runs/judge-a/metrics.jsonl, full fine-tuning: runs/judge-a-full/metrics.jsonl (eval/... every $EVAL_EVERY steps)"
+fi

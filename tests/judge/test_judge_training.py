@@ -40,7 +40,10 @@ def test_the_bundled_corpus_covers_every_criterion_it_can(corpus):
             if c.kind == "pitfall":
                 assert c.weight < 0
     extra = corpus_of("judge-extra")
-    assert len(extra) == 48 and all(e.task.split == "train" for e in extra)
+    splits = [e.task.split for e in extra]
+    # 2 tasks of each of the 6 domains are held out for calibration ("val"), never trained on
+    assert len(extra) == 48 and splits.count("train") == 36 and splits.count("val") == 12
+    assert {e.task.domain for e in extra.split("val")} == {e.task.domain for e in extra}
 
 
 def test_checks_decide_structure_by_construction():
@@ -87,10 +90,17 @@ def tasks_folder_file(domain: str):
 
 
 # ---- composer ----------------------------------------------------------------------------------
-def test_composed_verdicts_and_spans_are_exact(corpus):
-    composer = Composer(corpus, seed=7, wordings=2)
+HARD = dict(
+    generic_per_response=3, near_miss_rate=0.4, claims_per_response=2, varied=True, max_words=190, spelled_counts=0.3
+)
+
+
+@pytest.mark.parametrize("options", [{}, HARD], ids=["plain", "hard-negatives-and-varied"])
+def test_composed_verdicts_and_spans_are_exact(corpus, options):
+    composer = Composer(corpus, seed=7, wordings=2, **options)
     cases = composer.examples(corpus.split("train")[:40], 6)
-    assert {c.negative for c in cases} == {"", "in-task", "mismatched"}
+    expected = {"", "in-task", "mismatched"} | ({"near-miss", "claim", "generic"} if options else set())
+    assert {c.negative for c in cases} == expected
     by_group: dict[str, list[JudgedCase]] = {}
     for case in cases:
         by_group.setdefault(case.group, []).append(case)
@@ -102,7 +112,10 @@ def test_composed_verdicts_and_spans_are_exact(corpus):
             if case.negative == "mismatched":
                 assert not case.label
                 continue
-            c = next(c for c in entry.criteria if case.criterion in (c.criterion, *c.paraphrases))
+            c = next((c for c in entry.criteria if case.criterion in (c.criterion, *c.paraphrases)), None)
+            if c is None:  # a generic structure criterion (asked, or claimed and asked): its check decides
+                assert case.kind == "structure" and case.label == case.check(text)
+                continue
             if c.kind == "structure":
                 assert case.label == c.check(text)
                 continue
@@ -121,6 +134,35 @@ def test_composed_verdicts_and_spans_are_exact(corpus):
             assert case.label == bool(spans)
             checked += 1
     assert checked > 500
+
+
+def test_claims_and_near_misses_are_unmet_and_say_what_they_should(corpus):
+    """A claimed criterion is unmet and its response holds a sentence restating it; a hinted near miss names
+    the criterion's topic words without any passage that meets it; varied responses stay under the word cap."""
+    from g2r_judge.compose import content_words, number_words
+    from tasks.checks import count_words
+
+    composer = Composer(corpus, seed=5, **HARD)
+    cases = composer.examples(corpus.split("train")[:30], 4)
+    claims = [c for c in cases if c.negative == "claim"]
+    near = [c for c in cases if c.negative == "near-miss"]
+    assert len(claims) > 40 and len(near) > 20 and not any(c.label for c in claims + near)
+    for case in claims:
+        entry = corpus.entries[case.task.task_id]
+        own = next((k for k in entry.criteria if case.criterion in (k.criterion, *k.paraphrases)), None)
+        wordings = [case.criterion] if own is None else [own.criterion, *own.paraphrases]
+        lowered = case.response.lower()
+        assert any(w.strip().rstrip(".")[1:].lower() in lowered for w in wordings) or own is None
+    for case in near:
+        entry = corpus.entries[case.task.task_id]
+        own = next(k for k in entry.criteria if case.criterion in (k.criterion, *k.paraphrases))
+        assert not any(p.text in case.response for p in own.evidence)
+        if own.kind == "content":
+            assert any(w in case.response.lower() for w in content_words(own.criterion))
+    assert max(count_words(c.response) for c in cases) < 260  # body capped at 190 words, plus layout and material
+    assert (
+        number_words(7) == "seven" and number_words(45) == "forty-five" and number_words(150) == "one hundred and fifty"
+    )
 
 
 def test_the_composer_is_seeded_and_halves_are_disjoint(corpus):
@@ -300,7 +342,7 @@ def test_generic_structure_criteria_are_decided_by_their_checks():
     import random
 
     from g2r_judge.compose import generic_structure
-    from tasks.checks import count_words
+    from tasks.checks import COMPARISONS, count_words
 
     text = "Rest well.\n\n1. Drink water, about 2 litres.\n2. Sleep early.\n3. Walk daily.\n\nWill you try it?"
     rng = random.Random(0)
@@ -310,8 +352,8 @@ def test_generic_structure_criteria_are_decided_by_their_checks():
         seen.add(check.type)
         labels.append(check(text))
         if check.type == "words":
-            assert str(check.value) in criterion and check(text) == (
-                count_words(text) < check.value if check.op == "lt" else count_words(text) > check.value
+            assert str(check.value) in criterion and check(text) == COMPARISONS[check.op](
+                count_words(text), check.value
             )
         if check.type == "numbered_list":
             assert check(text)
