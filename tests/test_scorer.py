@@ -391,7 +391,8 @@ def test_shared_prefix_scoring_equals_pairs_alone_on_the_bundled_judge():
         )
         for batched in (False, True):
             shared = Grad2Reward(judge, attribution=attribution, soft=True, batched_credit=batched)
-            _assert_same_results(shared.score_batch(tasks, responses), alone, rtol=1e-4, atol_p=1e-5)
+            # float32: the summation order of a 30-layer backward differs between the paths
+            _assert_same_results(shared.score_batch(tasks, responses), alone, rtol=5e-4, atol_p=1e-5)
     sparse = [
         Grad2Reward(judge, shared_prefix=flag).score_batch(tasks, responses, dense=False) for flag in (True, False)
     ]
