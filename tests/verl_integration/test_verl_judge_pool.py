@@ -42,7 +42,8 @@ def batch(bundled_tokenizer):
 
 
 @pytest.mark.slow
-def test_two_judge_actors_give_exactly_what_one_in_process_judge_gives(pool, batch, self_judge_scorer):
+def test_two_judge_actors_give_what_one_in_process_judge_gives(pool, batch, self_judge_scorer):
+    # to float32 rounding: the packed verdict pass batches each actor's share in other shapes
     tasks, _, responses = batch
     pending = pool.submit(tasks, responses)
     assert len(pending.rows) == 2  # both actors got a share
@@ -51,9 +52,10 @@ def test_two_judge_actors_give_exactly_what_one_in_process_judge_gives(pool, bat
     assert [r.task_id for r in results] == [t.task_id for t in tasks]
     for got, want in zip(results, expected):
         np.testing.assert_array_equal(got.response_ids, want.response_ids)
-        np.testing.assert_array_equal(got.token_rewards, want.token_rewards)
-        assert got.sequence_reward == want.sequence_reward
-        assert [c["p_true"] for c in got.criteria] == [c["p_true"] for c in want.criteria]
+        np.testing.assert_allclose(got.token_rewards, want.token_rewards, rtol=1e-4, atol=1e-6)
+        assert got.sequence_reward == pytest.approx(want.sequence_reward, abs=1e-6)
+        assert [c["met"] for c in got.criteria] == [c["met"] for c in want.criteria]
+        np.testing.assert_allclose([c["p_true"] for c in got.criteria], [c["p_true"] for c in want.criteria], atol=1e-5)
     assert len({p for p in (__import__("ray").get([a.pid.remote() for a in pool.actors]))}) == 2
 
 
