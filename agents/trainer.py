@@ -47,6 +47,7 @@ from g2r_env.env import SELF_JUDGE, default_judge
 from g2r_env.models import load_model, resolve_device
 from g2r_env.runlog import MetricsLog, check_resume, claim_run_dir, latest_checkpoint, record_resume
 from tasks import load_taskset
+from tasks.checks import rubric_echo
 
 from .advantages import compute_advantages
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -117,18 +118,35 @@ def evaluate_policy(sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: 
     Returns:
         {task_id: sequence reward}.
     """
-    return {task_id: score for task_id, _, score in greedy_responses(sampler, envs, max_new_tokens)}
+    return {task_id: score for task_id, _, score, _ in greedy_responses(sampler, envs, max_new_tokens)}
 
 
 def greedy_responses(
     sampler: Sampler, envs: OpenEndedVectorEnv, max_new_tokens: int
-) -> list[tuple[str, list[int], float]]:
-    """(task_id, response ids as played, judge score) of one greedy response per task of ``envs``."""
+) -> list[tuple[str, list[int], float, list[dict]]]:
+    """(task_id, response ids as played, judge score, per-criterion verdicts as in ``ScoreResult.criteria``)
+    of one greedy response per task of ``envs``."""
     task_ids = [t.task_id for t in envs.tasks][: envs.num_envs]
     obs, _ = envs.reset(options={"task_ids": task_ids})
     groups = sampler.generate(prompts_of(obs, 1), n=1, temperature=0.0, max_tokens=max_new_tokens, seed=0)
     _, _, _, _, infos = envs.step_sequences([group[0].token_ids for group in groups])
-    return [(t, list(r), float(s)) for t, r, s in zip(task_ids, infos["response_ids"], infos["sequence_reward"])]
+    rows = zip(task_ids, infos["response_ids"], infos["sequence_reward"], infos["criteria"])
+    return [(t, list(r), float(s), list(c)) for t, r, s, c in rows]
+
+
+def hacking_metrics(texts: Sequence[str], verdicts: Sequence[Sequence[dict]]) -> dict[str, float]:
+    """Signs of a policy learning its judges rather than its tasks, over eval responses:
+    ``eval/rubric_echo``, the mean share of response words in word 4-grams copied from the task's
+    criteria (``tasks.checks.rubric_echo``); ``eval/checks_passed``, the share of code-decided
+    criteria (``decided_by == "check"``) with the outcome the rubric wants (met for a positive
+    weight, unmet for a pitfall), absent when no criterion has a check. A rising echo flags hacking
+    even where both judges rise; checks cannot be talked round."""
+    echo = [rubric_echo(text, [c["criterion"] for c in criteria]) for text, criteria in zip(texts, verdicts)]
+    metrics = {"eval/rubric_echo": float(np.mean(echo))}
+    checked = [c["met"] == (c["weight"] > 0) for criteria in verdicts for c in criteria if c["decided_by"] == "check"]
+    if checked:
+        metrics["eval/checks_passed"] = float(np.mean(checked))
+    return metrics
 
 
 def prompts_of(obs: dict, group_size: int) -> list[list[int]]:
@@ -446,13 +464,18 @@ class Trainer:
         """Mean judge score of greedy responses to the eval tasks (``eval_split`` of the selected
         tasks), by the eval judge; with a separate ``eval_judge``, also the training judge's score of
         the same responses (``eval/reward_judge_score``: a rise there without one in
-        ``eval/judge_score`` is the policy learning the training judge, not the task)."""
+        ``eval/judge_score`` is the policy learning the training judge, not the task), and the
+        hacking metrics of ``hacking_metrics`` (rubric echo, code-checked verdicts)."""
         played = greedy_responses(self.sampler, self.eval_envs, self.config.max_new_tokens)
-        self.last_eval_responses = [response for _, response, _ in played]
-        metrics = {"eval/judge_score": float(np.mean([score for _, _, score in played]))}
+        self.last_eval_responses = [response for _, response, _, _ in played]
+        texts = self.tokenizer.batch_decode(self.last_eval_responses, skip_special_tokens=True)
+        metrics = {
+            "eval/judge_score": float(np.mean([score for _, _, score, _ in played])),
+            **hacking_metrics(texts, [criteria for _, _, _, criteria in played]),
+        }
         if self.eval_envs.scorer is not self.scorer:
             results = self.scorer.score_batch(
-                [self.tasks.get(t) for t, _, _ in played], [r for _, r, _ in played], dense=False
+                [self.tasks.get(t) for t, _, _, _ in played], self.last_eval_responses, dense=False
             )
             metrics["eval/reward_judge_score"] = float(np.mean([r.sequence_reward for r in results]))
         return metrics

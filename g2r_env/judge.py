@@ -228,7 +228,8 @@ class Judge:
             )
         return (
             f"task {task.task_id}: the judge input is {frame + response_tokens} tokens ({response_tokens} of "
-            f"response), longer than the judge's context of {self.max_length}"
+            f"response), longer than the judge's context of {self.max_length}; lower max_new_tokens or use a "
+            f"judge with a longer context"
         )
 
     def build_input(self, task: Task, criterion: str, response_ids: Sequence[int]) -> tuple[list[int], slice]:

@@ -220,18 +220,7 @@ class Grad2Reward:
                     continue
                 ids, span = self.judge.build_input(task, criterion.criterion, judged)
                 if len(ids) > self.judge.max_length:
-                    frame = len(ids) - len(judged)
-                    if frame >= self.judge.max_length:
-                        raise ValueError(
-                            f"task {task.task_id}: with criterion {criterion.criterion[:60]!r}... the judge input is "
-                            f"{frame} tokens before any response, beyond the judge's context of "
-                            f"{self.judge.max_length}; shorten the criterion or the question"
-                        )
-                    raise ValueError(
-                        f"task {task.task_id}: the judge input is {len(ids)} tokens ({len(judged)} of response), "
-                        f"longer than the judge's context of {self.judge.max_length}; lower max_new_tokens or use "
-                        f"a judge with a longer context"
-                    )
+                    raise ValueError(self.judge.context_error(task, criterion.criterion, len(judged)))
                 pairs.append(_Pair(i, k, ids, span))
         return contents, pairs, maps
 

@@ -494,41 +494,17 @@ class Composer:
         cases.extend(self._mismatched(entry, text, group))
         unused = [w for d in entry.distractors for w in re.findall(r"[A-Za-z]{5,}", d) if w.lower() not in text.lower()]
         avoid = LIST_CHECKS if self._layout_used == "table" else ()
-        for name in claimed_flags:  # a claimed generic structure criterion is asked
-            check = Check(name)
+
+        def structure_case(criterion: str, check: Check, negative: str) -> JudgedCase:
             label = check(text)
-            criterion = rng.choice(GENERIC_FLAGS[name])
-            cases.append(
-                JudgedCase(
-                    entry.task,
-                    text,
-                    criterion,
-                    label,
-                    "structure",
-                    "" if label else "claim",
-                    (),
-                    group,
-                    1.0,
-                    check=check,
-                )
-            )
+            negative = "" if label else negative
+            return JudgedCase(entry.task, text, criterion, label, "structure", negative, (), group, 1.0, check=check)
+
+        for name in claimed_flags:  # a claimed generic structure criterion is asked
+            cases.append(structure_case(rng.choice(GENERIC_FLAGS[name]), Check(name), "claim"))
         for _ in range(self.generic_per_response):
             criterion, check = generic_structure(text, unused, rng, avoid, self.spelled_counts)
-            label = check(text)
-            cases.append(
-                JudgedCase(
-                    entry.task,
-                    text,
-                    criterion,
-                    label,
-                    "structure",
-                    "" if label else "generic",
-                    (),
-                    group,
-                    1.0,
-                    check=check,
-                )
-            )
+            cases.append(structure_case(criterion, check, "generic"))
         return cases
 
     # ---- hard negatives --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -506,3 +506,25 @@ def recognise(criterion: str) -> Optional[Check]:
         if match:
             return build(match)
     return None
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def rubric_echo(text: str, criteria: Sequence[str], n: int = 4) -> float:
+    """The share of the words of ``text`` that lie in a word n-gram (lower-cased, punctuation dropped)
+    found in one of ``criteria``: 0 for a response in its own words, 1 for a pasted rubric. A policy
+    that learns to echo its rubric raises this while the task itself is not done better (the hack
+    that pays with a judge which reads a criterion's own words as evidence for it)."""
+    words = _WORD.findall(text.lower())
+    if len(words) < n:
+        return 0.0
+    grams = set()
+    for criterion in criteria:
+        own = _WORD.findall(criterion.lower())
+        grams.update(tuple(own[k : k + n]) for k in range(len(own) - n + 1))
+    copied = [False] * len(words)
+    for k in range(len(words) - n + 1):
+        if tuple(words[k : k + n]) in grams:
+            copied[k : k + n] = [True] * n
+    return sum(copied) / len(words)

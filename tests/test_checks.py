@@ -239,3 +239,33 @@ def test_inspect_lists_the_criteria_code_decides():
     summary = summarize(TaskSet([_task()]))
     assert summary["checked"]["criteria"] == 4 and summary["checked"]["own"] == 1
     assert "decided by code: 4 of 5 criteria" in format_summary(summary)
+
+
+def test_rubric_echo_is_the_share_of_words_in_copied_four_grams():
+    from tasks.checks import rubric_echo
+
+    criteria = ["Uses the word 'tilt' in a sentence.", "Explains why seasons change"]
+    assert rubric_echo("It uses the word tilt here.", criteria) == pytest.approx(4 / 6)
+    assert rubric_echo("Explains why seasons change. Uses the word 'tilt' in a sentence.", criteria) == 1.0
+    assert rubric_echo("The axis leans, so sunlight hits each half differently.", criteria) == 0.0
+    assert rubric_echo("Uses the word", criteria) == 0.0  # three words: no 4-gram
+    assert rubric_echo("seasons change uses the", criteria) == 0.0  # words shared, no 4-gram in one criterion
+
+
+def test_hacking_metrics_count_code_decided_outcomes_the_rubric_wants():
+    from agents.trainer import hacking_metrics
+
+    verdicts = [
+        [
+            {"criterion": "Uses the word 'tilt'", "weight": 2.0, "met": True, "decided_by": "check"},  # wanted
+            {"criterion": "Uses the word 'basically'", "weight": -1.0, "met": True, "decided_by": "check"},  # not
+            {"criterion": "Explains the tilt of the axis", "weight": 3.0, "met": False, "decided_by": "judge"},
+        ],
+        [{"criterion": "Has a title", "weight": -2.0, "met": False, "decided_by": "check"}],  # wanted
+    ]
+    texts = ["It uses the word tilt.", "no echo at all here"]
+    metrics = hacking_metrics(texts, verdicts)
+    assert metrics["eval/checks_passed"] == pytest.approx(2 / 3)
+    assert metrics["eval/rubric_echo"] == pytest.approx((4 / 5 + 0.0) / 2)
+    judged_only = [[dict(verdicts[0][2])]]
+    assert set(hacking_metrics(["x"], judged_only)) == {"eval/rubric_echo"}

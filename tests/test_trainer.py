@@ -15,7 +15,7 @@ import torch
 from tiny import tiny_config
 
 from agents import TrainConfig, Trainer, compute_advantages, token_logprobs
-from agents.trainer import Rollout, pad_rows
+from agents.trainer import Rollout, hacking_metrics, pad_rows
 from g2r_cli.train import eval_main, train_main
 
 TIME_KEYS = ("time/", "tokens_per_s")
@@ -317,8 +317,11 @@ def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_
     )
     assert metrics["eval/reward_judge_score"] == pytest.approx(np.mean([r.sequence_reward for r in by_training_judge]))
     assert metrics["eval/judge_score"] != metrics["eval/reward_judge_score"]
+    texts = trainer.tokenizer.batch_decode(trainer.last_eval_responses, skip_special_tokens=True)
+    expected = hacking_metrics(texts, [r.criteria for r in played])
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected)
     plain = Trainer(tiny_config(tiny_model, tmp_path / "plain", eval_every=1, eval_tasks=2))
-    assert set(plain.evaluate()) == {"eval/judge_score"}
+    assert "eval/reward_judge_score" not in plain.evaluate()
 
 
 def test_runs_differing_only_in_training_fields_share_their_step_zero_eval(tiny_model, tmp_path):
