@@ -95,6 +95,10 @@ class TrainConfig:
     "val", or "all")"""
     eval_tasks: int = 0
     """score only the first N tasks of the eval split; 0 scores them all"""
+    eval_task_ids: list[str] = field(default_factory=list)
+    """score these task ids of the task set (any split, kept by task_ids or not) instead of eval_split;
+    none of them may be a task trained on (a learning-rate sweep judges on tasks that are neither
+    trained on nor the study's eval tasks)"""
 
     # ---- rollout -------------------------------------------------------------------------------
     prompts_per_step: int = 8

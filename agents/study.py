@@ -134,6 +134,25 @@ def bootstrap_difference(
     return {"difference": float(arm.mean() - base.mean()), "ci_low": float(low), "ci_high": float(high), "level": level}
 
 
+def bootstrap_mean(values: Sequence[float], resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """The mean of per-seed values (say each seed's eval change) with a percentile bootstrap interval
+    over seeds."""
+    values = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = [values[rng.integers(len(values), size=len(values))].mean() for _ in range(resamples)]
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return {"mean": float(values.mean()), "ci_low": float(low), "ci_high": float(high), "level": level}
+
+
+def area_under(steps: Sequence[int], scores: Sequence[float]) -> float:
+    """The area under one run's eval curve divided by its step range (trapezoids): the mean score
+    over training, which rewards reaching a score early as well as ending there."""
+    steps, scores = np.asarray(steps, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    if len(steps) < 2:
+        return float(scores.mean())
+    return float(np.sum((scores[1:] + scores[:-1]) / 2 * np.diff(steps)) / (steps[-1] - steps[0]))
+
+
 def _ratio(baseline_steps: float, arm_steps: float) -> float:
     if not math.isfinite(arm_steps):
         return 0.0
@@ -142,22 +161,41 @@ def _ratio(baseline_steps: float, arm_steps: float) -> float:
     return baseline_steps / arm_steps
 
 
+ECHO_RISE = 0.02
+"""The rise in rubric echo (share of response words in 4-grams copied from the criteria) that counts
+as a hacking signal when its interval is above zero: two words in a hundred."""
+
+
 def summarize(
     steps: Sequence[int],
     curves: Mapping[str, Sequence[Sequence[float]]],
     baseline: str,
     reward_curves: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
+    control: Optional[str] = None,
+    echo_curves: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
     **bootstrap,
 ) -> dict:
-    """Per arm: mean curve, band, final score (mean and std over seeds) and its difference from
-    ``baseline``'s with an interval, the steps ratio against ``baseline`` with its interval (only
-    when the baseline's final score is above its first), and, given the training judge's curves of
-    the same greedy responses, their change beside the eval judge's (a hacking signal when only the
-    first rises)."""
+    """Per arm, over seeds (every interval a 95% percentile bootstrap over seeds):
+
+    - ``mean``, ``band_low``, ``band_high``: the mean eval curve and one standard error around it;
+    - ``final_mean``, ``final_std``, ``eval_change`` (final minus first eval) and ``auc`` (the mean
+      score over training, ``area_under``, with its interval);
+    - for the baseline: ``eval_change_ci`` (did it learn at all?), ``steps_to_final``, ``improved``;
+    - for the other arms: ``final_vs_baseline`` and ``auc_vs_baseline`` (differences with intervals)
+      and, only when the baseline's final score is above its first, ``vs_baseline``, the steps ratio;
+    - for arms other than the baseline and ``control`` (the uniform-credit arm): ``final_vs_control``,
+      the difference to the control's final score: does *where* credit goes matter;
+    - given the training judge's curves of the same greedy responses (``reward_curves``), their
+      change beside the eval judge's; given the rubric-echo curves, ``echo_change`` with interval.
+      ``hacking_signal``: the training judge rose while the eval judge fell, or the echo rose by at
+      least ``ECHO_RISE`` with an interval above zero (a policy copying its rubric, which may fool
+      both judges).
+    """
     out = {}
     base_mean = mean_curve(curves[baseline]) if baseline in curves else None
     improved = bool(base_mean is not None and base_mean[-1] > base_mean[0])
-    base_finals = np.asarray(curves[baseline], dtype=np.float64)[:, -1] if baseline in curves else None
+    finals = {arm: np.asarray(runs, dtype=np.float64)[:, -1] for arm, runs in curves.items()}
+    areas = {arm: [area_under(steps, run) for run in runs] for arm, runs in curves.items()}
     for arm, runs in curves.items():
         values = np.asarray(runs, dtype=np.float64)
         low, high = band(runs)
@@ -169,20 +207,34 @@ def summarize(
             "final_mean": float(values[:, -1].mean()),
             "final_std": float(values[:, -1].std(ddof=1)) if len(values) > 1 else 0.0,
             "eval_change": float(values[:, -1].mean() - values[:, 0].mean()),
+            "auc": bootstrap_mean(areas[arm], **bootstrap),
         }
         if arm == baseline:
+            change = bootstrap_mean(values[:, -1] - values[:, 0], **bootstrap)
+            row["eval_change_ci"] = {"ci_low": change["ci_low"], "ci_high": change["ci_high"]}
             row["steps_to_final"] = steps_to_reach(steps, base_mean, float(base_mean[-1]))
             row["improved"] = improved
-        elif base_finals is not None:
-            row["final_vs_baseline"] = bootstrap_difference(base_finals, values[:, -1], **bootstrap)
+        elif base_mean is not None:
+            row["final_vs_baseline"] = bootstrap_difference(finals[baseline], finals[arm], **bootstrap)
+            row["auc_vs_baseline"] = bootstrap_difference(areas[baseline], areas[arm], **bootstrap)
             if improved:  # a ratio against a baseline that did not improve would measure nothing
                 row["vs_baseline"] = bootstrap_ratio(steps, curves[baseline], runs, **bootstrap)
+        if control in curves and arm not in (baseline, control):
+            row["final_vs_control"] = bootstrap_difference(finals[control], finals[arm], **bootstrap)
+        signals = []
         if reward_curves and arm in reward_curves:
             reward = np.asarray(reward_curves[arm], dtype=np.float64)
             row["reward_judge_final_mean"] = float(reward[:, -1].mean())
             row["reward_judge_change"] = float(reward[:, -1].mean() - reward[:, 0].mean())
             row["judge_gap_final"] = row["reward_judge_final_mean"] - row["final_mean"]
-            row["hacking_signal"] = bool(row["reward_judge_change"] > 0 and row["eval_change"] < 0)
+            signals.append(row["reward_judge_change"] > 0 and row["eval_change"] < 0)
+        if echo_curves and arm in echo_curves:
+            echo = np.asarray(echo_curves[arm], dtype=np.float64)
+            row["echo_final_mean"] = float(echo[:, -1].mean())
+            row["echo_change"] = bootstrap_mean(echo[:, -1] - echo[:, 0], **bootstrap)
+            signals.append(row["echo_change"]["ci_low"] > 0 and row["echo_change"]["mean"] >= ECHO_RISE)
+        if signals:
+            row["hacking_signal"] = bool(any(signals))
         out[arm] = row
     return out
 

@@ -265,13 +265,19 @@ class Trainer:
             )
         if not (config.eval_every or config.report):
             return scorer, None
-        try:
-            eval_tasks = self.tasks.split(config.eval_split)
-        except ValueError as err:
-            raise ValueError(
-                f"eval_split={config.eval_split!r}: {err}; choose another eval_split, "
-                f"add tasks of that split, or set eval_every=0 and report=false"
-            ) from None
+        if config.eval_task_ids:
+            eval_tasks = load_taskset(config.tasks).select(config.eval_task_ids)
+            trained = sorted({t.task_id for t in self.envs.tasks} & set(config.eval_task_ids))
+            if trained:
+                raise ValueError(f"eval_task_ids holds {trained}, which are trained on; evaluate on other tasks")
+        else:
+            try:
+                eval_tasks = self.tasks.split(config.eval_split)
+            except ValueError as err:
+                raise ValueError(
+                    f"eval_split={config.eval_split!r}: {err}; choose another eval_split, "
+                    f"add tasks of that split, or set eval_every=0 and report=false"
+                ) from None
         eval_tasks = eval_tasks[: config.eval_tasks or len(eval_tasks)]
         return scorer, eval_envs(eval_tasks, scorer, config.max_new_tokens)
 
@@ -475,7 +481,7 @@ class Trainer:
         }
         if self.eval_envs.scorer is not self.scorer:
             results = self.scorer.score_batch(
-                [self.tasks.get(t) for t, _, _, _ in played], self.last_eval_responses, dense=False
+                [self.eval_envs.tasks.get(t) for t, _, _, _ in played], self.last_eval_responses, dense=False
             )
             metrics["eval/reward_judge_score"] = float(np.mean([r.sequence_reward for r in results]))
         return metrics

@@ -9,7 +9,8 @@ task's evidence corpus, cut to length). For each setting it times, best of ``--r
   (credit per credited pair), the depth variants of the contrastive rule (the backward pass stops
   part-way up), and ``batched_credit`` (one batched backward pass per response);
 
-and prints the ratios: per pair / shared, dense / sparse. With ``--steps N`` it then runs N training
+and prints the ratios: per pair / shared, dense / sparse, and how many of the packed judge tokens
+the G responses of one prompt could share beyond today's packing (the frame and the question). With ``--steps N`` it then runs N training
 steps of the study's cpu preset (vLLM sampling) to measure the rest of a step (sampling, policy
 update, weight sync) and prints a dense training step over a sparse one, the judging time of each
 taken from the timings above at the step's size (G = 4, 96 tokens). Peak memory is the process's
@@ -59,6 +60,22 @@ PLAN = [
 with credit from one batched backward pass per response."""
 
 
+def prompt_sharing(judge, task, group: int, tokens: int) -> tuple[int, int]:
+    """(packed judge tokens of ``group`` responses of ``tokens`` tokens today, the same with the part
+    of the judge input before the response, the grading frame and the question, packed once for the
+    whole group): what sharing it across the G responses of one prompt could save in the forward
+    pass. Criteria decided by code are not judged."""
+    frames = [judge.frame(task, c.criterion) for c in task.criteria if c.exact_check is None]
+    common = frames[0][0]
+    for before, _ in frames[1:]:
+        n = 0
+        while n < min(len(common), len(before)) and common[n] == before[n]:
+            n += 1
+        common = common[:n]
+    own = sum(len(before) - len(common) + len(after) for before, after in frames)
+    return group * (len(common) + tokens + own), len(common) + group * (tokens + own)
+
+
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -106,7 +123,12 @@ def main() -> None:
                 row[rule, mode] = best_of(args.repeats, run)
             met = sum(c["met"] for r in scorer.score_batch(tasks, responses, dense=False) for c in r.criteria)
             pairs = group * len(task.criteria)
+            today, shared = prompt_sharing(judge, task, group, tokens)
             print(f"\nG={group}, {tokens} tokens: {pairs} pairs, {met} met; peak RSS {peak_mib():.0f} MiB")
+            print(
+                f"  packed judge tokens {today}; the frame and question packed once for the G responses: {shared} "
+                f"({1 - shared / today:.0%} fewer, forward only)"
+            )
             print(
                 f"  {'':26s} {'per pair':>9s} {'shared':>9s} {'batched':>9s} {'per pair/shared':>16s} {'/ sparse':>9s}"
             )

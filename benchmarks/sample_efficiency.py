@@ -3,31 +3,51 @@
 Every arm trains a fresh copy of the policy on the same tasks, seeds, sampler and budget, differing
 only in credit assignment (the preset's "arms"): sparse GRPO on the sequence reward, token GRPO on
 grad x embed credit (the paper's method), token GRPO on the best attribution of the judge study,
-token GRPO on uniform credit (dense but uninformative: the control that tells credit assignment from
-reward shaping), and token_rloo (a leave-one-out token baseline without token GRPO's late-token bias).
+token GRPO on uniform credit (dense but uninformative: the control that tells credit placement from
+token-level advantages), and token_rloo (a leave-one-out token baseline without token GRPO's
+late-token bias).
 
 The training reward comes from the shipped judge ("bundled-judge"); the eval score from a second
 judge trained the same way on the other half of the corpus's passages with another seed
-("bundled-eval-judge"), on the test split, greedy. Both are logged for the same responses; the gap
-between them is the hacking signal.
+("bundled-eval-judge"), on the test split, greedy. Both are logged for the same responses, with the
+rubric echo (share of response words copied in 4-grams from the task's criteria) and the code-checked
+verdicts: a training judge rising alone, or a rising echo, is the hacking signal.
 
-Writes, under runs/study/<preset>/: one run folder per arm and seed (a killed study resumes: finished
-runs are kept), results.json (curves, bands, final scores, steps to reach sparse GRPO's final eval
-score and the ratio with a bootstrap interval) and curves.png; prints the table for the README.
+Two stages, each resumable:
 
-    python benchmarks/sample_efficiency.py                  # the default study (agents/presets/study/cpu.json)
-    python benchmarks/sample_efficiency.py --preset quick   # a smoke test of a few minutes
-    python benchmarks/sample_efficiency.py --preset gpu     # the bigger study, HF sampler, on a GPU
+1. ``--sweep``: the learning-rate sweep of the preset's "sweep" (its rates for the swept arms, on its
+   seeds), judged on "eval_task_ids", tasks that are neither trained on nor the study's eval tasks.
+   Writes ``sweep/sweep.json`` with each swept arm's best rate: the highest mean eval score over
+   training (area under the eval curve; one seed's last eval alone is too noisy to pick by).
+2. the study: every arm at the best rate of the swept arm it follows (the sweep's "arms" map), over
+   the preset's seeds.
+
+Every run writes its folder under benchmarks/results/<preset>/ (config.json, metrics.jsonl, run.json
+with its wall time; weights are deleted); a finished run whose config is unchanged is picked up, not
+rerun, so a study stopped on one machine continues on another from the committed folders. With
+``--commit`` each run is committed as it finishes. Ends with results.json (curves, bands, final
+scores, intervals, steps ratio; agents.study.summarize), curves.png, and the table for the README.
+
+    python benchmarks/sample_efficiency.py --sweep --commit   # 1. the sweep of the default (cpu) preset
+    python benchmarks/sample_efficiency.py --commit           # 2. the study at the swept rates
+    python benchmarks/sample_efficiency.py --preset quick     # a smoke test of a few minutes
+    python benchmarks/sample_efficiency.py --preset gpu       # the bigger study, HF sampler, on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import multiprocessing as mp
+import subprocess
 import time
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def load_preset(name: str) -> dict:
@@ -40,25 +60,70 @@ def load_preset(name: str) -> dict:
 
 
 def run_config(preset: dict, arm: str, seed: int, out: Path):
+    """The TrainConfig of one (arm, seed) run of ``preset``, in ``out/<arm>/seed<seed>``."""
     from agents import TrainConfig
 
     values = {**preset["train"], **preset["arms"][arm], "seed": seed, "run_dir": str(out / arm / f"seed{seed}")}
     return TrainConfig.from_dict({k: v for k, v in values.items() if not k.startswith("_")}, where=f"arm {arm}")
 
 
+def sweep_configs(preset: dict, out: Path) -> list:
+    """The sweep's runs: every swept arm at every rate and seed, judged on the sweep's eval tasks, in
+    ``out/sweep/lr<rate>/<arm>/seed<seed>``."""
+    sweep = preset["sweep"]
+    configs = []
+    for rate in sweep["learning_rates"]:
+        for seed in sweep["seeds"]:
+            for arm in sweep["arms"]:
+                variant = copy.deepcopy(preset)
+                variant["train"].update(eval_task_ids=sweep["eval_task_ids"], learning_rate=rate)
+                configs.append(run_config(variant, arm, seed, out / "sweep" / f"lr{rate:g}"))
+    return configs
+
+
 def finished(config) -> bool:
-    """A run whose metrics reach the last step with an eval record (a killed study skips it)."""
+    """A run whose metrics reach the last step with an eval record and whose saved config equals
+    ``config`` (a run of other settings, say another learning rate, is rerun)."""
+    from agents import TrainConfig
     from g2r_env.runlog import read_metrics
 
-    path = Path(config.run_dir) / "metrics.jsonl"
-    if not path.exists():
+    folder = Path(config.run_dir)
+    if not (folder / "metrics.jsonl").exists() or not (folder / "config.json").exists():
         return False
-    return any(r["step"] == config.total_steps and "eval/judge_score" in r for r in read_metrics(path))
+    saved = asdict(TrainConfig.from_dict(json.loads((folder / "config.json").read_text()), where=str(folder)))
+    ignored = {"run_dir", "progress", "cpu_threads"}
+    if {k: v for k, v in saved.items() if k not in ignored} != {
+        k: v for k, v in asdict(config).items() if k not in ignored
+    }:
+        print(f"[study] {folder}: finished with other settings; it is trained again", flush=True)
+        return False
+    records = read_metrics(folder / "metrics.jsonl")
+    return any(r["step"] == config.total_steps and "eval/judge_score" in r for r in records)
 
 
-def run_many(jobs: list[tuple[str, int]], preset: dict, out: str) -> list[tuple[str, int, float]]:
-    """Train the (arm, seed) runs in order in this process, one sampler (vLLM engine) for all; the
-    step-0 eval is measured once per initial_eval_key and reused."""
+@contextmanager
+def _locked(path: Path):
+    import fcntl
+
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def commit_run(folder: Path, message: str) -> None:
+    """``git add`` and commit only ``folder`` (runs of parallel jobs take turns)."""
+    with _locked(REPO / ".git" / "g2r-study.lock"):
+        subprocess.run(["git", "-C", str(REPO), "add", "--", str(folder)], check=True)
+        subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", message, "--", str(folder)], check=True)
+
+
+def run_many(configs: list, label: str, commit: bool) -> list[tuple[str, float]]:
+    """Train the runs in order in this process, one sampler (vLLM engine) for all; the step-0 eval
+    is measured once per initial_eval_key and reused. Returns (run_dir, seconds; 0 for a run
+    finished before)."""
     import gc
     import shutil
 
@@ -69,11 +134,10 @@ def run_many(jobs: list[tuple[str, int]], preset: dict, out: str) -> list[tuple[
 
     torch.set_num_threads(1)
     sampler, done, initial = None, [], {}
-    for arm, seed in jobs:
-        config = run_config(preset, arm, seed, Path(out))
+    for config in configs:
         key = initial_eval_key(config)
         if finished(config):
-            done.append((arm, seed, 0.0))
+            done.append((config.run_dir, 0.0))
             continue
         shutil.rmtree(config.run_dir, ignore_errors=True)  # an unfinished run starts over, for equal budgets
         start = time.perf_counter()
@@ -82,78 +146,202 @@ def run_many(jobs: list[tuple[str, int]], preset: dict, out: str) -> list[tuple[
         if key not in initial:
             first = next(r for r in history if r["step"] == 0)
             initial[key] = {k: v for k, v in first.items() if k.startswith("eval/")}
+        folder = Path(config.run_dir)
         for weights in ("checkpoint", "model"):  # the study reads metrics only: 2 GB a run otherwise
-            shutil.rmtree(Path(config.run_dir) / weights, ignore_errors=True)
-        done.append((arm, seed, time.perf_counter() - start))
-        print(f"[study] {arm} seed {seed}: {done[-1][2]:.0f}s", flush=True)
+            shutil.rmtree(folder / weights, ignore_errors=True)
+        seconds = time.perf_counter() - start
+        (folder / "run.json").write_text(json.dumps({"wall_seconds": seconds, "threads": 1}, indent=2))
+        done.append((config.run_dir, seconds))
+        name = "/".join(folder.parts[-3:])
+        print(f"[study] {name}: {seconds:.0f}s", flush=True)
+        if commit:
+            commit_run(folder, f"study {label}: {name} finished ({seconds / 60:.0f} min)")
         sampler = trainer.sampler if config.sampler == "vllm" else None
         del trainer
         gc.collect()
     return done
 
 
-def collect(preset: dict, out: Path) -> tuple[list[int], dict, dict]:
-    """Eval steps and, per arm, the eval judge's and the training judge's curves over seeds."""
+def train_all(configs: list, jobs: int, label: str, commit: bool) -> tuple[list, float]:
+    """Train ``configs`` in ``jobs`` processes (each one thread); (done, wall seconds)."""
+    jobs = max(1, min(jobs, len(configs)))
+    start = time.perf_counter()
+    if jobs == 1:
+        done = run_many(configs, label, commit)
+    else:
+        shards = [configs[n::jobs] for n in range(jobs)]
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            parts = pool.starmap(run_many, [(shard, label, commit) for shard in shards])
+        done = [d for part in parts for d in part]
+    return done, time.perf_counter() - start
+
+
+def read_run(folder: Path) -> dict:
+    """One finished run's eval records (by key, over eval steps), mean step seconds and wall seconds."""
     from g2r_env.runlog import read_metrics
 
-    curves, reward_curves, steps = {}, {}, None
+    records = read_metrics(folder / "metrics.jsonl")
+    evals = [r for r in records if "eval/judge_score" in r]
+    step_times = [r["time/step"] for r in records if "time/step" in r]
+    info = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
+    keys = ("eval/judge_score", "eval/reward_judge_score", "eval/rubric_echo", "eval/checks_passed")
+    return {
+        "steps": [r["step"] for r in evals],
+        **{key: [r[key] for r in evals] for key in keys if all(key in r for r in evals)},
+        "step_seconds": sum(step_times) / len(step_times) if step_times else math.nan,
+        "wall_seconds": info.get("wall_seconds", math.nan),
+    }
+
+
+def collect(preset: dict, out: Path) -> tuple[list[int], dict]:
+    """Eval steps and, per arm, each seed's run (``read_run``)."""
+    runs, steps = {}, None
     for arm in preset["arms"]:
         for seed in preset["seeds"]:
-            records = [r for r in read_metrics(out / arm / f"seed{seed}" / "metrics.jsonl") if "eval/judge_score" in r]
-            run_steps = [r["step"] for r in records]
+            run = read_run(out / arm / f"seed{seed}")
             if steps is None:
-                steps = run_steps
-            if run_steps != steps:
-                raise SystemExit(f"{arm} seed {seed}: eval steps {run_steps} differ from {steps}")
-            curves.setdefault(arm, []).append([r["eval/judge_score"] for r in records])
-            if all("eval/reward_judge_score" in r for r in records):
-                reward_curves.setdefault(arm, []).append([r["eval/reward_judge_score"] for r in records])
-    return steps, curves, reward_curves
+                steps = run["steps"]
+            if run["steps"] != steps:
+                raise SystemExit(f"{arm} seed {seed}: eval steps {run['steps']} differ from {steps}")
+            runs.setdefault(arm, []).append(run)
+    return steps, runs
 
 
-def plot(steps, summary: dict, path: Path, title: str) -> None:
+def curves_of(runs: dict, key: str) -> dict:
+    """Per arm, every seed's curve of ``key`` (arms where a seed lacks it are left out)."""
+    return {arm: [r[key] for r in rows] for arm, rows in runs.items() if all(key in r for r in rows)}
+
+
+def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
+    """Run (or pick up) the learning-rate sweep and choose each swept arm's rate; writes sweep/sweep.json."""
+    from agents.study import area_under
+
+    configs = sweep_configs(preset, out)
+    _, elapsed = train_all(configs, jobs, f"{label} sweep", commit)
+    table = []
+    for config in configs:
+        run = read_run(Path(config.run_dir))
+        scores = run["eval/judge_score"]
+        arm = Path(config.run_dir).parts[-2]
+        table.append(
+            {
+                "arm": arm,
+                "learning_rate": config.learning_rate,
+                "seed": config.seed,
+                "first": scores[0],
+                "final": scores[-1],
+                "auc": area_under(run["steps"], scores),
+                "echo_final": run.get("eval/rubric_echo", [math.nan])[-1],
+                "wall_seconds": run["wall_seconds"],
+            }
+        )
+    best = {}
+    for arm in preset["sweep"]["arms"]:
+        by_rate = {}
+        for row in table:
+            if row["arm"] == arm:
+                by_rate.setdefault(row["learning_rate"], []).append(row["auc"])
+        best[arm] = max(by_rate, key=lambda rate: sum(by_rate[rate]) / len(by_rate[rate]))
+    result = {"best_learning_rate": best, "runs": table, "eval_task_ids": preset["sweep"]["eval_task_ids"]}
+    result["wall_seconds"] = elapsed
+    (out / "sweep").mkdir(parents=True, exist_ok=True)
+    (out / "sweep" / "sweep.json").write_text(json.dumps(result, indent=2))
+    print(
+        f"\nlearning-rate sweep ({label}; eval on {len(result['eval_task_ids'])} tasks neither trained on nor the study's):"
+    )
+    print("| arm | learning rate | seed | first eval | final eval | mean eval over training |")
+    print("|---|---|---|---|---|---|")
+    for row in sorted(table, key=lambda r: (r["arm"], r["learning_rate"], r["seed"])):
+        chosen = " (chosen)" if best[row["arm"]] == row["learning_rate"] else ""
+        print(
+            f"| {row['arm']} | {row['learning_rate']:g}{chosen} | {row['seed']} | {row['first']:.3f} | "
+            f"{row['final']:.3f} | {row['auc']:.3f} |"
+        )
+    return result
+
+
+def apply_sweep(preset: dict, out: Path, use_sweep: bool) -> dict:
+    """Every arm at the best rate of the swept arm it follows; the preset's rate without a sweep."""
+    if "sweep" not in preset or not use_sweep:
+        return preset
+    path = out / "sweep" / "sweep.json"
+    if not path.exists():
+        raise SystemExit(f"no {path}: run the sweep first (--sweep), or --no-sweep to train at the preset's rate")
+    best = json.loads(path.read_text())["best_learning_rate"]
+    preset = copy.deepcopy(preset)
+    for swept, followers in preset["sweep"]["arms"].items():
+        for arm in followers:
+            if arm in preset["arms"]:
+                preset["arms"][arm]["learning_rate"] = best[swept]
+    return preset
+
+
+def plot(steps, summary: dict, echo: dict, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, axes = plt.subplots(1, 2 if echo else 1, figsize=(13 if echo else 8, 4.5), squeeze=False)
+    score, copied = axes[0][0], axes[0][-1]
     for n, (arm, row) in enumerate(summary.items()):
-        ax.plot(steps, row["mean"], "o-", color=f"C{n}", label=f"{arm} ({row['seeds']} seeds)")
-        ax.fill_between(steps, row["band_low"], row["band_high"], color=f"C{n}", alpha=0.2)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("eval judge score, test split (greedy)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        score.plot(steps, row["mean"], "o-", color=f"C{n}", label=f"{arm} ({row['seeds']} seeds)")
+        score.fill_between(steps, row["band_low"], row["band_high"], color=f"C{n}", alpha=0.2)
+        if arm in echo:
+            from agents.study import band, mean_curve
+
+            low, high = band(echo[arm])
+            copied.plot(steps, mean_curve(echo[arm]), "o-", color=f"C{n}", label=arm)
+            copied.fill_between(steps, low, high, color=f"C{n}", alpha=0.2)
+    score.set_ylabel("eval judge score, test split (greedy)")
+    score.set_title(title)
+    score.legend(fontsize=8)
+    if echo:
+        copied.set_ylabel("rubric echo (share of words in 4-grams of the criteria)")
+        copied.set_title("hacking check: rubric echo")
+    for ax in axes[0]:
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def table(steps, summary: dict, baseline: str) -> str:
+def _interval(d: dict, key: str = "difference") -> str:
+    return f"{d[key]:+.3f} ({d['ci_low']:+.3f} to {d['ci_high']:+.3f})"
+
+
+def table(steps, summary: dict, baseline: str, control: str) -> str:
     total = steps[-1]  # the last eval step
     lines = [
-        f"| arm | final eval score | vs {baseline} (95% CI) | reward-judge score change | eval-judge score change "
-        f"| steps to reach {baseline}'s final | ratio vs {baseline} (95% CI) |",
-        "|---|---|---|---|---|---|---|",
+        f"| arm | learning rate | final eval score | vs {baseline} (95% CI) | vs {control} (95% CI) "
+        f"| mean eval over training (95% CI) | eval change | training-judge change | rubric echo change "
+        f"| steps to reach {baseline}'s final | ratio vs {baseline} (95% CI) | s/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, row in summary.items():
         vs = row.get("vs_baseline")
         if arm == baseline:
             reach = f"{row['steps_to_final']:.1f}"
             ratio = "1 (baseline)" if row["improved"] else f"none: {baseline} did not improve"
-        elif vs is None:
-            reach, ratio = "-", "-"
+            change = f"{row['eval_change']:+.3f} ({row['eval_change_ci']['ci_low']:+.3f} to {row['eval_change_ci']['ci_high']:+.3f})"
         else:
-            reach = f"{vs['arm_steps']:.1f}" if math.isfinite(vs["arm_steps"]) else f"not in {total}"
-            ratio = f"{vs['ratio']:.2f} ({vs['ci_low']:.2f}-{vs['ci_high']:.2f}; reached in {vs['reached_share']:.0%})"
-        change = f"{row['reward_judge_change']:+.3f}" if "reward_judge_change" in row else "-"
-        diff = row.get("final_vs_baseline")
-        versus = f"{diff['difference']:+.3f} ({diff['ci_low']:+.3f} to {diff['ci_high']:+.3f})" if diff else "-"
+            change = f"{row['eval_change']:+.3f}"
+            if vs is None:
+                reach, ratio = "-", "-"
+            else:
+                reach = f"{vs['arm_steps']:.1f}" if math.isfinite(vs["arm_steps"]) else f"not in {total}"
+                ratio = (
+                    f"{vs['ratio']:.2f} ({vs['ci_low']:.2f}-{vs['ci_high']:.2f}; reached in {vs['reached_share']:.0%})"
+                )
+        versus = _interval(row["final_vs_baseline"]) if "final_vs_baseline" in row else "-"
+        against = _interval(row["final_vs_control"]) if "final_vs_control" in row else "-"
+        reward = f"{row['reward_judge_change']:+.3f}" if "reward_judge_change" in row else "-"
+        echo = _interval(row["echo_change"], "mean") if "echo_change" in row else "-"
         lines.append(
-            f"| {arm} | {row['final_mean']:.3f} ± {row['final_std']:.3f} | {versus} | {change} | "
-            f"{row['eval_change']:+.3f} | {reach} | {ratio} |"
+            f"| {arm} | {row['learning_rate']:g} | {row['final_mean']:.3f} ± {row['final_std']:.3f} | {versus} | "
+            f"{against} | {row['auc']['mean']:.3f} ({row['auc']['ci_low']:.3f}-{row['auc']['ci_high']:.3f}) | "
+            f"{change} | {reward} | {echo} | {reach} | {ratio} | {row['step_seconds']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -162,6 +350,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--preset", default="cpu", help="a study preset (agents/presets/study/<name>.json) or a path (default: cpu)"
+    )
+    parser.add_argument("--sweep", action="store_true", help="run the preset's learning-rate sweep (stage 1)")
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="train every arm at the preset's learning rate, not the swept ones"
     )
     parser.add_argument("--arms", default="", help="comma-separated subset of the preset's arms")
     parser.add_argument("--seeds", default="", help="comma-separated seeds (default: the preset's)")
@@ -174,49 +366,73 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="change a TrainConfig field of every arm, e.g. --set total_steps=8",
     )
-    parser.add_argument("--out", default="", help="output folder (default: runs/study/<preset>)")
+    parser.add_argument("--out", default="", help="output folder (default: benchmarks/results/<preset>)")
+    parser.add_argument("--commit", action="store_true", help="git-commit each run's folder as it finishes")
     args = parser.parse_args()
 
+    label = Path(args.preset).stem
     preset = load_preset(args.preset)
-    if args.arms:
-        preset["arms"] = {a: preset["arms"][a] for a in args.arms.split(",")}
-    if args.seeds:
-        preset["seeds"] = [int(s) for s in args.seeds.split(",")]
     from agents.config import parse_value
 
     for item in args.overrides:
         key, _, value = item.partition("=")
         preset["train"][key.strip()] = parse_value(value)
-    out = Path(args.out or f"runs/study/{Path(args.preset).stem}")
+    out = Path(args.out or REPO / "benchmarks" / "results" / label)
     out.mkdir(parents=True, exist_ok=True)
-    for arm in preset["arms"]:  # every config is checked before anything trains
-        run_config(preset, arm, preset["seeds"][0], out)
-    runs = [(arm, seed) for seed in preset["seeds"] for arm in preset["arms"]]
-    jobs = max(1, min(args.jobs or preset.get("jobs", 1), len(runs)))
-    start = time.perf_counter()
-    if jobs == 1:
-        done = run_many(runs, preset, str(out))
-    else:
-        shards = [runs[n::jobs] for n in range(jobs)]
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            done = [d for part in pool.starmap(run_many, [(shard, preset, str(out)) for shard in shards]) for d in part]
-    elapsed = time.perf_counter() - start
-    trained = sum(seconds > 0 for _, _, seconds in done)
+    jobs = args.jobs or preset.get("jobs", 1)
+    if args.sweep:
+        if "sweep" not in preset:
+            raise SystemExit(f"preset {label} has no learning-rate sweep")
+        sweep(preset, out, jobs, args.commit, label)
+        return
+    preset = apply_sweep(preset, out, not args.no_sweep)
+    if args.arms:
+        preset["arms"] = {a: preset["arms"][a] for a in args.arms.split(",")}
+    if args.seeds:
+        preset["seeds"] = [int(s) for s in args.seeds.split(",")]
+    configs = [run_config(preset, arm, seed, out) for seed in preset["seeds"] for arm in preset["arms"]]
+    done, elapsed = train_all(configs, jobs, label, args.commit)  # every config was checked above
+    trained = sum(seconds > 0 for _, seconds in done)
 
     from agents.study import summarize
 
-    steps, curves, reward_curves = collect(preset, out)
-    summary = summarize(steps, curves, preset["baseline"], reward_curves)
-    title = f"{Path(args.preset).stem}: {len(preset['seeds'])} seeds, {preset['train'].get('total_steps')} steps"
-    plot(steps, summary, out / "curves.png", title)
-    result = {"preset": preset, "steps": steps, "summary": summary, "wall_seconds": elapsed, "runs_trained": trained}
+    baseline, control = preset["baseline"], preset.get("control", "dense_uniform")
+    steps, runs = collect(preset, out)
+    echo = curves_of(runs, "eval/rubric_echo")
+    summary = summarize(
+        steps,
+        curves_of(runs, "eval/judge_score"),
+        baseline,
+        curves_of(runs, "eval/reward_judge_score"),
+        control=control,
+        echo_curves=echo,
+    )
+    for arm, row in summary.items():
+        row["learning_rate"] = run_config(preset, arm, preset["seeds"][0], out).learning_rate
+        row["step_seconds"] = sum(r["step_seconds"] for r in runs[arm]) / len(runs[arm])
+        walls = [r["wall_seconds"] for r in runs[arm]]
+        row["wall_seconds"] = {"total": sum(walls), "per_run": sum(walls) / len(walls)}
+        checks = curves_of({arm: runs[arm]}, "eval/checks_passed")
+        if checks:
+            row["checks_passed_first"] = sum(c[0] for c in checks[arm]) / len(checks[arm])
+            row["checks_passed_final"] = sum(c[-1] for c in checks[arm]) / len(checks[arm])
+    title = f"{label}: {len(preset['seeds'])} seeds, {preset['train'].get('total_steps')} steps"
+    plot(steps, summary, echo, out / "curves.png", title)
+    judges = {"training": preset["train"].get("judge"), "eval": preset["train"].get("eval_judge")}
+    result = {
+        "preset": preset,
+        "judges": judges,
+        "steps": steps,
+        "summary": summary,
+        "wall_seconds": elapsed,
+        "runs_trained": trained,
+    }
     (out / "results.json").write_text(json.dumps(result, indent=2))
     print(
-        f"\nstudy {args.preset}: {len(runs)} runs ({trained} trained in {elapsed / 60:.1f} min, "
-        f"{len(runs) - trained} finished before); eval judge "
-        f"{preset['train'].get('eval_judge')}, training judge {preset['train'].get('judge') or 'default'}"
+        f"\nstudy {label}: {len(configs)} runs ({trained} trained in {elapsed / 60:.1f} min, "
+        f"{len(configs) - trained} finished before); eval judge {judges['eval']}, training judge {judges['training']}"
     )
-    print(table(steps, summary, preset["baseline"]))
+    print(table(steps, summary, baseline, control))
     print(f"\nwrote {out / 'results.json'} and {out / 'curves.png'}")
 
 

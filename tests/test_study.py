@@ -74,17 +74,22 @@ def test_an_unknown_study_preset_names_the_shipped_ones():
         load_study_preset("slow")
 
 
-@pytest.mark.parametrize("preset", ["cpu", "quick", "gpu"])
-def test_every_study_preset_has_train_and_eval_tasks_for_every_arm(preset, tmp_path):
+def study_script():
     import importlib.util
     from pathlib import Path
-
-    from tasks import load_taskset
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "sample_efficiency.py"
     spec = importlib.util.spec_from_file_location("sample_efficiency", path)
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
+    return study
+
+
+@pytest.mark.parametrize("preset", ["cpu", "quick", "gpu"])
+def test_every_study_preset_has_train_and_eval_tasks_for_every_arm(preset, tmp_path):
+    from tasks import load_taskset
+
+    study = study_script()
     loaded = load_study_preset(preset)
     assert {"sparse", "dense_grad_x_embed", "dense_uniform", "token_rloo"} <= set(loaded["arms"])
     assert len(loaded["seeds"]) >= 3 or preset == "quick"
@@ -94,3 +99,101 @@ def test_every_study_preset_has_train_and_eval_tasks_for_every_arm(preset, tmp_p
         chosen = load_taskset(config.tasks).select(config.task_ids, config.domains)
         assert chosen.split("train") and chosen.split(config.eval_split)
         assert config.eval_judge == "bundled-eval-judge" and config.judge == "bundled-judge"
+    assert loaded["control"] in loaded["arms"]
+    if "sweep" in loaded:  # judged on tasks neither trained on nor the study's eval tasks; every arm follows one
+        followers = {arm for arms in loaded["sweep"]["arms"].values() for arm in arms}
+        assert set(loaded["sweep"]["arms"]) <= set(loaded["arms"]) == followers
+        for config in study.sweep_configs(loaded, tmp_path):
+            config.validate()
+            trained = load_taskset(config.tasks).select(config.task_ids, config.domains).split("train")
+            studied = chosen.split(config.eval_split)
+            swept = set(config.eval_task_ids)
+            assert swept and not swept & {t.task_id for t in trained} and not swept & {t.task_id for t in studied}
+
+
+def test_mean_interval_and_area_under_the_curve():
+    from agents.study import area_under, bootstrap_mean
+
+    fixed = bootstrap_mean([0.1, 0.1, 0.1], resamples=20)
+    assert fixed["mean"] == fixed["ci_low"] == fixed["ci_high"] == pytest.approx(0.1)
+    spread = bootstrap_mean([0.0, 1.0], resamples=4000)  # resampled means 0, 0.5, 1 w.p. 1/4, 1/2, 1/4
+    assert spread["mean"] == 0.5 and (spread["ci_low"], spread["ci_high"]) == (0.0, 1.0)
+    assert area_under(STEPS, [0.2, 0.3, 0.5]) == pytest.approx((0.25 * 2 + 0.4 * 2) / 4)
+    assert area_under([0, 1, 4], [0.0, 1.0, 1.0]) == pytest.approx((0.5 + 3.0) / 4)  # uneven eval steps
+
+
+def test_summary_adds_the_baseline_change_interval_control_difference_and_echo_signal():
+    curves = {
+        "sparse": [[0.2, 0.3, 0.4], [0.2, 0.3, 0.6]],
+        "uniform": [[0.2, 0.2, 0.3], [0.2, 0.3, 0.3]],
+        "best": [[0.2, 0.5, 0.6], [0.2, 0.5, 0.6]],
+    }
+    echo = {"sparse": [[0.01, 0.01, 0.01]] * 2, "uniform": [[0.01, 0.02, 0.02]] * 2, "best": [[0.01, 0.1, 0.2]] * 2}
+    summary = summarize(STEPS, curves, "sparse", control="uniform", echo_curves=echo, resamples=500)
+    base = summary["sparse"]
+    assert (base["eval_change_ci"]["ci_low"], base["eval_change_ci"]["ci_high"]) == pytest.approx((0.2, 0.4))
+    assert summary["best"]["final_vs_control"]["difference"] == pytest.approx(0.3)
+    assert "final_vs_control" not in summary["uniform"] and "final_vs_control" not in base
+    assert summary["best"]["auc"]["mean"] == pytest.approx((0.35 * 2 + 0.55 * 2) / 4)
+    assert summary["best"]["auc_vs_baseline"]["difference"] == pytest.approx(0.45 - (0.3 + 0.35) / 2)
+    assert summary["best"]["echo_change"]["mean"] == pytest.approx(0.19) and summary["best"]["hacking_signal"]
+    assert not summary["uniform"]["hacking_signal"]  # a rise of 0.01 is under ECHO_RISE
+    assert not base["hacking_signal"] and json.loads(json.dumps(summary)) == summary
+
+
+def test_a_finished_run_is_picked_up_only_with_its_own_settings_and_arms_follow_the_swept_rates(tmp_path):
+    study = study_script()
+    preset = load_study_preset("quick")
+    config = study.run_config(preset, "sparse", 0, tmp_path)
+    folder = tmp_path / "sparse" / "seed0"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    last = {"step": config.total_steps, "eval/judge_score": 0.5}
+    (folder / "metrics.jsonl").write_text(json.dumps({"step": 0, "eval/judge_score": 0.4}) + "\n")
+    assert not study.finished(config)  # no eval at the last step: killed mid-run
+    with open(folder / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps(last) + "\n")
+    assert study.finished(config)
+    assert not study.finished(
+        study.run_config({**preset, "train": {**preset["train"], "learning_rate": 1}}, "sparse", 0, tmp_path)
+    )
+
+    with pytest.raises(SystemExit, match="run the sweep first"):
+        study.apply_sweep(preset, tmp_path, True)
+    assert study.apply_sweep(preset, tmp_path, False) is preset
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "sweep.json").write_text(
+        json.dumps({"best_learning_rate": {"sparse": 1e-4, "dense_best": 3e-5}})
+    )
+    swept = study.apply_sweep(preset, tmp_path, True)
+    rates = {arm: study.run_config(swept, arm, 0, tmp_path).learning_rate for arm in swept["arms"]}
+    assert rates == {
+        "sparse": 1e-4,
+        "dense_grad_x_embed": 3e-5,
+        "dense_best": 3e-5,
+        "dense_uniform": 3e-5,
+        "token_rloo": 3e-5,
+    }
+    assert "learning_rate" not in preset["arms"]["sparse"]  # the preset itself is left as it was
+
+
+def test_commit_run_commits_only_the_run_folder(tmp_path, monkeypatch):
+    import subprocess
+
+    study = study_script()
+    git = ["git", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "other.txt").write_text("work in progress")
+    run = tmp_path / "results" / "sparse" / "seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("{}\n")
+    monkeypatch.setattr(study, "REPO", tmp_path)
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@t")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@t")
+    study.commit_run(run, "study quick: sparse/seed0 finished")
+    log = subprocess.run([*git, "log", "--format=%s", "--name-only"], capture_output=True, text=True, check=True)
+    assert log.stdout.split() == ["study", "quick:", "sparse/seed0", "finished", "results/sparse/seed0/metrics.jsonl"]
+    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True)
+    assert status.stdout.strip() == "?? other.txt"

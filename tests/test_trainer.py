@@ -349,3 +349,15 @@ def test_runs_differing_only_in_training_fields_share_their_step_zero_eval(tiny_
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert records[0] == {"step": 0, **given}
     assert records[1]["step"] == 1 and "eval/judge_score" in records[1]
+
+
+def test_eval_task_ids_score_other_tasks_and_never_ones_trained_on(tiny_model, tmp_path):
+    trainer = Trainer(tiny_config(tiny_model, tmp_path / "a", eval_every=1, eval_task_ids=["expl-010", "howto-011"]))
+    assert [t.task_id for t in trainer.eval_envs.tasks] == ["expl-010", "howto-011"]
+    metrics = trainer.evaluate()
+    played = trainer.scorer.score_batch(
+        [trainer.eval_envs.tasks.get(t) for t in ("expl-010", "howto-011")], trainer.last_eval_responses, dense=False
+    )
+    assert metrics["eval/judge_score"] == pytest.approx(np.mean([r.sequence_reward for r in played]))
+    with pytest.raises(ValueError, match=r"eval_task_ids holds \['creative-006'\], which are trained on"):
+        Trainer(tiny_config(tiny_model, tmp_path / "b", eval_every=1, eval_task_ids=["creative-006", "expl-010"]))
