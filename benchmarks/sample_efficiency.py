@@ -41,6 +41,7 @@ import copy
 import json
 import math
 import multiprocessing as mp
+import os
 import subprocess
 import time
 from contextlib import contextmanager
@@ -128,37 +129,41 @@ def run_many(configs: list, label: str, commit: bool) -> list[tuple[str, float]]
     import shutil
 
     import torch
+    from transformers.utils import logging as transformers_logging
 
     from agents import Trainer
+    from agents.sampling import vllm_output_to
     from agents.study import initial_eval_key
 
     torch.set_num_threads(1)
+    transformers_logging.disable_progress_bar()  # our lines only; vLLM's go to a log file
     sampler, done, initial = None, [], {}
-    for config in configs:
-        key = initial_eval_key(config)
-        if finished(config):
-            done.append((config.run_dir, 0.0))
-            continue
-        shutil.rmtree(config.run_dir, ignore_errors=True)  # an unfinished run starts over, for equal budgets
-        start = time.perf_counter()
-        trainer = Trainer(config, sampler=sampler, initial_eval=initial.get(key))
-        history = trainer.train()
-        if key not in initial:
-            first = next(r for r in history if r["step"] == 0)
-            initial[key] = {k: v for k, v in first.items() if k.startswith("eval/")}
-        folder = Path(config.run_dir)
-        for weights in ("checkpoint", "model"):  # the study reads metrics only: 2 GB a run otherwise
-            shutil.rmtree(folder / weights, ignore_errors=True)
-        seconds = time.perf_counter() - start
-        (folder / "run.json").write_text(json.dumps({"wall_seconds": seconds, "threads": 1}, indent=2))
-        done.append((config.run_dir, seconds))
-        name = "/".join(folder.parts[-3:])
-        print(f"[study] {name}: {seconds:.0f}s", flush=True)
-        if commit:
-            commit_run(folder, f"study {label}: {name} finished ({seconds / 60:.0f} min)")
-        sampler = trainer.sampler if config.sampler == "vllm" else None
-        del trainer
-        gc.collect()
+    with vllm_output_to(REPO / "runs" / "study-logs" / label / f"vllm-{os.getpid()}.log"):
+        for config in configs:
+            key = initial_eval_key(config)
+            if finished(config):
+                done.append((config.run_dir, 0.0))
+                continue
+            shutil.rmtree(config.run_dir, ignore_errors=True)  # an unfinished run starts over, for equal budgets
+            start = time.perf_counter()
+            trainer = Trainer(config, sampler=sampler, initial_eval=initial.get(key))
+            history = trainer.train()
+            if key not in initial:
+                first = next(r for r in history if r["step"] == 0)
+                initial[key] = {k: v for k, v in first.items() if k.startswith("eval/")}
+            folder = Path(config.run_dir)
+            for weights in ("checkpoint", "model"):  # the study reads metrics only: 2 GB a run otherwise
+                shutil.rmtree(folder / weights, ignore_errors=True)
+            seconds = time.perf_counter() - start
+            (folder / "run.json").write_text(json.dumps({"wall_seconds": seconds, "threads": 1}, indent=2))
+            done.append((config.run_dir, seconds))
+            name = "/".join(folder.parts[-3:])
+            print(f"[study] {name}: {seconds:.0f}s", flush=True)
+            if commit:
+                commit_run(folder, f"study {label}: {name} finished ({seconds / 60:.0f} min)")
+            sampler = trainer.sampler if config.sampler == "vllm" else None
+            del trainer
+            gc.collect()
     return done
 
 
@@ -217,7 +222,7 @@ def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
     from agents.study import area_under
 
     configs = sweep_configs(preset, out)
-    _, elapsed = train_all(configs, jobs, f"{label} sweep", commit)
+    _, elapsed = train_all(configs, jobs, f"{label}-sweep", commit)
     table = []
     for config in configs:
         run = read_run(Path(config.run_dir))
@@ -391,6 +396,10 @@ def main() -> None:
     if args.seeds:
         preset["seeds"] = [int(s) for s in args.seeds.split(",")]
     configs = [run_config(preset, arm, seed, out) for seed in preset["seeds"] for arm in preset["arms"]]
+    print(
+        f"[study] {len(configs)} runs in {out}; vLLM's output goes to {REPO / 'runs' / 'study-logs' / label}",
+        flush=True,
+    )
     done, elapsed = train_all(configs, jobs, label, args.commit)  # every config was checked above
     trained = sum(seconds > 0 for _, seconds in done)
 
