@@ -5,7 +5,8 @@
 # Training composes near misses, claims and varied responses (g2r judge train's defaults), prints the
 # independent judged cases' AUC / accuracy / ECE every 100 steps (they are never trained on), and ends
 # with the calibration on judge-extra's val split. Resumable: run it again after a kill and each run
-# continues from its last checkpoint. Hours on 2 CPU cores; minutes on a GPU.
+# continues from its last checkpoint, and a judge already shipped from its finished run is
+# left as it is. Hours on 2 CPU cores; minutes on a GPU.
 #
 #   bash scripts/build_judges.sh                      # both judges, LoRA rank 16, STEPS steps each
 #   STEPS=1200 bash scripts/build_judges.sh           # longer (train while the independent-case curve rises)
@@ -42,10 +43,26 @@ ship() {  # run folder, shipped name, attribution methods whose credit is measur
         --json-out "g2r_env/judges/$2/eval.json"
 }
 
-train judge-a 0 0 "$STEPS"
-ship judge-a bundled-judge all
-train judge-b 1 1 "$EVAL_STEPS"
-ship judge-b bundled-eval-judge ""  # verdicts only: it scores, it gives no credit
+shipped() {  # run folder, shipped name, steps: the shipped judge is that run's, trained to those steps, and measured
+    [ -f "g2r_env/judges/$2/eval.json" ] && [ -f "runs/$1/judge/g2r-judge.json" ] && python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+run, name, steps = sys.argv[1:]
+made = json.load(open(f"runs/{run}/judge/g2r-judge.json"))["config"]
+shipped = json.load(open(f"g2r_env/judges/{name}/g2r-judge.json"))["config"]
+sys.exit(0 if made == shipped and made["steps"] == int(steps) else 1)
+PY
+}
+build() {  # run folder, shipped name, passage half, seed, steps, credit methods
+    if shipped "$1" "$2" "$5"; then
+        echo "$2: already shipped from runs/$1 at $5 steps and measured (g2r_env/judges/$2/eval.json)"
+        return
+    fi
+    train "$1" "$3" "$4" "$5"
+    ship "$1" "$2" "$6"
+}
+
+build judge-a bundled-judge 0 0 "$STEPS" all
+build judge-b bundled-eval-judge 1 1 "$EVAL_STEPS" ""  # verdicts only: it scores, it gives no credit
 
 if [ "$COMPARE_FULL" = 1 ]; then
     # full fine-tuning for as long as the LoRA run trained (its g2r-judge.json records the total time)
