@@ -18,6 +18,7 @@ maximum resident set size after each setting.
 
     python benchmarks/judge_cost.py                     # judge timings only (about 10 minutes here)
     python benchmarks/judge_cost.py --steps 2           # and the training-step ratio
+    python benchmarks/judge_cost.py --sharing-only      # what the G responses of a prompt could share
 """
 
 import argparse
@@ -96,6 +97,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--steps", type=int, default=0, help="also run this many study training steps")
+    parser.add_argument(
+        "--sharing-only", action="store_true", help="print only the tokens the G responses could share (no timing)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,6 +110,15 @@ def main() -> None:
     print(
         f"judge {args.judge}, task {task.task_id} ({len(task.criteria)} criteria), torch threads {torch.get_num_threads()}"
     )
+    if args.sharing_only:
+        for tokens in args.tokens:
+            for group in args.groups:
+                today, shared = prompt_sharing(judge, task, group, tokens)
+                print(
+                    f"G={group}, {tokens} tokens: packed judge tokens {today}; frame and question once: {shared} "
+                    f"({1 - shared / today:.0%} fewer)"
+                )
+        return
     at_step_size = {}
     for tokens in args.tokens:
         for group in args.groups:
