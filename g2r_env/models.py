@@ -65,6 +65,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matmuls run natively here: on CUDA when the GPU supports them, on a CPU with
+    bf16 instructions (AVX512-BF16 or AMX). Elsewhere (an AVX2-only CPU) oneDNN emulates them, tens of
+    times slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def default_dtype(device: torch.device) -> torch.dtype:
     """bf16 on CUDA, float32 on CPU (where bf16 matmuls are slow and less exact)."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32

@@ -43,6 +43,7 @@ RESUMABLE_FIELDS = (
     "eval_cases",
     "eval_every",
     "max_train_minutes",
+    "bf16",
 )
 """Fields a resumed judge run may change; every other field (base, data, seed, LoRA shape,
 optimisation) defines the run and must equal the checkpoint's."""
@@ -124,9 +125,10 @@ class JudgeTrainConfig:
     limit"""
     checkpoint_every: int = 100
     """write a resumable checkpoint every N steps (and at the end)"""
-    bf16: bool = True
-    """bfloat16 autocast for the forward pass (float32 weights); about 2x faster on CPUs with bf16
-    instructions and on GPUs"""
+    bf16: Optional[bool] = None
+    """bfloat16 autocast for the forward pass (float32 weights); None: where it runs natively (a GPU, a
+    CPU with AVX512-BF16 or AMX), where it is about 2x faster; an AVX2-only CPU emulates it, many times
+    slower than float32"""
     threads: int = 0
     """torch CPU threads (0: torch's default)"""
     progress: bool = True
@@ -136,8 +138,8 @@ class JudgeTrainConfig:
     leaves it out with a warning that counts them"""
     overwrite: bool = False
     """start afresh in an out_dir that holds an earlier run, moving it aside to <out_dir>.old-<timestamp>;
-    without it a run with a checkpoint there is resumed (only steps, checkpoint_every, threads and progress
-    may differ from its config) and a folder without one is an error"""
+    without it a run with a checkpoint there is resumed (only steps, checkpoint_every, threads, progress and
+    bf16 may differ from its config) and a folder without one is an error"""
 
     def validate(self) -> None:
         """Raise ValueError naming the field when a value is out of range."""
@@ -184,7 +186,7 @@ class JudgeTrainer:
     """
 
     def __init__(self, config: JudgeTrainConfig, command: str = "") -> None:
-        from g2r_env.models import load_model
+        from g2r_env.models import fast_bf16, load_model
 
         config.validate()
         self.config = config
@@ -220,6 +222,7 @@ class JudgeTrainer:
             )
         self.model = model
         self.judge = Judge(model, tokenizer, freeze=False)
+        self.bf16 = fast_bf16(self.judge.device) if config.bf16 is None else config.bf16
         if self.verdict_cases:
             self.verdict_cases = cases_that_fit(
                 self.judge, self.verdict_cases, config.too_long, config.max_tokens, ", ".join(config.verdicts)
@@ -326,7 +329,7 @@ class JudgeTrainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss_total, correct = 0.0, 0
-        autocast = torch.autocast(judge.device.type, dtype=torch.bfloat16, enabled=config.bf16)
+        autocast = torch.autocast(judge.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         for batch in batches_of_packs(pack_cases(judge, cases, config.max_tokens), config.max_tokens):
             with autocast:
                 margins, order = packed_margins(self.model, judge, batch)

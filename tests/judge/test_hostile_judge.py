@@ -10,6 +10,7 @@ import pytest
 from tiny import single_error_line, verdict_judge_config
 
 from g2r_cli import main
+from g2r_env.models import fast_bf16
 from g2r_judge.training import JudgeTrainer
 from g2r_judge.verdicts import VerdictFormatError, load_verdicts
 
@@ -54,10 +55,14 @@ def test_a_judge_resume_that_changes_the_run_is_refused_before_the_model_loads(
 def test_a_judge_resume_records_what_it_changed_and_what_it_used(trained_judge_dir, tiny_model):
     run, path = trained_judge_dir
     config = verdict_judge_config(tiny_model, path, run, verdicts_per_step=4, steps=2, lora_rank=2, threads=1)
-    folder = JudgeTrainer(config, command="g2r judge train --steps 2").train()
+    config.bf16 = None  # autocast where the hardware runs bf16 natively: it may change on another machine
+    trainer = JudgeTrainer(config, command="g2r judge train --steps 2")
+    assert trainer.bf16 == fast_bf16(trainer.judge.device)
+    folder = trainer.train()
     record = json.loads((folder / "g2r-judge.json").read_text())
     assert record["steps"] == 2 and record["seed"] == 0 and record["verdicts"] == [str(path)]
-    assert record["resumes"] == [{"step": 1, "changed": {"steps": [1, 2], "threads": [0, 1]}}]
+    changed = {"steps": [1, 2], "threads": [0, 1], "bf16": [False, None]}
+    assert record["resumes"] == [{"step": 1, "changed": changed}]
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
