@@ -69,7 +69,7 @@ def test_a_judge_resume_records_what_it_changed_and_what_it_used(trained_judge_d
 def test_judge_train_cli_refuses_a_changed_seed_with_one_line(trained_judge_dir, tiny_model, capsys):
     run, path = trained_judge_dir
     args = ["judge", "train", "--out-dir", str(run), "--base", tiny_model, "--corpora", "--verdicts", str(path)]
-    args += ["--responses-per-step", "0", "--no-bf16", "--lora-rank", "2", "--steps", "2", "--seed", "7"]
+    args += ["--responses-per-step", "0", "--bf16", "False", "--lora-rank", "2", "--steps", "2", "--seed", "7"]
     assert main(args) == 2
     err = single_error_line(capsys.readouterr().err, "judge")
     assert "seed=7" in err and "seed=0" in err
