@@ -17,8 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"  # no OpenMP spin-waits on a busy machine
 G2R="${G2R:-.venv/bin/g2r}"
-STEPS="${STEPS:-600}"
-EVAL_STEPS="${EVAL_STEPS:-400}"
+STEPS="${STEPS:-300}"
+EVAL_STEPS="${EVAL_STEPS:-200}"
 EVAL_EVERY="${EVAL_EVERY:-100}"
 CASES=benchmarks/data/judged_cases.jsonl
 COMPARE_FULL=0
@@ -61,7 +61,7 @@ build() {  # run folder, shipped name, passage half, seed, steps, credit methods
     ship "$1" "$2" "$6"
 }
 
-build judge-a bundled-judge 0 0 "$STEPS" all
+build judge-a bundled-judge 0 0 "$STEPS" "grad_x_embed grad_l1 grad_l2 contrastive_grad_x_embed contrastive_grad_l2"
 build judge-b bundled-eval-judge 1 1 "$EVAL_STEPS" ""  # verdicts only: it scores, it gives no credit
 
 if [ "$COMPARE_FULL" = 1 ]; then
