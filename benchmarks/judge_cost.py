@@ -67,6 +67,8 @@ def prompt_sharing(judge, task, group: int, tokens: int) -> tuple[int, int]:
     whole group): what sharing it across the G responses of one prompt could save in the forward
     pass. Criteria decided by code are not judged."""
     frames = [judge.frame(task, c.criterion) for c in task.criteria if c.exact_check is None]
+    if not frames:  # every criterion decided by code: nothing is judged
+        return 0, 0
     common = frames[0][0]
     for before, _ in frames[1:]:
         n = 0

@@ -30,7 +30,7 @@ scores, intervals, steps ratio; agents.study.summarize), curves.png, and the tab
 
     python benchmarks/sample_efficiency.py --sweep --commit   # 1. the sweep of the default (cpu) preset
     python benchmarks/sample_efficiency.py --commit           # 2. the study at the swept rates
-    python benchmarks/sample_efficiency.py --preset quick     # a smoke test of a few minutes
+    python benchmarks/sample_efficiency.py --preset quick --no-sweep   # a smoke test of a few minutes
     python benchmarks/sample_efficiency.py --preset gpu       # the bigger study, HF sampler, on a GPU
 """
 
@@ -82,21 +82,23 @@ def sweep_configs(preset: dict, out: Path) -> list:
     return configs
 
 
-def finished(config) -> bool:
-    """A run whose metrics reach the last step with an eval record and whose saved config equals
-    ``config`` (a run of other settings, say another learning rate, is rerun)."""
+def finished(config, say: bool = True) -> bool:
+    """A run whose run.json (written last, after its weights are deleted) is there, whose metrics
+    reach the last step with an eval record and whose saved config equals ``config`` (a run of other
+    settings, say another learning rate, is rerun)."""
     from agents import TrainConfig
     from g2r_env.runlog import read_metrics
 
     folder = Path(config.run_dir)
-    if not (folder / "metrics.jsonl").exists() or not (folder / "config.json").exists():
+    if not all((folder / name).exists() for name in ("metrics.jsonl", "config.json", "run.json")):
         return False
     saved = asdict(TrainConfig.from_dict(json.loads((folder / "config.json").read_text()), where=str(folder)))
     ignored = {"run_dir", "progress", "cpu_threads"}
     if {k: v for k, v in saved.items() if k not in ignored} != {
         k: v for k, v in asdict(config).items() if k not in ignored
     }:
-        print(f"[study] {folder}: finished with other settings; it is trained again", flush=True)
+        if say:
+            print(f"[study] {folder}: finished with other settings; it is trained again", flush=True)
         return False
     records = read_metrics(folder / "metrics.jsonl")
     return any(r["step"] == config.total_steps and "eval/judge_score" in r for r in records)
@@ -115,8 +117,14 @@ def _locked(path: Path):
 
 
 def commit_run(folder: Path, message: str) -> None:
-    """``git add`` and commit only ``folder`` (runs of parallel jobs take turns)."""
+    """``git add`` and commit only ``folder`` (runs of parallel jobs take turns); nothing when it is
+    committed already."""
     with _locked(REPO / ".git" / "g2r-study.lock"):
+        changed = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", str(folder)], capture_output=True, text=True
+        )
+        if not changed.stdout.strip():
+            return
         subprocess.run(["git", "-C", str(REPO), "add", "--", str(folder)], check=True)
         subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", message, "--", str(folder)], check=True)
 
@@ -143,6 +151,9 @@ def run_many(configs: list, label: str, commit: bool) -> list[tuple[str, float]]
             key = initial_eval_key(config)
             if finished(config):
                 done.append((config.run_dir, 0.0))
+                if commit:  # finished before but not committed (say, a failed commit)
+                    folder = Path(config.run_dir)
+                    commit_run(folder, f"study {label}: {'/'.join(folder.parts[-3:])} finished")
                 continue
             shutil.rmtree(config.run_dir, ignore_errors=True)  # an unfinished run starts over, for equal budgets
             start = time.perf_counter()
@@ -169,12 +180,15 @@ def run_many(configs: list, label: str, commit: bool) -> list[tuple[str, float]]
 
 def train_all(configs: list, jobs: int, label: str, commit: bool) -> tuple[list, float]:
     """Train ``configs`` in ``jobs`` processes (each one thread); (done, wall seconds)."""
-    jobs = max(1, min(jobs, len(configs)))
     start = time.perf_counter()
+    ready = [finished(c, say=False) for c in configs]
+    todo = [c for c, r in zip(configs, ready) if not r]  # shared out among the jobs
+    jobs = max(1, min(jobs, len(todo)))
     if jobs == 1:
         done = run_many(configs, label, commit)
     else:
-        shards = [configs[n::jobs] for n in range(jobs)]
+        shards = [todo[n::jobs] for n in range(jobs)]
+        shards[0] = [c for c, r in zip(configs, ready) if r] + shards[0]  # picked up, not trained
         with mp.get_context("spawn").Pool(jobs) as pool:
             parts = pool.starmap(run_many, [(shard, label, commit) for shard in shards])
         done = [d for part in parts for d in part]
@@ -248,6 +262,7 @@ def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
                 by_rate.setdefault(row["learning_rate"], []).append(row["auc"])
         best[arm] = max(by_rate, key=lambda rate: sum(by_rate[rate]) / len(by_rate[rate]))
     result = {"best_learning_rate": best, "runs": table, "eval_task_ids": preset["sweep"]["eval_task_ids"]}
+    result["settings"] = sweep_settings(preset)
     result["wall_seconds"] = elapsed
     (out / "sweep").mkdir(parents=True, exist_ok=True)
     (out / "sweep" / "sweep.json").write_text(json.dumps(result, indent=2))
@@ -265,14 +280,34 @@ def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
     return result
 
 
+def sweep_settings(preset: dict) -> dict:
+    """What a sweep's choice depends on: the preset's sweep and shared training settings."""
+    return json.loads(json.dumps({"sweep": preset["sweep"], "train": preset["train"]}))
+
+
 def apply_sweep(preset: dict, out: Path, use_sweep: bool) -> dict:
-    """Every arm at the best rate of the swept arm it follows; the preset's rate without a sweep."""
+    """Every arm at the best rate of the swept arm it follows; the preset's rate without a sweep.
+    A sweep.json made with other settings is refused."""
     if "sweep" not in preset or not use_sweep:
         return preset
     path = out / "sweep" / "sweep.json"
     if not path.exists():
         raise SystemExit(f"no {path}: run the sweep first (--sweep), or --no-sweep to train at the preset's rate")
-    best = json.loads(path.read_text())["best_learning_rate"]
+    made = json.loads(path.read_text())
+    now = sweep_settings(preset)
+    if made.get("settings") != now:
+        old = made.get("settings") or {}
+        changed = [
+            f"{part}.{key}"
+            for part in now
+            for key in sorted(set(now[part]) | set(old.get(part, {})))
+            if now[part].get(key) != old.get(part, {}).get(key)
+        ]
+        raise SystemExit(
+            f"{path} was swept with other settings ({', '.join(changed)}): run the sweep again (--sweep), "
+            "or --no-sweep to train at the preset's rate"
+        )
+    best = made["best_learning_rate"]
     preset = copy.deepcopy(preset)
     for swept, followers in preset["sweep"]["arms"].items():
         for arm in followers:
@@ -383,14 +418,20 @@ def main() -> None:
         key, _, value = item.partition("=")
         preset["train"][key.strip()] = parse_value(value)
     out = Path(args.out or REPO / "benchmarks" / "results" / label)
+    if args.commit and not out.resolve().is_relative_to(REPO):
+        raise SystemExit(f"--commit: {out} is outside the repository {REPO}")
     out.mkdir(parents=True, exist_ok=True)
     jobs = args.jobs or preset.get("jobs", 1)
     if args.sweep:
         if "sweep" not in preset:
             raise SystemExit(f"preset {label} has no learning-rate sweep")
+        if args.arms or args.seeds:
+            raise SystemExit("--arms and --seeds choose the study's runs; the sweep's are the preset's \"sweep\"")
         sweep(preset, out, jobs, args.commit, label)
         return
     preset = apply_sweep(preset, out, not args.no_sweep)
+    if "sweep" in preset and not args.no_sweep and any(i.strip().startswith("learning_rate") for i in args.overrides):
+        raise SystemExit("--set learning_rate=...: the arms train at their swept rates; add --no-sweep to set one")
     if args.arms:
         preset["arms"] = {a: preset["arms"][a] for a in args.arms.split(",")}
     if args.seeds:

@@ -153,6 +153,8 @@ def test_a_finished_run_is_picked_up_only_with_its_own_settings_and_arms_follow_
     assert not study.finished(config)  # no eval at the last step: killed mid-run
     with open(folder / "metrics.jsonl", "a") as handle:
         handle.write(json.dumps(last) + "\n")
+    assert not study.finished(config)  # killed after its last record, before its weights were deleted
+    (folder / "run.json").write_text(json.dumps({"wall_seconds": 60.0, "threads": 1}))
     assert study.finished(config)
     assert not study.finished(
         study.run_config({**preset, "train": {**preset["train"], "learning_rate": 1}}, "sparse", 0, tmp_path)
@@ -162,9 +164,11 @@ def test_a_finished_run_is_picked_up_only_with_its_own_settings_and_arms_follow_
         study.apply_sweep(preset, tmp_path, True)
     assert study.apply_sweep(preset, tmp_path, False) is preset
     (tmp_path / "sweep").mkdir()
-    (tmp_path / "sweep" / "sweep.json").write_text(
-        json.dumps({"best_learning_rate": {"sparse": 1e-4, "dense_best": 3e-5}})
-    )
+    made = {"best_learning_rate": {"sparse": 1e-4, "dense_best": 3e-5}, "settings": study.sweep_settings(preset)}
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(made))
+    longer = {**preset, "train": {**preset["train"], "total_steps": 99}}
+    with pytest.raises(SystemExit, match=r"swept with other settings \(train.total_steps\)"):
+        study.apply_sweep(longer, tmp_path, True)
     swept = study.apply_sweep(preset, tmp_path, True)
     rates = {arm: study.run_config(swept, arm, 0, tmp_path).learning_rate for arm in swept["arms"]}
     assert rates == {
@@ -197,3 +201,6 @@ def test_commit_run_commits_only_the_run_folder(tmp_path, monkeypatch):
     assert log.stdout.split() == ["study", "quick:", "sparse/seed0", "finished", "results/sparse/seed0/metrics.jsonl"]
     status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True)
     assert status.stdout.strip() == "?? other.txt"
+    study.commit_run(run, "again")  # committed already: nothing to commit, no error
+    log = subprocess.run([*git, "log", "--format=%s"], capture_output=True, text=True, check=True)
+    assert log.stdout.splitlines() == ["study quick: sparse/seed0 finished"]

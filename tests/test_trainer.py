@@ -321,7 +321,8 @@ def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_
     expected = hacking_metrics(texts, [r.criteria for r in played])
     assert {k: metrics[k] for k in expected} == pytest.approx(expected)
     plain = Trainer(tiny_config(tiny_model, tmp_path / "plain", eval_every=1, eval_tasks=2))
-    assert "eval/reward_judge_score" not in plain.evaluate()
+    keys = set(plain.evaluate())  # no second judge: no reward_judge_score
+    assert keys == {"eval/judge_score", "eval/rubric_echo"} | ({"eval/checks_passed"} & set(expected))
 
 
 def test_runs_differing_only_in_training_fields_share_their_step_zero_eval(tiny_model, tmp_path):
