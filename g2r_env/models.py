@@ -170,8 +170,9 @@ def merged_adapter_dir(adapter: str | os.PathLike) -> Path:
     the cache folder (keyed by the adapter's content), so later loads take well under a second."""
     adapter = Path(adapter)
     digest = hashlib.sha256(str(adapter_base(adapter)).encode())
-    weights = (p.name for p in adapter.iterdir() if p.suffix in (".json", ".safetensors") and p.name != JUDGE_RECORD)
-    for name in sorted(weights):  # the judge record (its calibration) does not change the merged weights
+    # the adapter's config and weights; not its judge record (calibration) or eval.json, which leave them as they are
+    weights = (p.name for p in adapter.iterdir() if p.suffix == ".safetensors" or p.name == "adapter_config.json")
+    for name in sorted(weights):
         digest.update(name.encode() + _file_hash(adapter / name).encode())
     return _cached_build(
         cache_dir() / f"merged-{digest.hexdigest()[:16]}", lambda tmp: _merge_adapter(adapter, tmp), str(adapter)

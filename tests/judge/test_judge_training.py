@@ -334,8 +334,10 @@ def test_a_lora_judge_folder_loads_merged_once_and_judges_as_trained(tiny_model,
     assert len(merged) == 1 and models._cache_is_complete(merged[0])
     np.testing.assert_allclose(first, expected, atol=2e-3)  # the adapter was saved in float16
     stamp = (merged[0] / "model.safetensors").stat().st_mtime_ns
+    (folder / "eval.json").write_text("{}")  # a measurement beside the adapter leaves its weights as they are
     models.load_model(str(folder), "cpu")
     assert (merged[0] / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not merged again
+    assert list((tmp_path / "cache").glob("merged-*")) == merged
 
 
 def test_generic_structure_criteria_are_decided_by_their_checks():
