@@ -116,17 +116,30 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def commit_run(folder: Path, message: str) -> None:
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+
+
+def commit_run(folder: Path, message: str, tries: int = 5) -> bool:
     """``git add`` and commit only ``folder`` (runs of parallel jobs take turns); nothing when it is
-    committed already."""
-    with _locked(REPO / ".git" / "g2r-study.lock"):
-        changed = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", str(folder)], capture_output=True, text=True
-        )
-        if not changed.stdout.strip():
-            return
-        subprocess.run(["git", "-C", str(REPO), "add", "--", str(folder)], check=True)
-        subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", message, "--", str(folder)], check=True)
+    committed already. A failed commit (say, another git command holding the index) is tried again,
+    then left with a warning, never raised: the run stays on disk and a later pick-up commits it."""
+    error = ""
+    for attempt in range(tries):
+        with _locked(REPO / ".git" / "g2r-study.lock"):
+            status = _git("status", "--porcelain", "--", str(folder))
+            if status.returncode == 0 and not status.stdout.strip():
+                return True
+            for step in (("add", "--", str(folder)), ("commit", "-q", "-m", message, "--", str(folder))):
+                result = _git(*step)
+                if result.returncode:
+                    error = result.stderr.strip()
+                    break
+            else:
+                return True
+        time.sleep(2 * (attempt + 1))
+    print(f"[study] warning: {folder} not committed ({error}); a later run of this script commits it", flush=True)
+    return False
 
 
 def run_many(configs: list, label: str, commit: bool) -> list[tuple[str, float]]:

@@ -181,7 +181,7 @@ def test_a_finished_run_is_picked_up_only_with_its_own_settings_and_arms_follow_
     assert "learning_rate" not in preset["arms"]["sparse"]  # the preset itself is left as it was
 
 
-def test_commit_run_commits_only_the_run_folder(tmp_path, monkeypatch):
+def test_commit_run_commits_only_the_run_folder(tmp_path, monkeypatch, capsys):
     import subprocess
 
     study = study_script()
@@ -201,6 +201,12 @@ def test_commit_run_commits_only_the_run_folder(tmp_path, monkeypatch):
     assert log.stdout.split() == ["study", "quick:", "sparse/seed0", "finished", "results/sparse/seed0/metrics.jsonl"]
     status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True)
     assert status.stdout.strip() == "?? other.txt"
-    study.commit_run(run, "again")  # committed already: nothing to commit, no error
+    assert study.commit_run(run, "again")  # committed already: nothing to commit, no error
+    (run / "run.json").write_text("{}")
+    (tmp_path / ".git" / "index.lock").write_text("")  # another git command holds the index
+    assert not study.commit_run(run, "study quick: sparse/seed0 again", tries=1)
+    assert "not committed" in capsys.readouterr().out
+    (tmp_path / ".git" / "index.lock").unlink()
+    assert study.commit_run(run, "study quick: sparse/seed0 picked up")  # what a later pick-up does
     log = subprocess.run([*git, "log", "--format=%s"], capture_output=True, text=True, check=True)
-    assert log.stdout.splitlines() == ["study quick: sparse/seed0 finished"]
+    assert log.stdout.splitlines() == ["study quick: sparse/seed0 picked up", "study quick: sparse/seed0 finished"]
