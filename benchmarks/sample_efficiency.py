@@ -44,9 +44,11 @@ import multiprocessing as mp
 import os
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from queue import Empty
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -142,9 +144,19 @@ def commit_run(folder: Path, message: str, tries: int = 5) -> bool:
     return False
 
 
-def run_many(configs: list, label: str, commit: bool) -> list[tuple[str, float]]:
+def drain(queue) -> Iterator:
+    """The items of ``queue`` in order, taken one at a time until it is empty (the jobs share it)."""
+    while True:
+        try:
+            yield queue.get_nowait()
+        except Empty:
+            return
+
+
+def run_many(configs: Iterable, label: str, commit: bool) -> list[tuple[str, float]]:
     """Train the runs in order in this process, one sampler (vLLM engine) for all; the step-0 eval
-    is measured once per initial_eval_key and reused. Returns (run_dir, seconds; 0 for a run
+    is measured once per initial_eval_key and reused. ``configs`` is a list or a queue the jobs
+    share (the next run goes to the first job free). Returns (run_dir, seconds; 0 for a run
     finished before)."""
     import gc
     import shutil
@@ -160,7 +172,7 @@ def run_many(configs: list, label: str, commit: bool) -> list[tuple[str, float]]
     transformers_logging.disable_progress_bar()  # our lines only; vLLM's go to a log file
     sampler, done, initial = None, [], {}
     with vllm_output_to(REPO / "runs" / "study-logs" / label / f"vllm-{os.getpid()}.log"):
-        for config in configs:
+        for config in configs if isinstance(configs, list) else drain(configs):
             key = initial_eval_key(config)
             if finished(config):
                 done.append((config.run_dir, 0.0))
@@ -192,18 +204,20 @@ def run_many(configs: list, label: str, commit: bool) -> list[tuple[str, float]]
 
 
 def train_all(configs: list, jobs: int, label: str, commit: bool) -> tuple[list, float]:
-    """Train ``configs`` in ``jobs`` processes (each one thread); (done, wall seconds)."""
+    """Train ``configs`` in ``jobs`` processes (each one thread), in order, each run to the first
+    job free; (done, wall seconds)."""
     start = time.perf_counter()
     ready = [finished(c, say=False) for c in configs]
-    todo = [c for c, r in zip(configs, ready) if not r]  # shared out among the jobs
-    jobs = max(1, min(jobs, len(todo)))
+    jobs = max(1, min(jobs, ready.count(False)))
     if jobs == 1:
         done = run_many(configs, label, commit)
     else:
-        shards = [todo[n::jobs] for n in range(jobs)]
-        shards[0] = [c for c, r in zip(configs, ready) if r] + shards[0]  # picked up, not trained
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            parts = pool.starmap(run_many, [(shard, label, commit) for shard in shards])
+        context = mp.get_context("spawn")
+        with context.Manager() as manager, context.Pool(jobs) as pool:
+            queue = manager.Queue()
+            for config in [c for c, r in zip(configs, ready) if r] + [c for c, r in zip(configs, ready) if not r]:
+                queue.put(config)  # picked-up runs first: they take no time
+            parts = pool.starmap(run_many, [(queue, label, commit)] * jobs)
         done = [d for part in parts for d in part]
     return done, time.perf_counter() - start
 
@@ -264,6 +278,7 @@ def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
                 "final": scores[-1],
                 "auc": area_under(run["steps"], scores),
                 "echo_final": run.get("eval/rubric_echo", [math.nan])[-1],
+                "step_seconds": run["step_seconds"],
                 "wall_seconds": run["wall_seconds"],
             }
         )
@@ -282,13 +297,13 @@ def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
     print(
         f"\nlearning-rate sweep ({label}; eval on {len(result['eval_task_ids'])} tasks neither trained on nor the study's):"
     )
-    print("| arm | learning rate | seed | first eval | final eval | mean eval over training |")
-    print("|---|---|---|---|---|---|")
+    print("| arm | learning rate | seed | first eval | final eval | mean eval over training | s/step |")
+    print("|---|---|---|---|---|---|---|")
     for row in sorted(table, key=lambda r: (r["arm"], r["learning_rate"], r["seed"])):
         chosen = " (chosen)" if best[row["arm"]] == row["learning_rate"] else ""
         print(
             f"| {row['arm']} | {row['learning_rate']:g}{chosen} | {row['seed']} | {row['first']:.3f} | "
-            f"{row['final']:.3f} | {row['auc']:.3f} |"
+            f"{row['final']:.3f} | {row['auc']:.3f} | {row['step_seconds']:.0f} |"
         )
     return result
 

@@ -210,3 +210,17 @@ def test_commit_run_commits_only_the_run_folder(tmp_path, monkeypatch, capsys):
     assert study.commit_run(run, "study quick: sparse/seed0 picked up")  # what a later pick-up does
     log = subprocess.run([*git, "log", "--format=%s"], capture_output=True, text=True, check=True)
     assert log.stdout.splitlines() == ["study quick: sparse/seed0 picked up", "study quick: sparse/seed0 finished"]
+
+
+def test_the_jobs_share_one_queue_of_runs_each_taken_once_in_order():
+    import multiprocessing as mp
+
+    study = study_script()
+    with mp.get_context("spawn").Manager() as manager:  # the proxy raises queue.Empty as queue.Queue does
+        queue = manager.Queue()
+        for item in range(5):
+            queue.put(item)
+        first, second = study.drain(queue), study.drain(queue)
+        assert [next(first), next(second), next(second)] == [0, 1, 2]
+        assert list(first) == [3, 4]
+        assert list(second) == []
