@@ -9,6 +9,10 @@ A check decides a structure criterion from the final response text, with no judg
 - ``{"type": "contains" | "starts_with", "text": "..."}``: a word or phrase (case-insensitive,
   whole words) anywhere, or at the very start.
 
+A response with no words meets no check: an empty response keeps no limit and avoids nothing, so it
+is not paid for a word limit or an avoided word (at a high learning rate a policy collapses to one
+there).
+
 A met check also says where it is decided (``Check.evidence``): the characters of the phrase, the
 title or greeting line, the sign-off lines, the question sentences, the digits; or the whole
 response (counts, lists, anything negated). ``recognise`` reads a check out of a criterion's
@@ -247,6 +251,8 @@ class Check:
         return spec
 
     def __call__(self, text: str) -> bool:
+        if not count_words(text):  # nothing to keep under a limit or to avoid a word in: no check is met
+            return False
         if self.type in _COUNTS:
             result = COMPARISONS[self.op](_COUNTS[self.type](text), self.value)
         elif self.type in _PHRASES:

@@ -177,6 +177,17 @@ def test_counts_and_avoided_words_credit_every_content_token(tiny_judge, bundled
     assert result.sequence_reward == 1.0
 
 
+def test_a_response_with_no_words_keeps_no_limit_and_avoids_nothing(tiny_judge, bundled_tokenizer):
+    task = Task("u-2", "Q", (Criterion("Is under 50 words", 1.0), Criterion("Avoids the word 'cat'", 1.0)))
+    for check in (recognise(c.criterion) for c in task.criteria):
+        assert [check(text) for text in ("", " \n ", "Dogs.")] == [False, False, True]
+    assert not Check.parse({"type": "contains", "text": "cat", "negate": True}, "t")("")
+    stop_only = [bundled_tokenizer.eos_token_id]  # the response a collapsed policy samples
+    result = Grad2Reward(tiny_judge).score(task, stop_only)
+    assert result.sequence_reward == 0.0 and not result.token_rewards.any()
+    assert [c["met"] for c in result.criteria] == [False, False]
+
+
 def test_sparse_scoring_puts_a_checked_reward_on_the_last_token(tiny_judge, bundled_tokenizer):
     response = encode(bundled_tokenizer, "Air molecules scatter blue light.")
     result = Grad2Reward(tiny_judge).score_batch([_task()], [response], dense=False)[0]
