@@ -5,12 +5,16 @@ On the shipped judge (``bundled-judge`` on the bundled model) with the study's s
 task's evidence corpus, cut to length). For each setting it times, best of ``--repeats``:
 
 - sparse: verdicts only (forward passes), per pair (``shared_prefix=False``) and shared;
-- dense: verdicts and credit (``contrastive_grad_l2`` and ``grad_x_embed``), per pair and shared
-  (credit per credited pair), the depth variants of the contrastive rule (the backward pass stops
-  part-way up), and ``batched_credit`` (one batched backward pass per response);
+- dense: verdicts and credit (``contrastive_grad_l2`` and ``grad_x_embed``), per pair and shared,
+  with each of the scorer's ``credit`` paths: ``pairs`` (a forward and backward pass per credited
+  pair), ``batched`` (one batched backward pass per response) and ``cached`` (the frame and question
+  once per prompt as key/values, each credited pair's response and criterion a row over them, one
+  backward pass per batch of rows), and the depth variants of the contrastive rule (the backward
+  pass stops part-way up);
 
-and prints the ratios: per pair / shared, dense / sparse, and how many of the packed judge tokens
-the G responses of one prompt could share beyond today's packing (the frame and the question). With ``--steps N`` it then runs N training
+and prints the ratios: per pair / shared (cached credit), dense / sparse, and how many of the packed
+judge tokens the G responses of one prompt could share in the verdicts' forward passes (the frame and
+the question, which the cached credit path shares already). With ``--steps N`` it then runs N training
 steps of the study's cpu preset (vLLM sampling) to measure the rest of a step (sampling, policy
 update, weight sync) and prints a dense training step over a sparse one, the judging time of each
 taken from the timings above at the step's size (G = 4, 96 tokens). Peak memory is the process's
@@ -48,17 +52,24 @@ RULES = [
     "contrastive_grad_l2_d50",
     "contrastive_grad_l2_d75",
 ]
-MODES = ("per pair", "shared", "batched")
+MODES = {
+    "per pair": {"shared_prefix": False},
+    "pairs": {"credit": "pairs"},
+    "batched": {"credit": "batched"},
+    "cached": {"credit": "cached"},
+}
+"""The scorer's paths: every pair on its own, and shared-prefix verdicts with each ``credit`` path
+(verdict-only scoring is the same for the three; it is timed once, as "cached")."""
 PLAN = [
     ("sparse", "per pair"),
-    ("sparse", "shared"),
+    ("sparse", "cached"),
     ("contrastive_grad_l2", "per pair"),
     ("grad_x_embed", "per pair"),
-    *((rule, "shared") for rule in RULES),
+    ("contrastive_grad_l2", "pairs"),
     ("contrastive_grad_l2", "batched"),
+    *((rule, "cached") for rule in RULES),
 ]
-"""(rule, mode) timed per setting: the per-pair path, shared-prefix verdicts with credit per pair, and
-with credit from one batched backward pass per response."""
+"""(rule, mode) timed per setting."""
 
 
 def prompt_sharing(judge, task, group: int, tokens: int) -> tuple[int, int]:
@@ -131,8 +142,7 @@ def main() -> None:
                 scorer = Grad2Reward(
                     judge,
                     attribution=rule.replace("sparse", "last_token"),
-                    shared_prefix=mode != "per pair",
-                    batched_credit=mode == "batched",
+                    **MODES[mode],
                 )
                 run = functools.partial(scorer.score_batch, tasks, responses, dense=rule != "sparse")
                 row[rule, mode] = best_of(args.repeats, run)
@@ -144,14 +154,13 @@ def main() -> None:
                 f"  packed judge tokens {today}; the frame and question packed once for the G responses: {shared} "
                 f"({1 - shared / today:.0%} fewer, forward only)"
             )
-            print(
-                f"  {'':26s} {'per pair':>9s} {'shared':>9s} {'batched':>9s} {'per pair/shared':>16s} {'/ sparse':>9s}"
-            )
+            head = " ".join(f"{mode:>9s}" for mode in MODES)
+            print(f"  {'':26s} {head} {'per pair/cached':>16s} {'cached/sparse':>14s}")
             for rule in ["sparse", *RULES]:
                 cells = [row.get((rule, mode)) for mode in MODES]
                 text = " ".join(f"{c:8.2f}s" if c else f"{'-':>9s}" for c in cells)
-                speedup = f"{cells[0] / cells[1]:15.2f}x" if cells[0] else f"{'-':>16s}"
-                print(f"  {rule:26s} {text} {speedup} {cells[1] / row['sparse', 'shared']:8.2f}x")
+                speedup = f"{cells[0] / cells[-1]:15.2f}x" if cells[0] else f"{'-':>16s}"
+                print(f"  {rule:26s} {text} {speedup} {cells[-1] / row['sparse', 'cached']:13.2f}x")
             at_step_size[group, tokens] = row
 
     if args.steps:
@@ -174,12 +183,12 @@ def main() -> None:
             return
         print(f"\ntraining step of the cpu study preset (G={key[0]}, {key[1]} tokens), mean of {args.steps} steps:")
         print(f"  sampling + update + sync     {rest:7.2f} s")
-        sparse = {mode: rest + row["sparse", mode] for mode in ("per pair", "shared")}
+        sparse = {mode: rest + row["sparse", mode] for mode in ("per pair", "cached")}
         for (rule, mode), seconds in row.items():
             if rule == "sparse":
                 continue
             step = rest + seconds
-            base = sparse["per pair" if mode == "per pair" else "shared"]
+            base = sparse["per pair" if mode == "per pair" else "cached"]
             print(f"  {rule + ' (' + mode + ')':44s} step {step:6.2f} s = {step / base:.2f}x the sparse step")
 
 

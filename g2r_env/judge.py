@@ -89,7 +89,10 @@ class Judge:
     Args:
         model: a Hugging Face causal LM; its parameters are frozen here.
         tokenizer: its tokenizer, with a chat template.
-        micro_batch_size: (response, criterion) pairs per backward pass (the credited pairs).
+        micro_batch_size: (response, criterion) pairs per backward pass on the scorer's ``"pairs"``
+            credit path.
+        credit_tokens: tokens per backward pass on the scorer's ``"cached"`` credit path (credited
+            pairs times their padded width after the shared frame and question); bounds its memory.
         batch_tokens: tokens per verdict-only forward pass, the criteria of one response packed
             after their shared prefix (``g2r_env.packing``); bounds its memory.
         system_prompt: the grader's system message (dropped if the template has no system role).
@@ -107,6 +110,7 @@ class Judge:
         tokenizer,
         micro_batch_size: int = 8,
         batch_tokens: int = 8192,
+        credit_tokens: int = 2048,
         system_prompt: str = SYSTEM_PROMPT,
         user_template: str = USER_TEMPLATE,
         true_word: str = "True",
@@ -118,6 +122,8 @@ class Judge:
             raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
         if batch_tokens < 1:
             raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
+        if credit_tokens < 1:
+            raise ValueError(f"credit_tokens must be >= 1, got {credit_tokens}")
         self.model = model
         if freeze:
             self.model.requires_grad_(False)
@@ -125,6 +131,7 @@ class Judge:
         self.tokenizer = tokenizer
         self.micro_batch_size = micro_batch_size
         self.batch_tokens = batch_tokens
+        self.credit_tokens = credit_tokens
         self.system_prompt = system_prompt
         self.user_template = user_template
         true_ids = tokenizer.encode(true_word, add_special_tokens=False)

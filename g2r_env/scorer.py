@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 
 from tasks import Task
 from tasks.checks import Check
@@ -31,6 +32,8 @@ from .judge import Judge
 from .models import stop_token_ids
 from .packing import Pack, batches_of_packs, packed_answer_logits
 from .tokens import token_pieces
+
+CREDIT_PATHS = ("cached", "pairs", "batched")
 
 
 @dataclass
@@ -83,11 +86,18 @@ class Grad2Reward:
         shared_prefix: judge the criteria of one response in one packed pass over their shared judge
             input (the default); False runs every (response, criterion) pair on its own, as a
             reference (same verdicts and rewards, slower).
-        batched_credit: with ``shared_prefix``, the credited criteria of one response get their
-            gradients from one packed forward and one batched backward pass (a vector-Jacobian product
-            each, ``is_grads_batched``) instead of a forward and backward pass each. Same credit; on
-            this project's CPU measurement it was slower (``benchmarks/judge_cost.py``), so off by
-            default.
+        credit: with ``shared_prefix``, how the credited criteria get their gradients (the same
+            credit each way; ``benchmarks/judge_cost.py`` times them):
+            ``"cached"`` (default): the judge input before the response (frame and question) runs
+            once per question, without a graph, into key/values that every criterion of the G
+            responses reads; each credited pair's response and criterion tokens run as a row over
+            them, rows batched up to ``Judge.credit_tokens``, with one backward pass that stops at
+            the response (a method with several path steps, such as ``integrated_gradients``,
+            moves the whole judge input along its path and runs as ``"pairs"``).
+            ``"pairs"``: each credited pair runs its own forward and backward pass over its whole
+            judge input. ``"batched"``: the credited criteria of one response run as one packed
+            forward and one batched backward pass (a vector-Jacobian product each,
+            ``is_grads_batched``).
         checks: decide criteria that have an exact check (``Criterion.exact_check``: their own
             ``check`` field, or a wording such as "Is under 150 words") by that check on the response
             text, with credit on the span that decides it; False sends every criterion to the judge.
@@ -104,7 +114,7 @@ class Grad2Reward:
         policy_tokenizer=None,
         progress: bool = False,
         shared_prefix: bool = True,
-        batched_credit: bool = False,
+        credit: str = "cached",
         checks: bool = True,
     ) -> None:
         self.judge = judge
@@ -120,7 +130,9 @@ class Grad2Reward:
         self.stop_ids = frozenset(stop_token_ids(policy_tokenizer or judge.tokenizer))
         self.progress = progress
         self.shared_prefix = shared_prefix
-        self.batched_credit = batched_credit
+        if credit not in CREDIT_PATHS:
+            raise ValueError(f"credit must be one of {', '.join(CREDIT_PATHS)}, got {credit!r}")
+        self.credit = credit
         if not isinstance(checks, bool):
             raise ValueError(f"checks must be True or False, got {checks!r}")
         self.checks = checks
@@ -251,10 +263,9 @@ class Grad2Reward:
         """Verdicts for every pair, then credit for the pairs that earn it.
 
         With ``shared_prefix`` the verdicts come from packed forward passes (each response's judge
-        prefix once, every criterion over it) and only the credited pairs run a backward pass: each
-        pair on its own (a forward and backward pass), or with ``batched_credit`` the pairs of one
-        response in one packed forward and one batched backward; otherwise every pair runs its own
-        forward (and backward) pass.
+        prefix once, every criterion over it) and only the credited pairs run a backward pass, the
+        way ``credit`` says (see the class); otherwise every pair runs its own forward (and backward)
+        pass.
         ``dense=False`` runs forward passes only; ``force=True`` attributes every pair, met or not
         (to study where credit would land).
         """
@@ -265,7 +276,9 @@ class Grad2Reward:
         self._packed_verdicts(pairs, tasks)
         if gradients:
             credited = [p for p in pairs if (force or self._credit(p, tasks) > 0) and p.span.stop > p.span.start]
-            if self.batched_credit:
+            if self.credit == "cached" and self.attribution.steps == 1:
+                self._cached_credit(credited, tasks)
+            elif self.credit == "batched":
                 self._packed_credit(credited, tasks)
             else:
                 self._judge_pairs(credited, tasks, verdicts=False, gradients=True, force=True)
@@ -331,11 +344,92 @@ class Grad2Reward:
                     leaf,
                     objectives,
                     lambda point, pack=pack: self._pack_objectives(pack, point)[0],
-                    batched=True,
+                    mode="batched",
                 )
             for j, n in enumerate(order):
                 pair = pairs[n]
                 self._set_alpha(pair, tasks, grads[j, 0, pair.span], inputs[0, pair.span])
+
+    def _cached_credit(self, pairs: list[_Pair], tasks: Sequence[Task]) -> None:
+        """alpha for every pair, the judge input before the response (frame and question) run once
+        per distinct one, without a graph, into key/values: every criterion of every response to
+        that question reads them. Each credited pair's own part (its response and criterion) is a
+        row over those key/values, left-padded after them; rows are batched up to the judge's
+        ``credit_tokens`` and one summed backward pass gives each row its own gradient (the rows
+        share nothing that needs one)."""
+        judge, method = self.judge, self.attribution
+        questions: dict[tuple, list[int]] = {}
+        for n, pair in enumerate(pairs):
+            questions.setdefault(tuple(pair.input_ids[: pair.span.start]), []).append(n)
+        chunks = []
+        for before, ns in questions.items():
+            ns.sort(key=lambda n: -len(pairs[n].input_ids))  # less padding
+            chunk: list[int] = []
+            for n in ns:
+                width = len(pairs[(chunk or [n])[0]].input_ids) - len(before)
+                if chunk and (len(chunk) + 1) * width > judge.credit_tokens:
+                    chunks.append((before, chunk))
+                    chunk = []
+                chunk.append(n)
+            chunks.append((before, chunk))
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            chunks = tqdm(chunks, desc="credit", unit="batch")
+        true_id, false_id = judge.verdict_ids
+        cached_before, past = None, []
+        for before, chunk in chunks:
+            if before != cached_before:
+                with torch.no_grad():
+                    past = self._cached_forward([], judge.embed(self._ids([before])), None, 0)[1]
+                cached_before = before
+            rows = [pairs[n].input_ids[len(before) :] for n in chunk]
+            input_ids, mask = judge.pad_batch(rows)
+            width = input_ids.shape[1]
+            with torch.enable_grad(), self._read_states(method) as states:
+                embeds = judge.embed(input_ids)
+                if method.depth == 0:
+                    embeds = embeds.detach().requires_grad_(True)
+                logits = self._cached_forward(past, embeds, mask, len(before))[0]
+                leaf = embeds if method.depth == 0 else states[0]
+                objectives = method.objective_of(logits, true_id, false_id)
+                grads, inputs = self._input_gradients(method, leaf, objectives, None, mode="summed")
+            for r, n in enumerate(chunk):
+                span = pairs[n].span
+                offset = width - len(rows[r]) - len(before)
+                positions = slice(offset + span.start, offset + span.stop)
+                self._set_alpha(pairs[n], tasks, grads[r, positions], inputs[r, positions])
+
+    def _ids(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """[rows, length] token ids on the judge's device."""
+        return torch.tensor([list(r) for r in rows], dtype=torch.long, device=self.judge.device)
+
+    def _cached_forward(self, past: list, embeds: torch.Tensor, mask: Optional[torch.Tensor], start: int):
+        """(verdict logits [rows, vocabulary] at the last position, key/values of past and these
+        positions) of left-padded rows ``embeds`` [rows, L] (``mask`` [rows, L], None for no padding)
+        after the key/values ``past`` of ``start`` positions shared by every row (one row's, copied:
+        ``past`` stays as it is). Each row's positions continue from ``start`` at its first real token,
+        so a row scores as its whole judge input would alone."""
+        model, rows = self.judge.model, embeds.shape[0]
+        cache = DynamicCache(
+            ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in past] or None,
+            config=model.config,
+        )
+        if mask is None:
+            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        positions = start + (mask.cumsum(-1) - 1).clamp(min=0)
+        full_mask = torch.cat([mask.new_ones(rows, start), mask], dim=1)
+        out = model(
+            inputs_embeds=embeds,
+            attention_mask=full_mask,
+            past_key_values=cache,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        logits = out.logits[:, -1, :]
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        return logits.to(torch.promote_types(logits.dtype, torch.float32)), kv
 
     def _pack_objectives(self, pack: Pack, point: Optional[torch.Tensor] = None):
         """(objectives [cases], case order, input embeddings) of one pack; the embeddings require grad
@@ -399,7 +493,7 @@ class Grad2Reward:
                 def objectives_at(point, mask=mask, credited=credited):
                     return method.objective_of(judge.answer_logits(point, mask), true_id, false_id)[credited]
 
-                grads, inputs = self._input_gradients(method, leaf, objectives, objectives_at, batched=False)
+                grads, inputs = self._input_gradients(method, leaf, objectives, objectives_at, mode="summed")
             width = input_ids.shape[1]
             for r in credited:
                 pair = rows[r]
@@ -441,16 +535,17 @@ class Grad2Reward:
         finally:
             handle.remove()
 
-    def _input_gradients(self, method, leaf, objectives, objectives_at, batched: bool):
+    def _input_gradients(self, method, leaf, objectives, objectives_at, mode: str):
         """(g, x): the gradient of ``objectives`` (the method's objective per credited pair, from the
         forward pass just run) with respect to ``leaf`` (the input embeddings, or the hidden states
         of a method with depth), and the inputs it multiplies. For integrated gradients g is averaged
-        over ``objectives_at`` points on the path from the baseline. ``batched``: the pairs share
-        ``leaf`` (one packed sequence), so each gets its own vector-Jacobian product, stacked first
-        ([pairs, *leaf.shape]); otherwise they sit in separate rows and one summed backward serves."""
+        over ``objectives_at`` points on the path from the baseline. ``mode``: ``"summed"``, the pairs
+        sit in separate rows of ``leaf`` and one summed backward pass serves; ``"batched"``, they
+        share ``leaf`` (one packed sequence), so each gets its own vector-Jacobian product in one
+        batched backward pass, stacked first ([pairs, *leaf.shape])."""
 
         def grad_of(values, point):
-            if not batched:
+            if mode == "summed":
                 return torch.autograd.grad(values.sum(), point)[0]
             eye = torch.eye(len(values), dtype=values.dtype, device=values.device)
             return torch.autograd.grad(values, point, eye, is_grads_batched=True)[0]

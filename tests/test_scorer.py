@@ -7,6 +7,7 @@ from tiny import build_tiny_model
 
 from g2r_env import ATTRIBUTIONS, Grad2Reward, Judge
 from g2r_env.attribution import softmax_with_temperature
+from g2r_env.scorer import CREDIT_PATHS
 from tasks import Criterion, Task
 
 
@@ -284,11 +285,21 @@ def test_research_attributions_follow_their_formulas(tiny_judge, rubric_task, bu
         np.testing.assert_allclose(result.criteria[0]["alpha"], expected, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+def test_unknown_credit_path_and_credit_budget_are_refused(tiny_judge, bundled_tokenizer):
+    with pytest.raises(ValueError, match="credit must be one of cached, pairs, batched, got 'fast'"):
+        Grad2Reward(tiny_judge, credit="fast")
+    with pytest.raises(ValueError, match="credit_tokens must be >= 1, got 0"):
+        Judge(tiny_judge.model, bundled_tokenizer, credit_tokens=0)
+
+
 # ---- shared-prefix scoring equals judging every pair on its own ----------------------------------
-def _assert_same_results(shared, alone, rtol=1e-5, atol_p=1e-5):
+def _assert_same_results(shared, alone, rtol=1e-5, atol_p=1e-5, scale_atol=0.0):
+    """``scale_atol``: an absolute tolerance on token rewards, relative to the response's largest one
+    (for float32 judges, where a token's reward near zero carries the rounding of its neighbours')."""
     for a, b in zip(shared, alone):
         assert a.sequence_reward == pytest.approx(b.sequence_reward, rel=rtol, abs=1e-7)
-        np.testing.assert_allclose(a.token_rewards, b.token_rewards, rtol=rtol, atol=1e-7)
+        atol = max(1e-7, scale_atol * float(np.abs(b.token_rewards).max(initial=0.0)))
+        np.testing.assert_allclose(a.token_rewards, b.token_rewards, rtol=rtol, atol=atol)
         for ca, cb in zip(a.criteria, b.criteria):
             assert ca["met"] == cb["met"]
             assert ca["p_true"] == pytest.approx(cb["p_true"], abs=atol_p)
@@ -316,20 +327,22 @@ def _ragged_batch(tokenizer, rubric_task):
 @pytest.mark.parametrize("soft", [True, False])
 @pytest.mark.parametrize("attribution", sorted(ATTRIBUTIONS))
 def test_shared_prefix_scoring_equals_pairs_alone(bundled_tokenizer, rubric_task, attribution, soft):
-    # a small token budget puts several responses in some packed batches and splits others apart
+    # small token budgets put several responses in some packed batches (and several padded rows in
+    # some cached-credit batches) and split others apart
     judge = Judge(
         build_tiny_model(len(bundled_tokenizer), seed=3, dtype=torch.float64),
         bundled_tokenizer,
         micro_batch_size=3,
         batch_tokens=300,
+        credit_tokens=120,
     )
     tasks, responses = _ragged_batch(bundled_tokenizer, rubric_task)
     for dense in (True, False):
         alone = Grad2Reward(judge, attribution=attribution, soft=soft, shared_prefix=False).score_batch(
             tasks, responses, dense=dense
         )
-        for batched in (False, True):
-            scorer = Grad2Reward(judge, attribution=attribution, soft=soft, batched_credit=batched)
+        for credit in CREDIT_PATHS:
+            scorer = Grad2Reward(judge, attribution=attribution, soft=soft, credit=credit)
             _assert_same_results(scorer.score_batch(tasks, responses, dense=dense), alone)
 
 
@@ -339,11 +352,12 @@ def test_shared_prefix_scoring_equals_pairs_alone_with_another_tokenizer(tiny_ju
     texts = ["Sunlight scatters; blue wins.", "Apple!", "Sea.", "Pears, since they are sweet.", "Blue sky."]
     responses = [policy.encode(t) + [policy.eos_token_id] for t in texts]
     for attribution in ("grad_x_embed", "contrastive_grad_l2", "uniform"):
-        scorers = [
-            Grad2Reward(tiny_judge, attribution=attribution, soft=True, policy_tokenizer=policy, shared_prefix=shared)
-            for shared in (True, False)
-        ]
-        _assert_same_results(*(s.score_batch(tasks, responses) for s in scorers))
+        alone = Grad2Reward(
+            tiny_judge, attribution=attribution, soft=True, policy_tokenizer=policy, shared_prefix=False
+        ).score_batch(tasks, responses)
+        for credit in CREDIT_PATHS:
+            scorer = Grad2Reward(tiny_judge, attribution=attribution, soft=True, policy_tokenizer=policy, credit=credit)
+            _assert_same_results(scorer.score_batch(tasks, responses), alone)
 
 
 def test_depth_attribution_reads_the_gradient_at_a_hidden_layer(tiny_judge, rubric_task, bundled_tokenizer):
@@ -358,14 +372,14 @@ def test_depth_attribution_reads_the_gradient_at_a_hidden_layer(tiny_judge, rubr
     logits = out.logits[0, -1]
     (grad,) = torch.autograd.grad(logits[true_id] - logits[false_id], state)
     expected = torch.softmax(grad[0, span].norm(dim=-1) / 0.01, 0).numpy()
-    for shared, batched in ((True, False), (True, True), (False, False)):
+    for shared, credit in [(True, c) for c in CREDIT_PATHS] + [(False, "pairs")]:
         scorer = Grad2Reward(
             tiny_judge,
             attribution="contrastive_grad_l2_d50",
             tau=0.01,
             soft=True,
             shared_prefix=shared,
-            batched_credit=batched,
+            credit=credit,
         )
         np.testing.assert_allclose(scorer.score(rubric_task, response).criteria[0]["alpha"], expected, rtol=1e-6)
     # and it differs from the same rule read at the input embeddings
@@ -389,10 +403,10 @@ def test_shared_prefix_scoring_equals_pairs_alone_on_the_bundled_judge():
         alone = Grad2Reward(judge, attribution=attribution, soft=True, shared_prefix=False).score_batch(
             tasks, responses
         )
-        for batched in (False, True):
-            shared = Grad2Reward(judge, attribution=attribution, soft=True, batched_credit=batched)
+        for credit in CREDIT_PATHS:
+            shared = Grad2Reward(judge, attribution=attribution, soft=True, credit=credit)
             # float32: the summation order of a 30-layer backward differs between the paths
-            _assert_same_results(shared.score_batch(tasks, responses), alone, rtol=5e-4, atol_p=1e-5)
+            _assert_same_results(shared.score_batch(tasks, responses), alone, rtol=5e-4, atol_p=1e-5, scale_atol=1e-4)
     sparse = [
         Grad2Reward(judge, shared_prefix=flag).score_batch(tasks, responses, dense=False) for flag in (True, False)
     ]
