@@ -366,7 +366,7 @@ class Grad2Reward:
             ns.sort(key=lambda n: -len(pairs[n].input_ids))  # less padding
             chunk: list[int] = []
             for n in ns:
-                width = len(pairs[(chunk or [n])[0]].input_ids) - len(before)
+                width = len(pairs[chunk[0] if chunk else n].input_ids) - len(before)  # the widest row
                 if chunk and (len(chunk) + 1) * width > judge.credit_tokens:
                     chunks.append((before, chunk))
                     chunk = []
@@ -380,8 +380,11 @@ class Grad2Reward:
         cached_before, past = None, []
         for before, chunk in chunks:
             if before != cached_before:
-                with torch.no_grad():
-                    past = self._cached_forward([], judge.embed(self._ids([before])), None, 0)[1]
+                past = []
+                if before:
+                    with torch.no_grad():
+                        ids = torch.tensor([before], dtype=torch.long, device=judge.device)
+                        past = self._cached_forward([], judge.embed(ids), None, 0)[1]
                 cached_before = before
             rows = [pairs[n].input_ids[len(before) :] for n in chunk]
             input_ids, mask = judge.pad_batch(rows)
@@ -399,10 +402,6 @@ class Grad2Reward:
                 offset = width - len(rows[r]) - len(before)
                 positions = slice(offset + span.start, offset + span.stop)
                 self._set_alpha(pairs[n], tasks, grads[r, positions], inputs[r, positions])
-
-    def _ids(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
-        """[rows, length] token ids on the judge's device."""
-        return torch.tensor([list(r) for r in rows], dtype=torch.long, device=self.judge.device)
 
     def _cached_forward(self, past: list, embeds: torch.Tensor, mask: Optional[torch.Tensor], start: int):
         """(verdict logits [rows, vocabulary] at the last position, key/values of past and these
