@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Union
 
 import torch
+from transformers import DynamicCache
 
 from tasks import Task
 
@@ -268,19 +269,38 @@ class Judge:
                 self._null = self.model.get_input_embeddings().weight.float().mean(0)
         return self._null
 
-    def answer_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def prefix_states(self, input_ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Key/values per layer of one sequence ``input_ids`` [1, P], without a graph: a prefix that
+        ``answer_logits(..., past=...)`` continues."""
+        with torch.no_grad():
+            out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+        return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+
+    def answer_logits(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, past: Optional[list] = None
+    ) -> torch.Tensor:
         """Next-token logits (at least float32) at the last position of left-padded sequences only.
 
         Positions are counted from each sequence's first real token, so a sequence scores the same
-        alone as in a padded batch.
+        alone as in a padded batch. ``past``: key/values of a prefix every row continues
+        (``prefix_states``, one sequence's, not changed here); a row then scores as prefix + row would.
         """
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        rows, start = inputs_embeds.shape[0], 0 if not past else past[0][0].shape[-2]
+        position_ids = start + (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        cache = None
+        if past:
+            cache = DynamicCache(
+                ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in past],
+                config=self.model.config,
+            )
+            attention_mask = torch.cat([attention_mask.new_ones(rows, start), attention_mask], dim=1)
         out = self.model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
+            past_key_values=cache,
             logits_to_keep=1,
-            use_cache=False,
+            use_cache=cache is not None,
         )
         logits = out.logits[:, -1, :]
         return logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32, fp64 stays

@@ -22,7 +22,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-from transformers import DynamicCache
 
 from tasks import Task
 from tasks.checks import Check
@@ -377,15 +376,11 @@ class Grad2Reward:
 
             chunks = tqdm(chunks, desc="credit", unit="batch")
         true_id, false_id = judge.verdict_ids
-        cached_before, past = None, []
+        past, past_of = None, None
         for before, chunk in chunks:
-            if before != cached_before:
-                past = []
-                if before:
-                    with torch.no_grad():
-                        ids = torch.tensor([before], dtype=torch.long, device=judge.device)
-                        past = self._cached_forward([], judge.embed(ids), None, 0)[1]
-                cached_before = before
+            if before != past_of:  # the chunks of one question follow each other
+                ids = torch.tensor([before], dtype=torch.long, device=judge.device)
+                past, past_of = (judge.prefix_states(ids) if before else None), before
             rows = [pairs[n].input_ids[len(before) :] for n in chunk]
             input_ids, mask = judge.pad_batch(rows)
             width = input_ids.shape[1]
@@ -393,7 +388,7 @@ class Grad2Reward:
                 embeds = judge.embed(input_ids)
                 if method.depth == 0:
                     embeds = embeds.detach().requires_grad_(True)
-                logits = self._cached_forward(past, embeds, mask, len(before))[0]
+                logits = judge.answer_logits(embeds, mask, past=past)
                 leaf = embeds if method.depth == 0 else states[0]
                 objectives = method.objective_of(logits, true_id, false_id)
                 grads, inputs = self._input_gradients(method, leaf, objectives, None, mode="summed")
@@ -402,33 +397,6 @@ class Grad2Reward:
                 offset = width - len(rows[r]) - len(before)
                 positions = slice(offset + span.start, offset + span.stop)
                 self._set_alpha(pairs[n], tasks, grads[r, positions], inputs[r, positions])
-
-    def _cached_forward(self, past: list, embeds: torch.Tensor, mask: Optional[torch.Tensor], start: int):
-        """(verdict logits [rows, vocabulary] at the last position, key/values of past and these
-        positions) of left-padded rows ``embeds`` [rows, L] (``mask`` [rows, L], None for no padding)
-        after the key/values ``past`` of ``start`` positions shared by every row (one row's, copied:
-        ``past`` stays as it is). Each row's positions continue from ``start`` at its first real token,
-        so a row scores as its whole judge input would alone."""
-        model, rows = self.judge.model, embeds.shape[0]
-        cache = DynamicCache(
-            ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in past] or None,
-            config=model.config,
-        )
-        if mask is None:
-            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
-        positions = start + (mask.cumsum(-1) - 1).clamp(min=0)
-        full_mask = torch.cat([mask.new_ones(rows, start), mask], dim=1)
-        out = model(
-            inputs_embeds=embeds,
-            attention_mask=full_mask,
-            past_key_values=cache,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        logits = out.logits[:, -1, :]
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-        return logits.to(torch.promote_types(logits.dtype, torch.float32)), kv
 
     def _pack_objectives(self, pack: Pack, point: Optional[torch.Tensor] = None):
         """(objectives [cases], case order, input embeddings) of one pack; the embeddings require grad
