@@ -149,6 +149,13 @@ def hacking_metrics(texts: Sequence[str], verdicts: Sequence[Sequence[dict]]) ->
     return metrics
 
 
+def soft_score(criteria: Sequence[dict]) -> float:
+    """A response's score with each criterion's p_true in place of its verdict: sum_k w_k p_k /
+    sum_k max(w_k, 0) over ``ScoreResult.criteria`` (a code-decided criterion's p_true is 0 or 1)."""
+    norm = sum(max(c["weight"], 0.0) for c in criteria)
+    return sum(c["weight"] * c["p_true"] for c in criteria) / norm if norm > 0 else 0.0
+
+
 def prompts_of(obs: dict, group_size: int) -> list[list[int]]:
     """The prompt token ids of every group's first sub-env, from the left-padded observation."""
     ids, mask = obs["prompt_ids"][::group_size], obs["prompt_mask"][::group_size]
@@ -163,7 +170,8 @@ class Trainer:
         sampler: a ready Sampler; None builds the one ``config.sampler`` names.
         initial_eval: the step-0 eval metrics when already measured: greedy responses of the initial
             policy, judged forward only, depend on neither the seed nor the credit assignment, so a
-            study of many runs with the same model, tasks, judges and length measures them once.
+            study of many runs with the same model, tasks, judges and length measures them once. Its
+            ``"eval_responses"`` entry, when there, is the step-0 record of ``eval_responses.jsonl``.
         overwrite: a fresh run into a folder that already holds one moves the old run aside to
             ``<run_dir>.old-<timestamp>``; without it that is an error (``g2r_env.runlog.claim_run_dir``).
         resuming: set by ``Trainer.resume``: the run folder holds the run this trainer continues.
@@ -208,8 +216,10 @@ class Trainer:
         self.global_step = 0
         self.writer = None
         self.metrics_log = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.eval_log = MetricsLog(self.run_dir / "eval_responses.jsonl")
         self.history: list[dict] = []
         self.last_eval_responses: list[list[int]] = []  # the greedy responses of the last evaluate()
+        self.last_eval_record: Optional[dict] = None  # and their eval_responses.jsonl record
 
     # ---- building the run's parts, in the order __init__ calls them ----------------------------
     def _seed_and_device(self) -> tuple[torch.device, object]:
@@ -471,14 +481,36 @@ class Trainer:
         tasks), by the eval judge; with a separate ``eval_judge``, also the training judge's score of
         the same responses (``eval/reward_judge_score``: a rise there without one in
         ``eval/judge_score`` is the policy learning the training judge, not the task), and the
-        hacking metrics of ``hacking_metrics`` (rubric echo, code-checked verdicts)."""
+        hacking metrics of ``hacking_metrics`` (rubric echo, code-checked verdicts).
+
+        ``eval/judge_soft_score`` is the eval judge's score with each verdict's p_true in place of
+        met (p_true > 0.5): no threshold, so less noise from verdicts near 0.5. The responses, with
+        every criterion's p_true by the eval judge, are appended to ``eval_responses.jsonl`` (one
+        record per eval: a study can judge them again with another judge without training again).
+        """
         played = greedy_responses(self.sampler, self.eval_envs, self.config.max_new_tokens)
         self.last_eval_responses = [response for _, response, _, _ in played]
         texts = self.tokenizer.batch_decode(self.last_eval_responses, skip_special_tokens=True)
         metrics = {
             "eval/judge_score": float(np.mean([score for _, _, score, _ in played])),
+            "eval/judge_soft_score": float(np.mean([soft_score(criteria) for _, _, _, criteria in played])),
             **hacking_metrics(texts, [criteria for _, _, _, criteria in played]),
         }
+        self.last_eval_record = {
+            "step": self.global_step,
+            "responses": [
+                {
+                    "task_id": task_id,
+                    "text": text,
+                    "response_ids": [int(t) for t in response],
+                    "score": score,
+                    "p_true": [float(c["p_true"]) for c in criteria],
+                    "checked": [n for n, c in enumerate(criteria) if c["decided_by"] == "check"],
+                }
+                for (task_id, response, score, criteria), text in zip(played, texts)
+            ],
+        }
+        self.eval_log.append(self.last_eval_record)
         if self.eval_envs.scorer is not self.scorer:
             results = self.scorer.score_batch(
                 [self.eval_envs.tasks.get(t) for t, _, _, _ in played], self.last_eval_responses, dense=False
@@ -496,7 +528,13 @@ class Trainer:
             if config.report:
                 self.snapshot("before")
             if config.eval_every:
-                self.log({"step": 0, **(self.initial_eval or self.evaluate())})
+                if self.initial_eval:
+                    initial = dict(self.initial_eval)
+                    if "eval_responses" in initial:
+                        self.eval_log.append(initial.pop("eval_responses"))
+                else:
+                    initial = self.evaluate()
+                self.log({"step": 0, **initial})
         bar = tqdm(
             total=config.total_steps,
             initial=self.global_step,
@@ -598,6 +636,7 @@ class Trainer:
         self.global_step = int(state["step"])
         self.sync_weights()
         self.history = self.metrics_log.truncate(self.global_step)
+        self.eval_log.truncate(self.global_step)
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: Sequence[str] = (), sampler: Optional[Sampler] = None) -> Trainer:

@@ -187,6 +187,7 @@ def run_many(configs: Iterable, label: str, commit: bool) -> list[tuple[str, flo
             if key not in initial:
                 first = next(r for r in history if r["step"] == 0)
                 initial[key] = {k: v for k, v in first.items() if k.startswith("eval/")}
+                initial[key]["eval_responses"] = trainer.eval_log.read()[0]
             folder = Path(config.run_dir)
             for weights in ("checkpoint", "model"):  # the study reads metrics only: 2 GB a run otherwise
                 shutil.rmtree(folder / weights, ignore_errors=True)
@@ -230,7 +231,13 @@ def read_run(folder: Path) -> dict:
     evals = [r for r in records if "eval/judge_score" in r]
     step_times = [r["time/step"] for r in records if "time/step" in r]
     info = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
-    keys = ("eval/judge_score", "eval/reward_judge_score", "eval/rubric_echo", "eval/checks_passed")
+    keys = (
+        "eval/judge_score",
+        "eval/judge_soft_score",
+        "eval/reward_judge_score",
+        "eval/rubric_echo",
+        "eval/checks_passed",
+    )
     return {
         "steps": [r["step"] for r in evals],
         **{key: [r[key] for r in evals] for key in keys if all(key in r for r in evals)},
@@ -411,6 +418,9 @@ def table(steps, summary: dict, baseline: str, control: str) -> str:
             f"{against} | {row['auc']['mean']:.3f} ({row['auc']['ci_low']:.3f}-{row['auc']['ci_high']:.3f}) | "
             f"{change} | {reward} | {echo} | {reach} | {ratio} | {row['step_seconds']:.0f} |"
         )
+    soft = [f"{arm} {_interval(row['soft_change'], 'mean')}" for arm, row in summary.items() if "soft_change" in row]
+    if soft:
+        lines.append("\neval change by the eval judge's p_true in place of its verdicts: " + "; ".join(soft))
     return "\n".join(lines)
 
 
@@ -472,7 +482,7 @@ def main() -> None:
     done, elapsed = train_all(configs, jobs, label, args.commit)  # every config was checked above
     trained = sum(seconds > 0 for _, seconds in done)
 
-    from agents.study import summarize
+    from agents.study import bootstrap_mean, summarize
 
     baseline, control = preset["baseline"], preset.get("control", "dense_uniform")
     steps, runs = collect(preset, out)
@@ -490,6 +500,11 @@ def main() -> None:
         row["step_seconds"] = sum(r["step_seconds"] for r in runs[arm]) / len(runs[arm])
         walls = [r["wall_seconds"] for r in runs[arm]]
         row["wall_seconds"] = {"total": sum(walls), "per_run": sum(walls) / len(walls)}
+        soft = curves_of({arm: runs[arm]}, "eval/judge_soft_score")
+        if soft:  # the eval judge's p_true in place of its verdicts (runs from before it was logged lack it)
+            values = [c[-1] - c[0] for c in soft[arm]]
+            row["soft_final_mean"] = sum(c[-1] for c in soft[arm]) / len(soft[arm])
+            row["soft_change"] = bootstrap_mean(values)
         checks = curves_of({arm: runs[arm]}, "eval/checks_passed")
         if checks:
             row["checks_passed_first"] = sum(c[0] for c in checks[arm]) / len(checks[arm])

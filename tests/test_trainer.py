@@ -7,6 +7,7 @@ judge with the HF sampler; one slow test trains the bundled model for 2 steps wi
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -189,6 +190,9 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tiny_model, tmp_path):
     state_a, state_b = whole.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     assert all(torch.equal(state_a[i]["exp_avg"], state_b[i]["exp_avg"]) for i in state_a)
     assert (tmp_path / "killed" / "model" / "config.json").exists()
+    evals = read_jsonl(tmp_path / "killed" / "eval_responses.jsonl")  # the killed run's step-3 eval is not kept twice
+    assert [r["step"] for r in evals] == [0, 2, 3]
+    assert evals == read_jsonl(tmp_path / "whole" / "eval_responses.jsonl")
 
 
 # ---- LoRA ----------------------------------------------------------------------------------------
@@ -320,9 +324,23 @@ def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_
     texts = trainer.tokenizer.batch_decode(trainer.last_eval_responses, skip_special_tokens=True)
     expected = hacking_metrics(texts, [r.criteria for r in played])
     assert {k: metrics[k] for k in expected} == pytest.approx(expected)
+    soft = [
+        sum(c["weight"] * c["p_true"] for c in r.criteria) / trainer.tasks.get(r.task_id).max_score for r in played
+    ]
+    assert metrics["eval/judge_soft_score"] == pytest.approx(np.mean(soft))
+    # the record of this eval: the responses as played, each criterion's p_true by the eval judge
+    (record,) = read_jsonl(tmp_path / "run" / "eval_responses.jsonl")
+    assert record["step"] == 0 and [r["task_id"] for r in record["responses"]] == ["creative-018", "creative-019"]
+    for saved, result in zip(record["responses"], played):
+        assert saved["response_ids"] == result.response_ids.tolist()
+        assert saved["score"] == pytest.approx(result.sequence_reward)
+        assert saved["p_true"] == pytest.approx([c["p_true"] for c in result.criteria])
+        assert saved["checked"] == [n for n, c in enumerate(result.criteria) if c["decided_by"] == "check"]
     plain = Trainer(tiny_config(tiny_model, tmp_path / "plain", eval_every=1, eval_tasks=2))
     keys = set(plain.evaluate())  # no second judge: no reward_judge_score
-    assert keys == {"eval/judge_score", "eval/rubric_echo"} | ({"eval/checks_passed"} & set(expected))
+    assert keys == {"eval/judge_score", "eval/judge_soft_score", "eval/rubric_echo"} | (
+        {"eval/checks_passed"} & set(expected)
+    )
 
 
 def test_runs_differing_only_in_training_fields_share_their_step_zero_eval(tiny_model, tmp_path):
@@ -343,13 +361,16 @@ def test_runs_differing_only_in_training_fields_share_their_step_zero_eval(tiny_
     assert initial_eval_key(first) == initial_eval_key(other)
     assert initial_eval_key(first) != initial_eval_key(tiny_config(tiny_model, tmp_path / "c", max_new_tokens=7))
     measured = Trainer(first).evaluate()
-    assert Trainer(other).evaluate() == measured
+    assert Trainer(dataclasses.replace(other, run_dir=str(tmp_path / "b-eval"))).evaluate() == measured
     given = {"eval/judge_score": measured["eval/judge_score"] + 0.25}  # not what an eval would measure
-    trainer = Trainer(other, initial_eval=given)
+    responses = {"step": 0, "responses": [{"task_id": "given"}]}
+    trainer = Trainer(other, initial_eval={**given, "eval_responses": responses})
     trainer.train()
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert records[0] == {"step": 0, **given}
     assert records[1]["step"] == 1 and "eval/judge_score" in records[1]
+    evals = read_jsonl(tmp_path / "b" / "eval_responses.jsonl")
+    assert evals[0] == responses and [r["step"] for r in evals] == [0, 1]
 
 
 def test_eval_task_ids_score_other_tasks_and_never_ones_trained_on(tiny_model, tmp_path):
