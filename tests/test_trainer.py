@@ -324,9 +324,7 @@ def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_
     texts = trainer.tokenizer.batch_decode(trainer.last_eval_responses, skip_special_tokens=True)
     expected = hacking_metrics(texts, [r.criteria for r in played])
     assert {k: metrics[k] for k in expected} == pytest.approx(expected)
-    soft = [
-        sum(c["weight"] * c["p_true"] for c in r.criteria) / trainer.tasks.get(r.task_id).max_score for r in played
-    ]
+    soft = [sum(c["weight"] * c["p_true"] for c in r.criteria) / trainer.tasks.get(r.task_id).max_score for r in played]
     assert metrics["eval/judge_soft_score"] == pytest.approx(np.mean(soft))
     # the record of this eval: the responses as played, each criterion's p_true by the eval judge
     (record,) = read_jsonl(tmp_path / "run" / "eval_responses.jsonl")
