@@ -5,7 +5,8 @@ A check decides a structure criterion from the final response text, with no judg
 - ``{"type": "words" | "sentences" | "lines" | "paragraphs" | "items", OP: N}`` with OP one of
   ``lt``, ``le``, ``gt``, ``ge``, ``eq``: a count compared with N (items are list lines).
 - ``{"type": "numbered_list" | "bullet_list" | "list"}``: at least two such list lines.
-- ``{"type": "title" | "greeting" | "sign_off" | "question" | "digits"}``.
+- ``{"type": "title" | "greeting" | "sign_off" | "question" | "ends_with_question" | "digits"}``
+  (``ends_with_question``: the last sentence is a question).
 - ``{"type": "contains" | "starts_with", "text": "..."}``: a word or phrase (case-insensitive,
   whole words) anywhere, or at the very start.
 
@@ -188,6 +189,7 @@ _FLAGS: dict[str, Callable[[str], bool]] = {
     "greeting": has_greeting,
     "sign_off": has_sign_off,
     "question": lambda t: re.search(r"\?[\"'\u201d\u2019)]*(?:\s|$)", t) is not None,
+    "ends_with_question": lambda t: re.search(r"\?[\"'\u201d\u2019)]*$", t.rstrip()) is not None,
     "digits": lambda t: re.search(r"\d", t) is not None,
 }
 _PHRASES: dict[str, Callable[[str, str], bool]] = {
@@ -278,6 +280,8 @@ class Check:
             return _line_spans(text)[-_sign_off_lines(text) :]
         if self.type == "question":
             return _question_spans(text)
+        if self.type == "ends_with_question":
+            return _question_spans(text)[-1:]
         if self.type == "digits":
             return [m.span() for m in re.finditer(r"\d+", text)]
         return None
@@ -312,7 +316,7 @@ def _question_spans(text: str) -> list[tuple[int, int]]:
 
 # ---- reading a check out of a criterion's wording ----------------------------------------------
 # A criterion is recognised only when the whole of it parses as one of these phrasings, so a check
-# stands for it exactly; anything more ("Uses a numbered list of steps", "Ends with a question",
+# stands for it exactly; anything more ("Uses a numbered list of steps for the recipe",
 # "Uses the words 'a' and 'b'") is left to the judge.
 _SUBJECTS = "response|answer|reply"  # only names of the whole response: "the summary" may be a part of it
 _SUBJECT = rf"(?:(?:the|this|your) (?:whole |entire |full )?(?:{_SUBJECTS})|response|it)"
@@ -335,18 +339,25 @@ _UNITS = {
     "bullet point": "items",
     "bullet": "items",
     "list item": "items",
+    "list entry": "items",
+    "list entries": "items",
+    "list point": "items",
+    "point in its list": "items",
+    "points in its list": "items",
+    "item in its list": "items",
+    "items in its list": "items",
 }
-_UNIT = rf"(?P<unit>(?:{'|'.join(_UNITS)})s?)"
+_UNIT = rf"(?P<unit>(?:{'|'.join(sorted(_UNITS, key=len, reverse=True))})s?)"
 _BEFORE = {  # comparisons written before the number
     "lt": "under|fewer than|less than|below|shorter than",
     "le": "at most|no more than|not more than|no longer than|up to|within|a maximum of",
     "ge": "at least|no fewer than|no less than|a minimum of",
     "gt": "more than|over|longer than|greater than",
-    "eq": "exactly",
+    "eq": "exactly|precisely",
 }
 _AFTER = {  # and after the unit
-    "le": "or fewer|or less|or shorter",
-    "ge": "or more|or longer",
+    "le": "or fewer|or less|or shorter|at most|at the most|max",
+    "ge": "or more|or longer|at least|at minimum",
     "eq": "no more and no fewer|no more, no fewer|no more and no less|no more, no less",
 }
 _BEFORE_RE = "|".join(rf"(?P<b_{op}>{words})" for op, words in _BEFORE.items())
@@ -359,7 +370,8 @@ _QUANTITY = (
 _COUNT_VERBS = {  # verb -> whether a bare number means "exactly"
     r"(?:is|be)(?: written in| written as)?": True,
     r"(?:consists|consist) of|(?:is|be) made (?:up )?of": True,
-    r"(?:has|have|uses|use|contains|contain|includes|include|lists|list|runs to|run to|stays|stay)": False,
+    r"(?:has|have|uses|use|contains|contain|includes|include|lists|list|runs to|run to|stays|stay|comes in(?: at)?"
+    r"|come in(?: at)?|takes up|take up|keeps to|keep to|runs|run|gives|give)": False,
     rf"(?:keeps|keep) (?:the|its) (?:whole |entire )?(?:{_SUBJECTS})(?: to)?": False,
     r"(?:fits|fit) in": False,
 }
@@ -382,8 +394,10 @@ _EITHER = (
     r"bulleted)|a list with bullets or numbers|list items)"
 )
 _LAYOUT_VERBS = (
-    rf"(?:uses|use|{_HAS_WORDS}|{_FORMATTED} (?:as|in|with)|(?:presents|present) (?:its|the) points (?:as|in))"
+    rf"(?:uses|use|{_HAS_WORDS}|{_FORMATTED} (?:as|in|with)|(?:presents|present|gives|give|sets|set) (?:out )?"
+    r"(?:its|the|their) (?:[a-z-]+ ){0,2}[a-z-]+ (?:as|in))"
 )
+_ENDS = r"(?:ends|end|closes|close|finishes|finish|concludes|conclude)"
 
 
 def _number(text: str) -> int:
@@ -409,7 +423,7 @@ def _count_check(match: re.Match, bare_is_exact: bool) -> Optional[Check]:
         return None
     unit = groups["unit"].lower()
     return Check(
-        _UNITS[unit.removesuffix("s")],
+        _UNITS.get(unit) or _UNITS[unit.removesuffix("s")],
         ops[0] if ops else "eq",
         _number(groups["n"]),
     )
@@ -425,10 +439,17 @@ _PHRASINGS: list[tuple[str, Callable[[re.Match], Optional[Check]]]] = [
         for verb, exact in _COUNT_VERBS.items()
     ],
     (rf"there (?:are|is) {_QUANTITY} in the (?:{_SUBJECTS})", lambda m: _count_check(m, True)),
+    (rf"(?:is|be) a list of {_NUMBER} (?:items|points|entries)", lambda m: Check("items", "eq", _number(m["n"]))),
+    (
+        rf"(?:keeps|keep) (?:its|the) list to {_NUMBER} (?:points|items|entries)(?:,? (?:or fewer|at most))",
+        lambda m: Check("items", "le", _number(m["n"])),
+    ),
+    (rf"{_NEGATION} go over {_NUMBER} {_UNIT}", lambda m: Check(_count_check(m, True).type, "le", _number(m["n"]))),
+    (rf"(?:goes|go) over {_NUMBER} {_UNIT}", lambda m: Check(_count_check(m, True).type, "gt", _number(m["n"]))),
     (rf"(?:exceeds|exceed) {_NUMBER} {_UNIT}", lambda m: Check(_count_check(m, True).type, "gt", _number(m["n"]))),
     (rf"{_NEGATION} exceed {_NUMBER} {_UNIT}", lambda m: Check(_count_check(m, True).type, "le", _number(m["n"]))),
     # words and phrases, quoted
-    (rf"{_USE} {_WORD}{_QUOTED}", lambda m: Check("contains", text=_quoted(m))),
+    (rf"{_USE} {_WORD}{_QUOTED}(?: somewhere)?", lambda m: Check("contains", text=_quoted(m))),
     (
         rf"the (?:word|phrase|term) {_QUOTED} (?:appears|is used)(?: in the (?:{_SUBJECTS}))?",
         lambda m: Check("contains", text=_quoted(m)),
@@ -454,22 +475,39 @@ _PHRASINGS: list[tuple[str, Callable[[re.Match], Optional[Check]]]] = [
     (rf"{_LAYOUT_VERBS} {_BULLETS}|(?:is|be) a bullet(?:ed)? list", lambda m: Check("bullet_list")),
     (rf"{_LAYOUT_VERBS} {_EITHER}", lambda m: Check("list")),
     (
-        rf"(?:uses|use) no lists?|{_NEGATION} (?:use|include|contain) (?:a list|lists|any lists?)",
+        r"(?:enumerates|enumerate|numbers|number) (?:its|the) (?:points|steps|items) (?:with numbers|1, 2, 3)"
+        r"|(?:gives|give|uses|use) numbered steps",
+        lambda m: Check("numbered_list"),
+    ),
+    (r"(?:lists|list) (?:its|the) points with bullets", lambda m: Check("bullet_list")),
+    (
+        rf"(?:enumerates|enumerate) (?:its|the) points as list items|(?:breaks|break) (?:the|its) (?:{_SUBJECTS}) "
+        r"into (?:a list|list items)",
+        lambda m: Check("list"),
+    ),
+    (
+        rf"(?:uses|use) no lists?|{_NEGATION} (?:use|include|contain) (?:a list|lists|any lists?)"
+        rf"|{_NEGATION} break (?:the|its) (?:{_SUBJECTS}) into (?:a list|list items)"
+        r"|(?:avoids|avoid) (?:bullet points and numbered lists|numbered lists and bullet points|lists)"
+        r"|(?:is|be) written (?:as|in) prose,? (?:without|with no) (?:a list|lists|any list)",
         lambda m: Check("list", negate=True),
     ),
     # title, greeting, sign-off, question, digits
     (
         rf"(?:{_HAS}|(?:starts|start|begins|begin|opens|open) with|(?:is|be) given) a (?:title|heading)(?: line)?(?: at the top)?"
-        rf"|(?:gives|give) (?:the|its) (?:{_SUBJECTS}) a (?:title|heading)",
+        rf"|(?:gives|give) (?:the|its) (?:{_SUBJECTS}|piece|text) a (?:title|heading)",
         lambda m: Check("title"),
     ),
     (
-        rf"(?:{_HAS}|(?:starts|start|begins|begin|opens|open) with) a (?:greeting|salutation)",
+        rf"(?:{_HAS}|(?:starts|start|begins|begin|opens|open) with) a (?:greeting|salutation)"
+        r"|(?:starts|start|begins|begin|opens|open) by greeting (?:someone|the reader|its reader)"
+        r"(?:,? (?:such as|like|for example|e\.g\.) .+)?",
         lambda m: Check("greeting"),
     ),
     (
         r"(?:ends|end|closes|close|finishes|finish) with a (?:sign-?off|closing)(?: line| phrase)? (?:and|followed by) (?:a|the "
-        r"(?:writer's|sender's|author's)|their) name",
+        r"(?:writer's|sender's|author's)|their) name|(?:is|be) signed off with (?:a|the writer's|the sender's) name"
+        r"(?: at the end)?",
         lambda m: Check("sign_off"),
     ),
     (
@@ -478,13 +516,22 @@ _PHRASINGS: list[tuple[str, Callable[[re.Match], Optional[Check]]]] = [
         lambda m: Check("question"),
     ),
     (
-        rf"(?:{_USE}|{_HAS_WORDS}) (?:a|at least one) (?:number written in digits|numeral|digit)"
+        rf"(?:asks|ask|poses|pose|{_HAS_WORDS}) no questions?|{_NEGATION} (?:ask|pose|contain|include) any questions?",
+        lambda m: Check("question", negate=True),
+    ),
+    (
+        rf"{_ENDS} (?:with|on) a question(?: (?:for|to|addressed to) {_READER})?"
+        rf"|{_ENDS} by asking (?:{_READER} )?a question(?: (?:for|to|of) {_READER})?",
+        lambda m: Check("ends_with_question"),
+    ),
+    (
+        rf"(?:{_USE}|{_HAS_WORDS}|gives|give) (?:a|at least one) (?:number written in digits|numeral|digit|figure in digits)"
         r"|(?:uses|use) digits(?: for (?:a|at least one) number)?",
         lambda m: Check("digits"),
     ),
     (
         rf"(?:{_HAS_WORDS}|uses|use) no (?:digits|numerals)|{_NEGATION} (?:contain|include|use) any (?:digits|numerals)"
-        r"|(?:writes|write) no numbers in (?:digits|digit form)",
+        r"|(?:writes|write) no numbers in (?:digits|digit form)|(?:spells|spell) out every number(?: instead of using digits)?",
         lambda m: Check("digits", negate=True),
     ),
 ]
@@ -501,9 +548,9 @@ def recognise(criterion: str) -> Optional[Check]:
     points", "Is 100 words or fewer", "Exceeds 12 lines", "Is a single paragraph"); quoted words
     used, avoided or opening the response ("Uses the word 'tilt'", "Avoids the word
     \\"unfortunately\\"", "Begins with the words 'Dear Diary'"); "Uses bullet points", "Uses a
-    numbered list", "Uses a list", "Uses no list"; "Has a title", "Opens with a greeting", "Ends
-    with a sign-off and a name", "Asks the reader a question", "Includes a question", "Contains
-    no digits". Anything more or less than one of these phrasings gives None.
+    numbered list", "Uses a list", "Uses no list", "Presents the steps as a numbered list"; "Has a
+    title", "Opens with a greeting", "Ends with a sign-off and a name", "Asks the reader a question",
+    "Includes a question", "Ends with a question to the reader", "Contains no digits". Anything more or less than one of these phrasings gives None.
     """
     text = re.sub(r"\s+", " ", criterion.strip()).rstrip(".").strip()
     text = text.replace("\u2019s ", "'s ")

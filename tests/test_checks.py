@@ -56,8 +56,32 @@ from tasks.loaders import TaskFormatError, iter_tasks
         ("Asks the reader a question", {"type": "question"}),
         ("Includes a question", {"type": "question"}),
         ("Contains no digits", {"type": "digits", "negate": True}),
+        ("Ends with a question to the reader", {"type": "ends_with_question"}),
+        ("Closes by asking the reader a question", {"type": "ends_with_question"}),
+        ("Presents the main tips as a numbered list", {"type": "numbered_list"}),
+        ("Presents the repair steps as a numbered or bulleted list", {"type": "list"}),
+        ("Comes in under 60 words", {"type": "words", "lt": 60}),
+        ("Does not go over 10 words", {"type": "words", "le": 10}),
+        ("Keeps to 3 sentences at most", {"type": "sentences", "le": 3}),
+        ("Is written in precisely 3 sentences", {"type": "sentences", "eq": 3}),
+        ("Takes up at most ten lines", {"type": "lines", "le": 10}),
+        ("Has exactly 3 points in its list", {"type": "items", "eq": 3}),
+        ("Gives 5 list entries, no more and no fewer", {"type": "items", "eq": 5}),
+        ("Keeps its list to 5 points or fewer", {"type": "items", "le": 5}),
+        ("Is a list of four items", {"type": "items", "eq": 4}),
+        ("Asks no questions", {"type": "question", "negate": True}),
+        ("Avoids bullet points and numbered lists", {"type": "list", "negate": True}),
+        ("Is written as prose, without a list", {"type": "list", "negate": True}),
+        ("Numbers its steps 1, 2, 3", {"type": "numbered_list"}),
+        ("Is signed off with a name at the end", {"type": "sign_off"}),
+        ("Begins by greeting someone, such as 'Dear ...' or 'Hi ...'", {"type": "greeting"}),
+        ("Spells out every number instead of using digits", {"type": "digits", "negate": True}),
         # near-misses: more or less than a check states
-        ("Ends with a question", None),
+        ("Ends with a question about the budget", None),
+        ("Presents the day off as already decided rather than asking for approval", None),
+        ("Gives three reasons", None),  # not a count of list lines
+        ("Lists exactly 5 items", None),  # items may be a prose list
+        ("Enumerates exactly 3 points", None),
         ("Uses the word revolutionary", None),  # unquoted
         ("Uses the words 'weather' and 'climate'", None),
         ("Uses the word 'tilt' at least twice", None),
@@ -83,6 +107,9 @@ def test_check_evidence_spans_are_the_deciding_characters():
     assert [text[a:b] for a, b in spans["title"]] == ["My Plan"]
     assert [text[a:b] for a, b in spans["sign_off"]] == ["Love,", "Mia"]
     assert [text[a:b] for a, b in spans["question"]] == ["Did you see it?"]
+    asked = "Tea helps. Do you drink it? Try it.\n\nWhich one will you pick?"
+    assert [asked[a:b] for a, b in Check("ends_with_question").evidence(asked)] == ["Which one will you pick?"]
+    assert not Check("ends_with_question")("Do you drink it? Try it.") and Check("question")("Do you drink it? Try it.")
     assert [text[a:b] for a, b in Check("contains", text="the sea").evidence(text)] == ["the sea"]
     assert Check("words", "lt", 50).evidence(text) is None  # a count: the whole response decides it
     assert Check("contains", text="cat", negate=True).evidence(text) is None  # met by absence
