@@ -6,6 +6,10 @@ for in-task negatives (other criteria of the same task) and mismatched ones (cri
 tasks). p_true is the judge's as it is used (calibrated when it has a calibration); for a
 calibrated judge accuracy, ECE and the shares are also given before the calibration (raw p_true).
 
+As the reward reads them: the same metrics with the verdict of every criterion whose wording
+``tasks.checks.recognise`` reads taken from its check (met: 1, unmet: 0), the judge's p_true for the
+rest, as ``Grad2Reward`` scores by default (``checks=True``).
+
 Claims: for unmet criteria, the response with the criterion's own words appended ("own words"), and
 separately with the sentence "This response <criterion, first letter lower-cased>." ("claim"): the
 mean rise of p_true and the share of the criteria called unmet before that are called met after
@@ -75,6 +79,7 @@ import numpy as np
 
 from g2r_env.judge import Judge
 from tasks import Criterion, Task
+from tasks.checks import recognise
 
 from .cases import JudgedCase
 from .predict import TOO_LONG, cases_that_fit, margins_to_p_true, predict_margins, predict_p_true
@@ -489,6 +494,12 @@ def evaluate_judge(
     decided = np.array([c.agreement > 0.5 for c in cases], dtype=bool)  # tied grader votes have no label
     labels = np.array([c.label for c in cases], dtype=bool)
     report = {"verdicts": verdict_report([c for c, d in zip(cases, decided) if d], p[decided])}
+    checks = [recognise(c.criterion) for c in cases]
+    coded = np.array([check is not None for check in checks]) & decided
+    if coded.any():
+        read = np.array([float(check(c.response)) if check else q for c, check, q in zip(cases, checks, p)])
+        kept = [c for c, d in zip(cases, decided) if d]
+        report["reward_verdicts"] = {"decided_by_code": int(coded.sum()), **verdict_report(kept, read[decided])}
     if judge.calibration is not None:
         report["calibration"] = calibration_report(judge, margins[decided], labels[decided])
     if claims:
@@ -537,6 +548,19 @@ def format_report(report: dict, title: str = "") -> str:
                     else ""
                 )
             )
+    if "reward_verdicts" in report:
+        r = report["reward_verdicts"]
+        structure = r["per_kind"].get("structure")
+        lines.append(
+            f"  as the reward reads them ({r['decided_by_code']} criteria decided by code, tasks.checks.recognise; "
+            f"the judge for the rest): AUC {fmt(r['auc'])}  accuracy {fmt(r['accuracy'])}  "
+            f"unmet called met {fmt(r['false_met_rate'])}"
+            + (
+                f"; structure AUC {fmt(structure['auc'])}  unmet called met {fmt(structure['false_met_rate'])}"
+                if structure
+                else ""
+            )
+        )
     for name in ("in-task", "mismatched"):
         if name in v:
             s = v[name]

@@ -236,6 +236,29 @@ def test_auc_calibration_and_evidence_masks_by_hand():
     assert report["in-task"]["false_met_rate"] == 1.0 and report["mismatched"]["false_met_rate"] == 0.0
 
 
+def test_the_reward_reading_takes_recognised_criteria_from_their_checks(tiny_judge):
+    from g2r_judge.evaluation import evaluate_judge, format_report
+    from g2r_judge.predict import predict_p_true
+
+    task = task_for_prompt("Give two tips for sleeping well.")
+    listed = "1. Keep a schedule.\n2. Skip late coffee."
+    cases = [
+        JudgedCase(task, listed, "Uses a numbered list", True, "structure"),
+        JudgedCase(
+            task, "Keep a schedule and skip late coffee.", "Uses a numbered list", False, "structure", "in-task"
+        ),
+        JudgedCase(task, listed, "Recommends a regular sleep schedule", True, "content"),
+        JudgedCase(task, listed, "Warns against alcohol", False, "content", "in-task"),
+    ]
+    report = evaluate_judge(tiny_judge, cases)
+    judged = predict_p_true(tiny_judge, cases)
+    expected = verdict_report(cases, np.array([1.0, 0.0, judged[2], judged[3]]))
+    assert report["reward_verdicts"] == {"decided_by_code": 2, **expected}
+    assert report["reward_verdicts"]["per_kind"]["structure"]["accuracy"] == 1.0
+    assert "as the reward reads them (2 criteria decided by code" in format_report(report)
+    assert "reward_verdicts" not in evaluate_judge(tiny_judge, cases[2:])  # nothing recognised: no second reading
+
+
 # ---- training ----------------------------------------------------------------------------------
 def test_packed_verdicts_equal_one_pair_at_a_time(bundled_tokenizer):
     judge = Judge(build_tiny_model(len(bundled_tokenizer), dtype=torch.float64), bundled_tokenizer)
