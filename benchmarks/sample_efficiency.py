@@ -22,8 +22,9 @@ Two stages, each resumable:
 2. the study: every arm at the best rate of the swept arm it follows (the sweep's "arms" map), over
    the preset's seeds.
 
-Every run writes its folder under benchmarks/results/<preset>/ (config.json, metrics.jsonl, run.json
-with its wall time; weights are deleted); a finished run whose config is unchanged is picked up, not
+Every run writes its folder under benchmarks/results/<preset>/ (config.json, metrics.jsonl,
+eval_responses.jsonl with every eval's greedy responses, run.json with its wall time; weights are
+deleted); a finished run whose config is unchanged is picked up, not
 rerun, so a study stopped on one machine continues on another from the committed folders. With
 ``--commit`` each run is committed as it finishes. Ends with results.json (curves, bands, final
 scores, intervals, steps ratio; agents.study.summarize), curves.png, and the table for the README.
@@ -32,6 +33,8 @@ scores, intervals, steps ratio; agents.study.summarize), curves.png, and the tab
     python benchmarks/sample_efficiency.py --commit           # 2. the study at the swept rates
     python benchmarks/sample_efficiency.py --preset quick --no-sweep   # a smoke test of a few minutes
     python benchmarks/sample_efficiency.py --preset gpu       # the bigger study, HF sampler, on a GPU
+    python benchmarks/sample_efficiency.py --preset cpu_g8 --rescore bundled-judge   # judge the saved
+        # eval responses again with another judge, no training: results-<judge>.json, curves-<judge>.png
 """
 
 from __future__ import annotations
@@ -260,6 +263,38 @@ def collect(preset: dict, out: Path) -> tuple[list[int], dict]:
     return steps, runs
 
 
+def rescore(preset: dict, out: Path, runs: dict, judge: str) -> None:
+    """Judge every run's saved eval responses (eval_responses.jsonl) again with ``judge`` and put its
+    scores in place of the eval judge's in ``runs`` (``eval/judge_score``, ``eval/judge_soft_score``):
+    a better eval judge scores a finished study without training it again."""
+    from tqdm.auto import tqdm
+
+    from agents.trainer import soft_score
+    from g2r_env import build_scorer
+    from tasks import load_taskset
+
+    first = run_config(preset, next(iter(preset["arms"])), preset["seeds"][0], out)
+    scorer = build_scorer(first.model, judge, "cpu", micro_batch_size=first.judge_micro_batch_size, checks=first.checks)
+    tasks = load_taskset(first.tasks)
+    folders = [(arm, n, out / arm / f"seed{seed}") for arm in runs for n, seed in enumerate(preset["seeds"])]
+    for arm, n, folder in tqdm(folders, desc=f"judging again with {judge}", unit="run"):
+        path = folder / "eval_responses.jsonl"
+        if not path.exists():
+            raise SystemExit(f"{folder}: no eval_responses.jsonl (a run from before evals were saved): train it again")
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if [r["step"] for r in records] != runs[arm][n]["steps"]:
+            raise SystemExit(f"{path}: eval steps {[r['step'] for r in records]} differ from its metrics'")
+        scores, softs = [], []
+        for record in records:
+            played = record["responses"]
+            results = scorer.score_batch(
+                [tasks.get(r["task_id"]) for r in played], [r["response_ids"] for r in played], dense=False
+            )
+            scores.append(sum(r.sequence_reward for r in results) / len(results))
+            softs.append(sum(soft_score(r.criteria) for r in results) / len(results))
+        runs[arm][n]["eval/judge_score"], runs[arm][n]["eval/judge_soft_score"] = scores, softs
+
+
 def curves_of(runs: dict, key: str) -> dict:
     """Per arm, every seed's curve of ``key`` (arms where a seed lacks it are left out)."""
     return {arm: [r[key] for r in rows] for arm, rows in runs.items() if all(key in r for r in rows)}
@@ -446,7 +481,16 @@ def main() -> None:
     )
     parser.add_argument("--out", default="", help="output folder (default: benchmarks/results/<preset>)")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's folder as it finishes")
+    parser.add_argument(
+        "--rescore",
+        default="",
+        metavar="JUDGE",
+        help="train nothing: judge the finished runs' saved eval responses again with JUDGE and write "
+        "results-<JUDGE>.json and curves-<JUDGE>.png",
+    )
     args = parser.parse_args()
+    if args.rescore and (args.sweep or args.commit):
+        raise SystemExit("--rescore trains nothing: it takes neither --sweep nor --commit")
 
     label = Path(args.preset).stem
     preset = load_preset(args.preset)
@@ -475,17 +519,27 @@ def main() -> None:
     if args.seeds:
         preset["seeds"] = [int(s) for s in args.seeds.split(",")]
     configs = [run_config(preset, arm, seed, out) for seed in preset["seeds"] for arm in preset["arms"]]
-    print(
-        f"[study] {len(configs)} runs in {out}; vLLM's output goes to {REPO / 'runs' / 'study-logs' / label}",
-        flush=True,
-    )
-    done, elapsed = train_all(configs, jobs, label, args.commit)  # every config was checked above
-    trained = sum(seconds > 0 for _, seconds in done)
+    if args.rescore:
+        unfinished = [c.run_dir for c in configs if not finished(c, say=False)]
+        if unfinished:
+            raise SystemExit(f"--rescore: {len(unfinished)} runs are not finished, e.g. {unfinished[0]}")
+        trained, elapsed = 0, 0.0
+    else:
+        print(
+            f"[study] {len(configs)} runs in {out}; vLLM's output goes to {REPO / 'runs' / 'study-logs' / label}",
+            flush=True,
+        )
+        done, elapsed = train_all(configs, jobs, label, args.commit)  # every config was checked above
+        trained = sum(seconds > 0 for _, seconds in done)
 
     from agents.study import bootstrap_mean, summarize
 
     baseline, control = preset["baseline"], preset.get("control", "dense_uniform")
     steps, runs = collect(preset, out)
+    suffix = ""
+    if args.rescore:
+        rescore(preset, out, runs, args.rescore)
+        suffix = "-" + Path(args.rescore).name
     echo = curves_of(runs, "eval/rubric_echo")
     summary = summarize(
         steps,
@@ -510,8 +564,8 @@ def main() -> None:
             row["checks_passed_first"] = sum(c[0] for c in checks[arm]) / len(checks[arm])
             row["checks_passed_final"] = sum(c[-1] for c in checks[arm]) / len(checks[arm])
     title = f"{label}: {len(preset['seeds'])} seeds, {preset['train'].get('total_steps')} steps"
-    plot(steps, summary, echo, out / "curves.png", title)
-    judges = {"training": preset["train"].get("judge"), "eval": preset["train"].get("eval_judge")}
+    plot(steps, summary, echo, out / f"curves{suffix}.png", title)
+    judges = {"training": preset["train"].get("judge"), "eval": args.rescore or preset["train"].get("eval_judge")}
     result = {
         "preset": preset,
         "judges": judges,
@@ -520,13 +574,13 @@ def main() -> None:
         "wall_seconds": elapsed,
         "runs_trained": trained,
     }
-    (out / "results.json").write_text(json.dumps(result, indent=2))
+    (out / f"results{suffix}.json").write_text(json.dumps(result, indent=2))
     print(
         f"\nstudy {label}: {len(configs)} runs ({trained} trained in {elapsed / 60:.1f} min, "
         f"{len(configs) - trained} finished before); eval judge {judges['eval']}, training judge {judges['training']}"
     )
     print(table(steps, summary, baseline, control))
-    print(f"\nwrote {out / 'results.json'} and {out / 'curves.png'}")
+    print(f"\nwrote {out / f'results{suffix}.json'} and {out / f'curves{suffix}.png'}")
 
 
 if __name__ == "__main__":

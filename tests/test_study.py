@@ -226,3 +226,46 @@ def test_the_jobs_share_one_queue_of_runs_each_taken_once_in_order():
         assert [next(first), next(second), next(second)] == [0, 1, 2]
         assert list(first) == [3, 4]
         assert list(second) == []
+
+
+def test_rescore_judges_the_saved_eval_responses_again_with_another_judge(tiny_model, bundled_tokenizer, tmp_path):
+    from agents.trainer import soft_score
+    from g2r_env import build_scorer
+    from tasks import load_taskset
+
+    study = study_script()
+    preset = {**load_study_preset("quick"), "seeds": [0]}
+    preset["arms"] = {"sparse": preset["arms"]["sparse"]}
+    folder = tmp_path / "sparse" / "seed0"
+    folder.mkdir(parents=True)
+    tasks = load_taskset("openended-mini")
+    played = [("creative-018", "Dear Sam, the sea was calm."), ("expl-018", "1. Heat rises.\n2. Air cools.")]
+    records = [
+        {
+            "step": step,
+            "responses": [
+                {"task_id": t, "response_ids": bundled_tokenizer.encode(text[: 12 + 8 * step]) + [2]}
+                for t, text in played
+            ],
+        }
+        for step in (0, 2)
+    ]
+    (folder / "eval_responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    runs = {"sparse": [{"steps": [0, 2], "eval/judge_score": [0.9, 0.9]}]}
+    study.rescore(preset, tmp_path, runs, tiny_model)
+
+    scorer = build_scorer("bundled", tiny_model, "cpu")
+    for n, record in enumerate(records):
+        results = scorer.score_batch(
+            [tasks.get(t) for t, _ in played], [r["response_ids"] for r in record["responses"]], dense=False
+        )
+        assert runs["sparse"][0]["eval/judge_score"][n] == pytest.approx(np.mean([r.sequence_reward for r in results]))
+        assert runs["sparse"][0]["eval/judge_soft_score"][n] == pytest.approx(
+            np.mean([soft_score(r.criteria) for r in results])
+        )
+    runs["sparse"][0]["steps"] = [0, 4]
+    with pytest.raises(SystemExit, match="eval steps .* differ"):
+        study.rescore(preset, tmp_path, runs, tiny_model)
+    (folder / "eval_responses.jsonl").unlink()
+    with pytest.raises(SystemExit, match="no eval_responses.jsonl"):
+        study.rescore(preset, tmp_path, runs, tiny_model)
