@@ -6,7 +6,9 @@ paraphrases, is given to the recogniser:
 - a ``structure`` criterion has the corpus's own check: a recognised check must decide every
   composed response (``g2r_judge.compose.Composer``) of its task as the corpus check does;
 - a ``content``, ``pitfall`` or ``untestable`` criterion is for the judge: a recognised check there
-  is a false positive, listed with its text.
+  is listed with its text, and it is a false positive wherever it decides a composed response
+  otherwise than the corpus's label of that criterion (a content criterion may be exact too: "ends
+  with a question to the reader", whose passage the composer places last).
 
 The composer's generic structure criteria (``GENERIC_*`` phrasings, with numbers and words filled
 in) are measured the same way, on the pooled composed responses.
@@ -66,7 +68,12 @@ def main() -> None:
         corpus = corpus_of(name)
         composer = Composer(corpus, seed=args.seed, generic_per_response=1)
         for entry in corpus:
-            texts = list(dict.fromkeys(composer.compose(entry)[0].response for _ in range(args.responses)))
+            composed = [composer.compose(entry) for _ in range(args.responses)]
+            texts = list(dict.fromkeys(cases[0].response for cases in composed))
+            labels = {}  # (wording, response) -> the corpus's label, for every judgeable criterion
+            for cases in composed:
+                for case in cases:
+                    labels[case.criterion, case.response] = case.label
             pool += texts
             for c in entry.criteria:
                 for wording in (c.criterion, *c.paraphrases):
@@ -76,7 +83,10 @@ def main() -> None:
                         continue
                     recognised[c.kind] += 1
                     if c.kind != "structure":
-                        false_positives.append((c.kind, wording, check.to_spec()))
+                        wordings = (c.criterion, *c.paraphrases)
+                        labelled = [(r, lab) for (w, r), lab in labels.items() if w in wordings]
+                        bad = sum(check(r) != lab for r, lab in labelled)
+                        false_positives.append((c.kind, wording, check.to_spec(), bad, len(labelled)))
                         continue
                     compared += 1
                     decisions += len(texts)
@@ -96,9 +106,13 @@ def main() -> None:
     )
     for wording, got, truth, bad, n in wrong:
         print(f"  DIFFERS {bad}/{n}: {wording!r}: recognised {got}, corpus {truth}")
-    print(f"false positives (content/pitfall/untestable recognised): {len(false_positives)}")
-    for kind, wording, spec in false_positives:
-        print(f"  {kind}: {wording!r} -> {spec}")
+    wrong_elsewhere = [f for f in false_positives if f[3] or not f[4]]
+    print(
+        f"content/pitfall/untestable recognised: {len(false_positives)}; false positives (deciding a composed "
+        f"response otherwise than the corpus's label, or never composed): {len(wrong_elsewhere)}"
+    )
+    for kind, wording, spec, bad, n in false_positives:
+        print(f"  {kind}: {wording!r} -> {spec}: {bad} of {n} composed responses decided otherwise")
 
     generic = generic_criteria()
     found = [(text, truth, recognise(text)) for text, truth in generic]
