@@ -219,7 +219,6 @@ class Trainer:
         self.eval_log = MetricsLog(self.run_dir / "eval_responses.jsonl")
         self.history: list[dict] = []
         self.last_eval_responses: list[list[int]] = []  # the greedy responses of the last evaluate()
-        self.last_eval_record: Optional[dict] = None  # and their eval_responses.jsonl record
 
     # ---- building the run's parts, in the order __init__ calls them ----------------------------
     def _seed_and_device(self) -> tuple[torch.device, object]:
@@ -496,7 +495,7 @@ class Trainer:
             "eval/judge_soft_score": float(np.mean([soft_score(criteria) for _, _, _, criteria in played])),
             **hacking_metrics(texts, [criteria for _, _, _, criteria in played]),
         }
-        self.last_eval_record = {
+        record = {
             "step": self.global_step,
             "responses": [
                 {
@@ -510,7 +509,7 @@ class Trainer:
                 for (task_id, response, score, criteria), text in zip(played, texts)
             ],
         }
-        self.eval_log.append(self.last_eval_record)
+        self.eval_log.append(record)
         if self.eval_envs.scorer is not self.scorer:
             results = self.scorer.score_batch(
                 [self.eval_envs.tasks.get(t) for t, _, _, _ in played], self.last_eval_responses, dense=False

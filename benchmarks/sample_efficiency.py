@@ -271,6 +271,7 @@ def rescore(preset: dict, out: Path, runs: dict, judge: str) -> None:
 
     from agents.trainer import soft_score
     from g2r_env import build_scorer
+    from g2r_env.runlog import read_metrics
     from tasks import load_taskset
 
     first = run_config(preset, next(iter(preset["arms"])), preset["seeds"][0], out)
@@ -281,7 +282,7 @@ def rescore(preset: dict, out: Path, runs: dict, judge: str) -> None:
         path = folder / "eval_responses.jsonl"
         if not path.exists():
             raise SystemExit(f"{folder}: no eval_responses.jsonl (a run from before evals were saved): train it again")
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = read_metrics(path)
         if [r["step"] for r in records] != runs[arm][n]["steps"]:
             raise SystemExit(f"{path}: eval steps {[r['step'] for r in records]} differ from its metrics'")
         scores, softs = [], []
