@@ -4,7 +4,8 @@ On the shipped judge (``bundled-judge`` on the bundled model) with the study's s
 8 responses to one task, all of the task's criteria, responses of 96 and 256 tokens (text from the
 task's evidence corpus, cut to length). For each setting it times, best of ``--repeats``:
 
-- sparse: verdicts only (forward passes), per pair (``shared_prefix=False``) and shared;
+- sparse: verdicts only (forward passes), per pair (``shared_prefix=False``), packed per response
+  (``share_question=False``) and packed over the frame and question run once per prompt (the default);
 - dense: verdicts and credit (``contrastive_grad_l2`` and ``grad_x_embed``), per pair and shared,
   with each of the scorer's ``credit`` paths: ``pairs`` (a forward and backward pass per credited
   pair), ``batched`` (one batched backward pass per response) and ``cached`` (the frame and question
@@ -13,8 +14,8 @@ task's evidence corpus, cut to length). For each setting it times, best of ``--r
   pass stops part-way up);
 
 and prints the ratios: per pair / shared (cached credit), dense / sparse, and how many of the packed
-judge tokens the G responses of one prompt could share in the verdicts' forward passes (the frame and
-the question, which the cached credit path shares already). With ``--steps N`` it then runs N training
+judge tokens the G responses of one prompt share in the verdicts' forward passes (the frame and the
+question). With ``--steps N`` it then runs N training
 steps of the study's cpu preset (vLLM sampling) to measure the rest of a step (sampling, policy
 update, weight sync) and prints a dense training step over a sparse one, the judging time of each
 taken from the timings above at the step's size (G = 4, 96 tokens). Peak memory is the process's
@@ -54,17 +55,22 @@ RULES = [
 ]
 MODES = {
     "per pair": {"shared_prefix": False},
+    "by response": {"share_question": False},
     "pairs": {"credit": "pairs"},
     "batched": {"credit": "batched"},
     "cached": {"credit": "cached"},
 }
-"""The scorer's paths: every pair on its own, and shared-prefix verdicts with each ``credit`` path
+"""The scorer's paths: every pair on its own; shared-prefix verdicts packed per response only
+(``share_question=False``, the verdict path before the G responses of a prompt shared their frame
+and question); and shared-prefix verdicts over the question's key/values with each ``credit`` path
 (verdict-only scoring is the same for the three; it is timed once, as "cached")."""
 PLAN = [
     ("sparse", "per pair"),
+    ("sparse", "by response"),
     ("sparse", "cached"),
     ("contrastive_grad_l2", "per pair"),
     ("grad_x_embed", "per pair"),
+    ("contrastive_grad_l2", "by response"),
     ("contrastive_grad_l2", "pairs"),
     ("contrastive_grad_l2", "batched"),
     *((rule, "cached") for rule in RULES),
@@ -151,14 +157,14 @@ def main() -> None:
             today, shared = prompt_sharing(judge, task, group, tokens)
             print(f"\nG={group}, {tokens} tokens: {pairs} pairs, {met} met; peak RSS {peak_mib():.0f} MiB")
             print(
-                f"  packed judge tokens {today}; the frame and question packed once for the G responses: {shared} "
-                f"({1 - shared / today:.0%} fewer, forward only)"
+                f"  packed judge tokens: {today} by response, {shared} with the frame and question once for the "
+                f"G responses ({1 - shared / today:.0%} fewer)"
             )
-            head = " ".join(f"{mode:>9s}" for mode in MODES)
+            head = " ".join(f"{mode:>11s}" for mode in MODES)
             print(f"  {'':26s} {head} {'per pair/cached':>16s} {'cached/sparse':>14s}")
             for rule in ["sparse", *RULES]:
                 cells = [row.get((rule, mode)) for mode in MODES]
-                text = " ".join(f"{c:8.2f}s" if c else f"{'-':>9s}" for c in cells)
+                text = " ".join(f"{c:10.2f}s" if c else f"{'-':>11s}" for c in cells)
                 speedup = f"{cells[0] / cells[-1]:15.2f}x" if cells[0] else f"{'-':>16s}"
                 print(f"  {rule:26s} {text} {speedup} {cells[-1] / row['sparse', 'cached']:13.2f}x")
             at_step_size[group, tokens] = row
@@ -183,12 +189,12 @@ def main() -> None:
             return
         print(f"\ntraining step of the cpu study preset (G={key[0]}, {key[1]} tokens), mean of {args.steps} steps:")
         print(f"  sampling + update + sync     {rest:7.2f} s")
-        sparse = {mode: rest + row["sparse", mode] for mode in ("per pair", "cached")}
+        sparse = {mode: rest + row["sparse", mode] for mode in ("per pair", "by response", "cached")}
         for (rule, mode), seconds in row.items():
             if rule == "sparse":
                 continue
             step = rest + seconds
-            base = sparse["per pair" if mode == "per pair" else "cached"]
+            base = sparse.get(mode, sparse["cached"])
             print(f"  {rule + ' (' + mode + ')':44s} step {step:6.2f} s = {step / base:.2f}x the sparse step")
 
 

@@ -276,6 +276,16 @@ class Judge:
             out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
         return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
 
+    def cache_of(self, past: Optional[list], rows: int) -> Optional[DynamicCache]:
+        """A key/value cache of ``rows`` rows that all continue the one sequence ``past``
+        (``prefix_states``); None for no past. Extending it leaves ``past`` as it is."""
+        if not past:
+            return None
+        return DynamicCache(
+            ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in past],
+            config=self.model.config,
+        )
+
     def answer_logits(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, past: Optional[list] = None
     ) -> torch.Tensor:
@@ -287,12 +297,8 @@ class Judge:
         """
         rows, start = inputs_embeds.shape[0], 0 if not past else past[0][0].shape[-2]
         position_ids = start + (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        cache = None
+        cache = self.cache_of(past, rows)
         if past:
-            cache = DynamicCache(
-                ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in past],
-                config=self.model.config,
-            )
             attention_mask = torch.cat([attention_mask.new_ones(rows, start), attention_mask], dim=1)
         out = self.model(
             inputs_embeds=inputs_embeds,

@@ -102,6 +102,10 @@ class Grad2Reward:
             text, with credit on the span that decides it; False sends every criterion to the judge.
             Attributions that read no gradient (``uniform``, ``last_token``) and sparse scoring
             place a decided criterion's credit as they place a judged one's.
+        share_question: with ``shared_prefix``, the verdicts of several responses to one question
+            (the G responses of a prompt) run their packs over the frame and question computed once
+            as key/values, as the ``"cached"`` credit path does; False packs each response's whole
+            judge input (the same verdicts; ``benchmarks/judge_cost.py`` times both).
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Grad2Reward:
         shared_prefix: bool = True,
         credit: str = "cached",
         checks: bool = True,
+        share_question: bool = True,
     ) -> None:
         self.judge = judge
         self.attribution = get_attribution(attribution)
@@ -135,6 +140,9 @@ class Grad2Reward:
         if not isinstance(checks, bool):
             raise ValueError(f"checks must be True or False, got {checks!r}")
         self.checks = checks
+        if not isinstance(share_question, bool):
+            raise ValueError(f"share_question must be True or False, got {share_question!r}")
+        self.share_question = share_question
 
     # ----------------------------------------------------------------------------------------
     def score(self, task: Task, response_ids: Sequence[int]) -> ScoreResult:
@@ -290,16 +298,33 @@ class Grad2Reward:
 
     def _packed_verdicts(self, pairs: list[_Pair], tasks: Sequence[Task]) -> None:
         """p_true of every pair from packed forward passes: the pairs of one response share the judge
-        input up to the end of the response (``g2r_env.packing``), batched by token count."""
+        input up to the end of the response (``g2r_env.packing``), batched by token count. With
+        ``share_question``, where several responses answer one question the judge input before the
+        response (frame and question) runs once into key/values and their packs run over it."""
         judge = self.judge
-        batches = batches_of_packs(self._packs(pairs), judge.batch_tokens)
+        alone, questions = [], {}
+        for pack in self._packs(pairs):
+            before = tuple(pairs[pack.cases[0]].input_ids[: pairs[pack.cases[0]].span.start])
+            questions.setdefault(before if self.share_question else (), []).append(pack)
+        batches = []  # (past ids, packs)
+        for before, packs in questions.items():
+            if len(packs) < 2 or not before:
+                alone += packs
+                continue
+            cut = [Pack(p.prefix[len(before) :], p.suffixes, p.cases) for p in packs]
+            batches += [(before, batch) for batch in batches_of_packs(cut, judge.batch_tokens)]
+        batches += [((), batch) for batch in batches_of_packs(alone, judge.batch_tokens)]
         if self.progress:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc="judging", unit="batch")
+        past, past_of = None, ()
         with torch.no_grad():
-            for batch in batches:
-                logits, order = packed_answer_logits(judge.model, judge, batch)
+            for before, batch in batches:
+                if before != past_of:  # the batches of one question follow each other
+                    ids = torch.tensor([before], dtype=torch.long, device=judge.device)
+                    past, past_of = (judge.prefix_states(ids) if before else None), before
+                logits, order = packed_answer_logits(judge.model, judge, batch, past=past)
                 for n, p in zip(order, judge.p_true(logits).tolist()):
                     self._check_p_true(p, tasks[pairs[n].response], pairs[n])
                     pairs[n].p_true = p

@@ -342,8 +342,30 @@ def test_shared_prefix_scoring_equals_pairs_alone(bundled_tokenizer, rubric_task
             tasks, responses, dense=dense
         )
         for credit in CREDIT_PATHS:
-            scorer = Grad2Reward(judge, attribution=attribution, soft=soft, credit=credit)
-            _assert_same_results(scorer.score_batch(tasks, responses, dense=dense), alone)
+            for share in (True, False):
+                scorer = Grad2Reward(judge, attribution=attribution, soft=soft, credit=credit, share_question=share)
+                _assert_same_results(scorer.score_batch(tasks, responses, dense=dense), alone)
+
+
+def test_verdicts_share_the_question_across_responses(bundled_tokenizer, rubric_task, monkeypatch):
+    # five responses to two questions: the frame and question run once per question into key/values
+    # (the tiny batch budget splits one question's packs over several batches, which reuse them)
+    judge = Judge(
+        build_tiny_model(len(bundled_tokenizer), seed=3, dtype=torch.float64), bundled_tokenizer, batch_tokens=200
+    )
+    tasks, responses = _ragged_batch(bundled_tokenizer, rubric_task)
+    runs = []
+    monkeypatch.setattr(
+        judge, "prefix_states", lambda ids, run=judge.prefix_states: runs.append(ids.shape[1]) or run(ids)
+    )
+    scores = {}
+    for share in (True, False):
+        runs.clear()
+        scores[share] = Grad2Reward(judge, share_question=share).score_batch(tasks, responses, dense=False)
+        assert len(runs) == (2 if share else 0), runs
+    _assert_same_results(scores[True], scores[False], atol_p=1e-12)
+    with pytest.raises(ValueError, match="share_question"):
+        Grad2Reward(judge, share_question="yes")
 
 
 def test_shared_prefix_scoring_equals_pairs_alone_with_another_tokenizer(tiny_judge, rubric_task):
@@ -393,10 +415,12 @@ def test_shared_prefix_scoring_equals_pairs_alone_on_the_bundled_judge():
 
     judge = Judge.load("bundled", device="cpu")
     tasks = list(load_taskset("openended-mini"))[:3]
+    tasks.append(tasks[0])  # two responses to one question share its frame and question
     texts = [
         "Here is a short answer with two points.\n1. First point.\n2. Second point.",
         "Sure! I think the best way is to start small, keep notes, and ask for help when you need it.",
         "No.",
+        "Start with the basics, then practise a little every day.",
     ]
     responses = [encode(judge.tokenizer, t) for t in texts]
     for attribution in ("grad_x_embed", "contrastive_grad_l2"):
