@@ -226,8 +226,10 @@ def train_all(configs: list, jobs: int, label: str, commit: bool) -> tuple[list,
     return done, time.perf_counter() - start
 
 
-def read_run(folder: Path) -> dict:
-    """One finished run's eval records (by key, over eval steps), mean step seconds and wall seconds."""
+def read_run(folder: Path, stop_ids: frozenset[int] = frozenset()) -> dict:
+    """One finished run's eval records (by key, over eval steps), mean step seconds and wall seconds;
+    with ``stop_ids``, also ``eval/finished``: the share of each eval's greedy responses that ended on
+    a stop token rather than at the length limit (from eval_responses.jsonl, where the run saved it)."""
     from g2r_env.runlog import read_metrics
 
     records = read_metrics(folder / "metrics.jsonl")
@@ -241,20 +243,33 @@ def read_run(folder: Path) -> dict:
         "eval/rubric_echo",
         "eval/checks_passed",
     )
+    finished = {}
+    if stop_ids and (folder / "eval_responses.jsonl").exists():
+        played = read_metrics(folder / "eval_responses.jsonl")
+        if [r["step"] for r in played] == [r["step"] for r in evals]:
+            finished["eval/finished"] = [
+                sum(bool(p["response_ids"]) and p["response_ids"][-1] in stop_ids for p in r["responses"])
+                / max(len(r["responses"]), 1)
+                for r in played
+            ]
     return {
         "steps": [r["step"] for r in evals],
         **{key: [r[key] for r in evals] for key in keys if all(key in r for r in evals)},
+        **finished,
         "step_seconds": sum(step_times) / len(step_times) if step_times else math.nan,
         "wall_seconds": info.get("wall_seconds", math.nan),
     }
 
 
 def collect(preset: dict, out: Path) -> tuple[list[int], dict]:
-    """Eval steps and, per arm, each seed's run (``read_run``)."""
+    """Eval steps and, per arm, each seed's run (``read_run``, with the policy's stop tokens)."""
+    from g2r_env.models import load_tokenizer, stop_token_ids
+
+    stop_ids = frozenset(stop_token_ids(load_tokenizer(preset["train"].get("model", "bundled"))))
     runs, steps = {}, None
     for arm in preset["arms"]:
         for seed in preset["seeds"]:
-            run = read_run(out / arm / f"seed{seed}")
+            run = read_run(out / arm / f"seed{seed}", stop_ids)
             if steps is None:
                 steps = run["steps"]
             if run["steps"] != steps:
@@ -457,6 +472,16 @@ def table(steps, summary: dict, baseline: str, control: str) -> str:
     soft = [f"{arm} {_interval(row['soft_change'], 'mean')}" for arm, row in summary.items() if "soft_change" in row]
     if soft:
         lines.append("\neval change by the eval judge's p_true in place of its verdicts: " + "; ".join(soft))
+    ended = [
+        f"{arm} {row['finished_first']:.2f} -> {row['finished_final']:.2f}"
+        for arm, row in summary.items()
+        if "finished_final" in row
+    ]
+    if ended:
+        lines.append(
+            "\ngreedy eval responses that end on a stop token (not at the length limit), first -> last eval: "
+            + "; ".join(ended)
+        )
     return "\n".join(lines)
 
 
@@ -560,6 +585,10 @@ def main() -> None:
             values = [c[-1] - c[0] for c in soft[arm]]
             row["soft_final_mean"] = sum(c[-1] for c in soft[arm]) / len(soft[arm])
             row["soft_change"] = bootstrap_mean(values)
+        ended = curves_of({arm: runs[arm]}, "eval/finished")
+        if ended:  # greedy eval responses that end on a stop token, not at max_new_tokens
+            row["finished_first"] = sum(c[0] for c in ended[arm]) / len(ended[arm])
+            row["finished_final"] = sum(c[-1] for c in ended[arm]) / len(ended[arm])
         checks = curves_of({arm: runs[arm]}, "eval/checks_passed")
         if checks:
             row["checks_passed_first"] = sum(c[0] for c in checks[arm]) / len(checks[arm])

@@ -269,3 +269,26 @@ def test_rescore_judges_the_saved_eval_responses_again_with_another_judge(tiny_m
     (folder / "eval_responses.jsonl").unlink()
     with pytest.raises(SystemExit, match="no eval_responses.jsonl"):
         study.rescore(preset, tmp_path, runs, tiny_model)
+
+
+def test_read_run_counts_the_eval_responses_that_end_on_a_stop_token(tmp_path):
+    study = study_script()
+    metrics = [
+        {"step": 0, "eval/judge_score": 0.5},
+        {"step": 1, "time/step": 2.0},
+        {"step": 2, "eval/judge_score": 0.4},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    (tmp_path / "run.json").write_text(json.dumps({"wall_seconds": 9.0}))
+    played = [
+        {"step": 0, "responses": [{"response_ids": [5, 2]}, {"response_ids": [5, 6]}, {"response_ids": [7]}]},
+        {"step": 2, "responses": [{"response_ids": [5, 6, 8]}, {"response_ids": [2]}, {"response_ids": []}]},
+    ]
+    (tmp_path / "eval_responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in played))
+    run = study.read_run(tmp_path, frozenset({2, 7}))
+    assert run["eval/finished"] == pytest.approx([2 / 3, 1 / 3])
+    assert run["eval/judge_score"] == [0.5, 0.4] and run["step_seconds"] == 2.0 and run["wall_seconds"] == 9.0
+    assert "eval/finished" not in study.read_run(tmp_path)  # no stop tokens given: nothing counted
+    played[1]["step"] = 3  # the saved responses do not match the metrics' evals: left out, not misread
+    (tmp_path / "eval_responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in played))
+    assert "eval/finished" not in study.read_run(tmp_path, frozenset({2}))
