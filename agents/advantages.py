@@ -221,6 +221,39 @@ def token_rloo(token_rewards: Tensor, mask: Tensor, group_size: int, eps: float 
     return advantages.reshape(batch, length) * mask
 
 
+@register_advantage("grpo_credit")
+def grpo_credit(token_rewards: Tensor, mask: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
+    """Sparse GRPO's advantage plus the credit's placement within each response.
+
+    A_{i,t} = (R_i - mean_g R) / (std_g R + eps) + (r_{i,t} - R_i / T_i) / (std_g R + eps), with R_i
+    the sequence reward, T_i the response's length and mean and std (population) over the group's
+    sequence rewards. The second term sums to zero over each response's tokens, so a response's
+    tokens together get sparse GRPO's push, and the token rewards only move it from the tokens that
+    earned little to those that earned much. ``token_grpo`` and ``token_rloo`` compare returns-to-go,
+    which shrink along a response, so the token that ends a response gets a lower advantage than
+    the tokens that continue it whatever the response earned; here the ending token gets the
+    response's own advantage less its share R_i / T_i. Uniform credit gives exactly sparse GRPO.
+
+    Args:
+        token_rewards: [B, T] per-token rewards.
+        mask: [B, T] valid response tokens.
+        group_size: G, responses per prompt.
+        eps: added to the std.
+
+    Returns:
+        [B, T] advantages, 0 at padding and for groups whose sequence rewards are all equal.
+    """
+    mask = _check(token_rewards, mask, group_size)
+    totals = sequence_rewards(token_rewards, mask)
+    lengths = mask.sum(-1, keepdim=True).clamp(min=1)
+    grouped = totals.reshape(-1, group_size)
+    scale = (grouped.std(-1, correction=0, keepdim=True) + eps).repeat_interleave(group_size, 0)
+    placement = (token_rewards - totals.unsqueeze(-1) / lengths) / scale
+    constant = (grouped.amax(-1) == grouped.amin(-1)).repeat_interleave(group_size).unsqueeze(-1)
+    placement = torch.where(constant, 0.0, placement) * mask
+    return grpo(totals, mask, group_size, eps) + placement
+
+
 @register_advantage("grpo")
 def sequence_grpo(token_rewards: Tensor, mask: Tensor, group_size: int) -> Tensor:
     """Sparse GRPO: ``grpo`` on the row sums of the token rewards (the sequence rewards)."""

@@ -172,7 +172,7 @@ class TokenGRPOTrainer(GRPOTrainer):
     Args:
         *args, **kwargs: those of ``GRPOTrainer``.
         advantage: an estimator of ``agents.advantages.ADVANTAGES`` by name: "token_grpo"
-            (default, the paper's), "token_rloo", "grpo" (sequence-level, on R), "rloo", ...
+            (default, the paper's), "token_rloo", "grpo_credit", "grpo" (sequence-level, on R), "rloo", ...
     """
 
     def __init__(self, *args: Any, advantage: str = "token_grpo", **kwargs: Any) -> None:

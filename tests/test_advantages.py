@@ -9,6 +9,7 @@ from agents.advantages import (
     ADVANTAGES,
     compute_advantages,
     grpo,
+    grpo_credit,
     reinforce,
     rloo,
     sequence_rewards,
@@ -104,7 +105,7 @@ def test_rloo_needs_two_responses_per_prompt():
 
 
 def test_compute_advantages_dispatches_with_row_sum_sequence_rewards():
-    assert set(ADVANTAGES) == {"token_grpo", "token_rloo", "grpo", "rloo", "reinforce"}
+    assert set(ADVANTAGES) == {"token_grpo", "token_rloo", "grpo_credit", "grpo", "rloo", "reinforce"}
     torch.testing.assert_close(
         compute_advantages("grpo", TOKEN_REWARDS, MASK, 2),
         grpo(torch.tensor([0.6, 0.4, 0.5, 0.5]), MASK, 2),
@@ -145,3 +146,28 @@ def test_token_rloo_keeps_the_best_responses_late_tokens_positive_where_token_gr
     assert (token_rloo(rewards, mask, 3)[0] > 0).all()
     with pytest.raises(ValueError, match="group_size >= 2"):
         token_rloo(rewards, mask, 1)
+
+
+def test_grpo_credit_is_sparse_grpo_plus_placement_that_sums_to_zero_per_response():
+    # Group 1: sequence rewards 0.6 and 0.4, mean 0.5, std 0.1: sparse advantages +1 and -1.
+    # Row 0 (T = 3, R / T = 0.2): placement [0.1-0.2, 0.2-0.2, 0.3-0.2] / 0.1 = [-1, 0, 1].
+    # Row 1 (T = 2, R / T = 0.2): placement [0.4-0.2, 0.0-0.2] / 0.1 = [2, -2], padding 0.
+    # Group 2 has equal sequence rewards (0.5, 0.5): all zero.
+    expected = torch.tensor([[0.0, 1.0, 2.0], [1.0, -3.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    got = grpo_credit(TOKEN_REWARDS, MASK, 2)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(compute_advantages("grpo_credit", TOKEN_REWARDS, MASK, 2), got)
+    sparse = compute_advantages("grpo", TOKEN_REWARDS, MASK, 2)
+    torch.testing.assert_close((got * MASK).sum(-1), (sparse * MASK).sum(-1), atol=1e-4, rtol=1e-4)
+
+
+def test_grpo_credit_with_uniform_credit_is_sparse_grpo_and_keeps_the_best_responses_end_positive():
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    totals = torch.tensor([0.9, 0.3, 0.5])
+    uniform = totals.unsqueeze(-1) / mask.sum(-1, keepdim=True) * mask
+    torch.testing.assert_close(grpo_credit(uniform, mask, 3), compute_advantages("grpo", uniform, mask, 3))
+    # Credit on the first tokens: the return-to-go estimators push the best response's ending token
+    # down, this one keeps it at the response's own advantage less its share.
+    rewards = torch.tensor([[0.5, 0.3, 0.1, 0.0], [0.3, 0.0, 0.0, 0.0], [0.4, 0.1, 0.0, 0.0]]) * mask
+    assert token_grpo(rewards, mask, 3)[0, 3] < 0 and token_rloo(rewards, mask, 3)[0, 3] <= 0
+    assert grpo_credit(rewards, mask, 3)[0, 3] > 0
