@@ -20,7 +20,7 @@ Two stages, each resumable:
    Writes ``sweep/sweep.json`` with each swept arm's best rate: the highest mean eval score over
    training (area under the eval curve; one seed's last eval alone is too noisy to pick by).
 2. the study: every arm at the best rate of the swept arm it follows (the sweep's "arms" map), over
-   the preset's seeds.
+   the preset's seeds ("arm_seeds" gives an arm more: the arms a comparison turns on).
 
 Every run writes its folder under benchmarks/results/<preset>/ (config.json, metrics.jsonl,
 eval_responses.jsonl with every eval's greedy responses, run.json with its wall time; weights are
@@ -65,12 +65,25 @@ def load_preset(name: str) -> dict:
         raise SystemExit(str(err)) from None
 
 
+def seeds_of(preset: dict, arm: str) -> list[int]:
+    """The seeds ``arm`` runs on: the preset's "seeds", or the arm's own list in "arm_seeds" (more
+    seeds for the arms a comparison turns on)."""
+    return preset.get("arm_seeds", {}).get(arm, preset["seeds"])
+
+
 def run_config(preset: dict, arm: str, seed: int, out: Path):
     """The TrainConfig of one (arm, seed) run of ``preset``, in ``out/<arm>/seed<seed>``."""
     from agents import TrainConfig
 
     values = {**preset["train"], **preset["arms"][arm], "seed": seed, "run_dir": str(out / arm / f"seed{seed}")}
     return TrainConfig.from_dict({k: v for k, v in values.items() if not k.startswith("_")}, where=f"arm {arm}")
+
+
+def study_configs(preset: dict, out: Path) -> list:
+    """The study's runs, seed by seed (every arm's run of one seed before the next seed's), so a study
+    stopped early has the same seeds of every arm."""
+    seeds = sorted({seed for arm in preset["arms"] for seed in seeds_of(preset, arm)})
+    return [run_config(preset, arm, s, out) for s in seeds for arm in preset["arms"] if s in seeds_of(preset, arm)]
 
 
 def sweep_configs(preset: dict, out: Path) -> list:
@@ -268,7 +281,7 @@ def collect(preset: dict, out: Path) -> tuple[list[int], dict]:
     stop_ids = frozenset(stop_token_ids(load_tokenizer(preset["train"].get("model", "bundled"))))
     runs, steps = {}, None
     for arm in preset["arms"]:
-        for seed in preset["seeds"]:
+        for seed in seeds_of(preset, arm):
             run = read_run(out / arm / f"seed{seed}", stop_ids)
             if steps is None:
                 steps = run["steps"]
@@ -292,7 +305,7 @@ def rescore(preset: dict, out: Path, runs: dict, judge: str) -> None:
     first = run_config(preset, next(iter(preset["arms"])), preset["seeds"][0], out)
     scorer = build_scorer(first.model, judge, "cpu", micro_batch_size=first.judge_micro_batch_size, checks=first.checks)
     tasks = load_taskset(first.tasks)
-    folders = [(arm, n, out / arm / f"seed{seed}") for arm in runs for n, seed in enumerate(preset["seeds"])]
+    folders = [(arm, n, out / arm / f"seed{seed}") for arm in runs for n, seed in enumerate(seeds_of(preset, arm))]
     for arm, n, folder in tqdm(folders, desc=f"judging again with {judge}", unit="run"):
         path = folder / "eval_responses.jsonl"
         if not path.exists():
@@ -495,7 +508,9 @@ def main() -> None:
         "--no-sweep", action="store_true", help="train every arm at the preset's learning rate, not the swept ones"
     )
     parser.add_argument("--arms", default="", help="comma-separated subset of the preset's arms")
-    parser.add_argument("--seeds", default="", help="comma-separated seeds (default: the preset's)")
+    parser.add_argument(
+        "--seeds", default="", help='comma-separated seeds of every arm (default: the preset\'s, and its "arm_seeds")'
+    )
     parser.add_argument("--jobs", type=int, default=0, help="runs in parallel processes (default: the preset's)")
     parser.add_argument(
         "--set",
@@ -544,7 +559,8 @@ def main() -> None:
         preset["arms"] = {a: preset["arms"][a] for a in args.arms.split(",")}
     if args.seeds:
         preset["seeds"] = [int(s) for s in args.seeds.split(",")]
-    configs = [run_config(preset, arm, seed, out) for seed in preset["seeds"] for arm in preset["arms"]]
+        preset.pop("arm_seeds", None)
+    configs = study_configs(preset, out)
     if args.rescore:
         unfinished = [c.run_dir for c in configs if not finished(c, say=False)]
         if unfinished:
@@ -576,7 +592,7 @@ def main() -> None:
         echo_curves=echo,
     )
     for arm, row in summary.items():
-        row["learning_rate"] = run_config(preset, arm, preset["seeds"][0], out).learning_rate
+        row["learning_rate"] = run_config(preset, arm, seeds_of(preset, arm)[0], out).learning_rate
         row["step_seconds"] = sum(r["step_seconds"] for r in runs[arm]) / len(runs[arm])
         walls = [r["wall_seconds"] for r in runs[arm]]
         row["wall_seconds"] = {"total": sum(walls), "per_run": sum(walls) / len(walls)}
@@ -593,7 +609,8 @@ def main() -> None:
         if checks:
             row["checks_passed_first"] = sum(c[0] for c in checks[arm]) / len(checks[arm])
             row["checks_passed_final"] = sum(c[-1] for c in checks[arm]) / len(checks[arm])
-    title = f"{label}: {len(preset['seeds'])} seeds, {preset['train'].get('total_steps')} steps"
+    counts = sorted({len(seeds_of(preset, arm)) for arm in preset["arms"]})
+    title = f"{label}: {'-'.join(map(str, counts))} seeds, {preset['train'].get('total_steps')} steps"
     plot(steps, summary, echo, out / f"curves{suffix}.png", title)
     judges = {"training": preset["train"].get("judge"), "eval": args.rescore or preset["train"].get("eval_judge")}
     result = {

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,3 +293,28 @@ def test_read_run_counts_the_eval_responses_that_end_on_a_stop_token(tmp_path):
     played[1]["step"] = 3  # the saved responses do not match the metrics' evals: left out, not misread
     (tmp_path / "eval_responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in played))
     assert "eval/finished" not in study.read_run(tmp_path, frozenset({2}))
+
+
+def test_arm_seeds_give_an_arm_more_seeds_and_the_runs_go_seed_by_seed(tmp_path):
+    study = study_script()
+    preset = {**load_study_preset("quick"), "seeds": [0, 1], "arm_seeds": {"sparse": [0, 1, 2, 3]}}
+    preset["arms"] = {arm: preset["arms"][arm] for arm in ("sparse", "dense_uniform")}
+    runs = [(Path(c.run_dir).parent.name, c.seed) for c in study.study_configs(preset, tmp_path)]
+    assert runs == [
+        ("sparse", 0),
+        ("dense_uniform", 0),
+        ("sparse", 1),
+        ("dense_uniform", 1),
+        ("sparse", 2),
+        ("sparse", 3),
+    ]
+    # unequal seed counts: each arm's finals resampled on their own, the difference of the two means
+    summary = summarize(
+        STEPS,
+        {"sparse": [[0.4, 0.4, v] for v in (0.1, 0.2, 0.3, 0.4)], "dense": [[0.4, 0.4, 0.6]] * 2},
+        "sparse",
+        resamples=50,
+    )
+    assert summary["sparse"]["seeds"] == 4 and summary["dense"]["final_vs_baseline"]["difference"] == pytest.approx(
+        0.35
+    )
