@@ -453,10 +453,10 @@ def _interval(d: dict, key: str = "difference") -> str:
 def table(steps, summary: dict, baseline: str, control: str) -> str:
     total = steps[-1]  # the last eval step
     lines = [
-        f"| arm | learning rate | final eval score | vs {baseline} (95% CI) | vs {control} (95% CI) "
+        f"| arm | seeds | learning rate | final eval score | vs {baseline} (95% CI) | vs {control} (95% CI) "
         f"| mean eval over training (95% CI) | eval change | training-judge change | rubric echo change "
         f"| steps to reach {baseline}'s final | ratio vs {baseline} (95% CI) | s/step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, row in summary.items():
         vs = row.get("vs_baseline")
@@ -478,7 +478,7 @@ def table(steps, summary: dict, baseline: str, control: str) -> str:
         reward = f"{row['reward_judge_change']:+.3f}" if "reward_judge_change" in row else "-"
         echo = _interval(row["echo_change"], "mean") if "echo_change" in row else "-"
         lines.append(
-            f"| {arm} | {row['learning_rate']:g} | {row['final_mean']:.3f} ± {row['final_std']:.3f} | {versus} | "
+            f"| {arm} | {row['seeds']} | {row['learning_rate']:g} | {row['final_mean']:.3f} ± {row['final_std']:.3f} | {versus} | "
             f"{against} | {row['auc']['mean']:.3f} ({row['auc']['ci_low']:.3f}-{row['auc']['ci_high']:.3f}) | "
             f"{change} | {reward} | {echo} | {reach} | {ratio} | {row['step_seconds']:.0f} |"
         )
