@@ -44,12 +44,14 @@ ship() {  # run folder, shipped name, attribution methods whose credit is measur
 }
 
 shipped() {  # run folder, shipped name, steps: the shipped judge is that run's, trained to those steps, and measured
-    [ -f "g2r_env/judges/$2/eval.json" ] && [ -f "runs/$1/judge/g2r-judge.json" ] && python3 - "$1" "$2" "$3" <<'PY'
-import json, sys
+    # (in a checkout without runs/, the shipped g2r-judge.json, a copy of the run's, is the record)
+    [ -f "g2r_env/judges/$2/eval.json" ] && python3 - "$1" "$2" "$3" <<'PY'
+import json, os, sys
 run, name, steps = sys.argv[1:]
-made = json.load(open(f"runs/{run}/judge/g2r-judge.json"))["config"]
 shipped = json.load(open(f"g2r_env/judges/{name}/g2r-judge.json"))["config"]
-sys.exit(0 if made == shipped and made["steps"] == int(steps) else 1)
+made = f"runs/{run}/judge/g2r-judge.json"
+same = json.load(open(made))["config"] == shipped if os.path.exists(made) else shipped["out_dir"] == f"runs/{run}"
+sys.exit(0 if same and shipped["steps"] == int(steps) else 1)
 PY
 }
 build() {  # run folder, shipped name, passage half, seed, steps, credit methods
@@ -66,7 +68,7 @@ build judge-b bundled-eval-judge 1 1 "$EVAL_STEPS" ""  # verdicts only: it score
 
 if [ "$COMPARE_FULL" = 1 ]; then
     # full fine-tuning for as long as the LoRA run trained (its g2r-judge.json records the total time)
-    minutes=$(python3 -c "import json; print(json.load(open('runs/judge-a/judge/g2r-judge.json'))['train_seconds_total'] / 60)")
+    minutes=$(python3 -c "import json; print(json.load(open('g2r_env/judges/bundled-judge/g2r-judge.json'))['train_seconds_total'] / 60)")
     train judge-a-full 0 0 "$STEPS" --lora-rank 0 --learning-rate 3e-5 --max-train-minutes "$minutes"
     $G2R judge eval --judge runs/judge-a-full/judge --cases "$CASES" --methods \
         --json-out runs/judge-a-full/eval.json
