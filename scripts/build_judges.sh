@@ -72,5 +72,5 @@ if [ "$COMPARE_FULL" = 1 ]; then
     train judge-a-full 0 0 "$STEPS" --lora-rank 0 --learning-rate 3e-5 --max-train-minutes "$minutes"
     $G2R judge eval --judge runs/judge-a-full/judge --cases "$CASES" --methods \
         --json-out runs/judge-a-full/eval.json
-    echo "LoRA: runs/judge-a/metrics.jsonl, full fine-tuning: runs/judge-a-full/metrics.jsonl (eval/... every $EVAL_EVERY steps)"
+    echo "LoRA: g2r_env/judges/bundled-judge/eval.json, full fine-tuning: runs/judge-a-full/eval.json; curves: runs/judge-a*/metrics.jsonl (eval/... every $EVAL_EVERY steps)"
 fi
