@@ -173,6 +173,7 @@ def summarize(
     reward_curves: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
     control: Optional[str] = None,
     echo_curves: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
+    references: Optional[Mapping[str, str]] = None,
     **bootstrap,
 ) -> dict:
     """Per arm, over seeds (every interval a 95% percentile bootstrap over seeds):
@@ -185,6 +186,9 @@ def summarize(
       and, only when the baseline's final score is above its first, ``vs_baseline``, the steps ratio;
     - for arms other than the baseline and ``control`` (the uniform-credit arm): ``final_vs_control``,
       the difference to the control's final score: does *where* credit goes matter;
+    - for an arm that ``references`` maps to another (a credit rule to the paper's ``grad_x_embed``
+      under the same advantage): ``final_vs_reference``, the difference to that arm's final score,
+      with the reference's name;
     - given the training judge's curves of the same greedy responses (``reward_curves``), their
       change beside the eval judge's; given the rubric-echo curves, ``echo_change`` with interval.
       ``hacking_signal``: the training judge rose while the eval judge fell, or the echo rose by at
@@ -221,6 +225,10 @@ def summarize(
                 row["vs_baseline"] = bootstrap_ratio(steps, curves[baseline], runs, **bootstrap)
         if control in curves and arm not in (baseline, control):
             row["final_vs_control"] = bootstrap_difference(finals[control], finals[arm], **bootstrap)
+        reference = (references or {}).get(arm)
+        if reference in curves and reference != arm:
+            versus = bootstrap_difference(finals[reference], finals[arm], **bootstrap)
+            row["final_vs_reference"] = {"reference": reference, **versus}
         signals = []
         if reward_curves and arm in reward_curves:
             reward = np.asarray(reward_curves[arm], dtype=np.float64)

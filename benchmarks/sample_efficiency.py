@@ -446,6 +446,20 @@ def plot(steps, summary: dict, echo: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def paper_arms(preset: dict, out: Path) -> dict[str, str]:
+    """Each dense arm with another credit rule -> the arm with the paper's ``grad_x_embed`` credit and
+    the same advantage, where the preset has one: the comparison that decides the default rule."""
+    configs = {arm: run_config(preset, arm, seeds_of(preset, arm)[0], out) for arm in preset["arms"]}
+    paper = {
+        c.advantage: arm for arm, c in configs.items() if c.reward_mode == "dense" and c.attribution == "grad_x_embed"
+    }
+    return {
+        arm: paper[c.advantage]
+        for arm, c in configs.items()
+        if c.reward_mode == "dense" and c.attribution != "grad_x_embed" and c.advantage in paper
+    }
+
+
 def _interval(d: dict, key: str = "difference") -> str:
     return f"{d[key]:+.3f} ({d['ci_low']:+.3f} to {d['ci_high']:+.3f})"
 
@@ -454,9 +468,10 @@ def table(steps, summary: dict, baseline: str, control: str) -> str:
     total = steps[-1]  # the last eval step
     lines = [
         f"| arm | seeds | learning rate | final eval score | vs {baseline} (95% CI) | vs {control} (95% CI) "
-        f"| mean eval over training (95% CI) | eval change | training-judge change | rubric echo change "
-        f"| steps to reach {baseline}'s final | ratio vs {baseline} (95% CI) | s/step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| vs grad_x_embed, same advantage (95% CI) | mean eval over training (95% CI) | eval change "
+        f"| training-judge change | rubric echo change | steps to reach {baseline}'s final "
+        f"| ratio vs {baseline} (95% CI) | s/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, row in summary.items():
         vs = row.get("vs_baseline")
@@ -475,11 +490,13 @@ def table(steps, summary: dict, baseline: str, control: str) -> str:
                 )
         versus = _interval(row["final_vs_baseline"]) if "final_vs_baseline" in row else "-"
         against = _interval(row["final_vs_control"]) if "final_vs_control" in row else "-"
+        paper = row.get("final_vs_reference")
+        paper = f"{_interval(paper)} vs {paper['reference']}" if paper else "-"
         reward = f"{row['reward_judge_change']:+.3f}" if "reward_judge_change" in row else "-"
         echo = _interval(row["echo_change"], "mean") if "echo_change" in row else "-"
         lines.append(
             f"| {arm} | {row['seeds']} | {row['learning_rate']:g} | {row['final_mean']:.3f} ± {row['final_std']:.3f} | {versus} | "
-            f"{against} | {row['auc']['mean']:.3f} ({row['auc']['ci_low']:.3f}-{row['auc']['ci_high']:.3f}) | "
+            f"{against} | {paper} | {row['auc']['mean']:.3f} ({row['auc']['ci_low']:.3f}-{row['auc']['ci_high']:.3f}) | "
             f"{change} | {reward} | {echo} | {reach} | {ratio} | {row['step_seconds']:.0f} |"
         )
     soft = [f"{arm} {_interval(row['soft_change'], 'mean')}" for arm, row in summary.items() if "soft_change" in row]
@@ -590,6 +607,7 @@ def main() -> None:
         curves_of(runs, "eval/reward_judge_score"),
         control=control,
         echo_curves=echo,
+        references=paper_arms(preset, out),
     )
     for arm, row in summary.items():
         row["learning_rate"] = run_config(preset, arm, seeds_of(preset, arm)[0], out).learning_rate

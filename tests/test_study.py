@@ -144,6 +144,26 @@ def test_summary_adds_the_baseline_change_interval_control_difference_and_echo_s
     assert not base["hacking_signal"] and json.loads(json.dumps(summary)) == summary
 
 
+def test_a_credit_rule_is_compared_with_the_papers_credit_under_the_same_advantage(tmp_path):
+    study = study_script()
+    preset = load_study_preset("cpu_g8")
+    assert study.paper_arms(preset, tmp_path) == {
+        "dense_best": "dense_grad_x_embed",
+        "dense_uniform": "dense_grad_x_embed",
+        "grpo_credit": "grpo_credit_grad_x_embed",
+    }  # token_rloo has no grad_x_embed arm with its advantage; sparse and the paper's arms have none
+    curves = {
+        "sparse": [[0.2, 0.3, 0.4]] * 2,
+        "paper": [[0.2, 0.3, 0.3], [0.2, 0.3, 0.5]],
+        "best": [[0.2, 0.5, 0.6], [0.2, 0.5, 0.8]],
+    }
+    summary = summarize(STEPS, curves, "sparse", references={"best": "paper", "sparse": "missing"}, resamples=500)
+    versus = summary["best"]["final_vs_reference"]
+    assert versus["reference"] == "paper" and versus["difference"] == pytest.approx(0.3)
+    assert (versus["ci_low"], versus["ci_high"]) == pytest.approx((0.1, 0.5))  # (0.6 or 0.8) - (0.3 or 0.5)
+    assert "final_vs_reference" not in summary["paper"] and "final_vs_reference" not in summary["sparse"]
+
+
 def test_a_finished_run_is_picked_up_only_with_its_own_settings_and_arms_follow_the_swept_rates(tmp_path):
     study = study_script()
     preset = load_study_preset("quick")
