@@ -156,9 +156,16 @@ def main() -> None:
             pairs = group * len(task.criteria)
             today, shared = prompt_sharing(judge, task, group, tokens)
             print(f"\nG={group}, {tokens} tokens: {pairs} pairs, {met} met; peak RSS {peak_mib():.0f} MiB")
+            alone = sum(
+                len(judge.build_input(task, c.criterion, r)[0])
+                for r in responses
+                for c in task.criteria
+                if c.exact_check is None
+            )
             print(
-                f"  packed judge tokens: {today} by response, {shared} with the frame and question once for the "
-                f"G responses ({1 - shared / today:.0%} fewer)"
+                f"  judge tokens: {alone} per pair, {today} packed by response, {shared} with the frame and question "
+                f"once for the G responses ({1 - shared / today:.0%} fewer than by response; per pair / shared "
+                f"{alone / shared:.2f}x, what sharing can save at most in the verdicts)"
             )
             head = " ".join(f"{mode:>11s}" for mode in MODES)
             print(f"  {'':26s} {head} {'per pair/cached':>16s} {'cached/sparse':>14s}")
