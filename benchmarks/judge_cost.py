@@ -78,14 +78,14 @@ PLAN = [
 """(rule, mode) timed per setting."""
 
 
-def prompt_sharing(judge, task, group: int, tokens: int) -> tuple[int, int]:
-    """(packed judge tokens of ``group`` responses of ``tokens`` tokens today, the same with the part
-    of the judge input before the response, the grading frame and the question, packed once for the
-    whole group): what sharing it across the G responses of one prompt could save in the forward
-    pass. Criteria decided by code are not judged."""
+def prompt_sharing(judge, task, group: int, tokens: int) -> tuple[int, int, int]:
+    """Judge tokens of ``group`` responses of ``tokens`` tokens: every pair on its own; packed by
+    response; and packed with the part of the judge input before the response (the grading frame and
+    the question) once for the whole group. The first over the last is the most that sharing can save
+    in the verdicts' forward passes. Criteria decided by code are not judged."""
     frames = [judge.frame(task, c.criterion) for c in task.criteria if c.exact_check is None]
     if not frames:  # every criterion decided by code: nothing is judged
-        return 0, 0
+        return 0, 0, 0
     common = frames[0][0]
     for before, _ in frames[1:]:
         n = 0
@@ -93,7 +93,8 @@ def prompt_sharing(judge, task, group: int, tokens: int) -> tuple[int, int]:
             n += 1
         common = common[:n]
     own = sum(len(before) - len(common) + len(after) for before, after in frames)
-    return group * (len(common) + tokens + own), len(common) + group * (tokens + own)
+    alone = group * sum(len(before) + tokens + len(after) for before, after in frames)
+    return alone, group * (len(common) + tokens + own), len(common) + group * (tokens + own)
 
 
 def peak_mib() -> float:
@@ -132,10 +133,10 @@ def main() -> None:
     if args.sharing_only:
         for tokens in args.tokens:
             for group in args.groups:
-                today, shared = prompt_sharing(judge, task, group, tokens)
+                alone, today, shared = prompt_sharing(judge, task, group, tokens)
                 print(
-                    f"G={group}, {tokens} tokens: packed judge tokens {today}; frame and question once: {shared} "
-                    f"({1 - shared / today:.0%} fewer)"
+                    f"G={group}, {tokens} tokens: judge tokens {alone} per pair, {today} packed by response; frame "
+                    f"and question once: {shared} ({1 - shared / today:.0%} fewer; per pair / shared {alone / shared:.2f}x)"
                 )
         return
     at_step_size = {}
@@ -154,14 +155,8 @@ def main() -> None:
                 row[rule, mode] = best_of(args.repeats, run)
             met = sum(c["met"] for r in scorer.score_batch(tasks, responses, dense=False) for c in r.criteria)
             pairs = group * len(task.criteria)
-            today, shared = prompt_sharing(judge, task, group, tokens)
+            alone, today, shared = prompt_sharing(judge, task, group, tokens)
             print(f"\nG={group}, {tokens} tokens: {pairs} pairs, {met} met; peak RSS {peak_mib():.0f} MiB")
-            alone = sum(
-                len(judge.build_input(task, c.criterion, r)[0])
-                for r in responses
-                for c in task.criteria
-                if c.exact_check is None
-            )
             print(
                 f"  judge tokens: {alone} per pair, {today} packed by response, {shared} with the frame and question "
                 f"once for the G responses ({1 - shared / today:.0%} fewer than by response; per pair / shared "
