@@ -446,10 +446,10 @@ def plot(steps, summary: dict, echo: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def paper_arms(preset: dict, out: Path) -> dict[str, str]:
+def paper_arms(configs: dict) -> dict[str, str]:
     """Each dense arm with another credit rule -> the arm with the paper's ``grad_x_embed`` credit and
-    the same advantage, where the preset has one: the comparison that decides the default rule."""
-    configs = {arm: run_config(preset, arm, seeds_of(preset, arm)[0], out) for arm in preset["arms"]}
+    the same advantage, where there is one (``configs``: a TrainConfig per arm): the comparison that
+    decides the default rule."""
     paper = {
         c.advantage: arm for arm, c in configs.items() if c.reward_mode == "dense" and c.attribution == "grad_x_embed"
     }
@@ -600,6 +600,7 @@ def main() -> None:
         rescore(preset, out, runs, args.rescore)
         suffix = "-" + Path(args.rescore).name
     echo = curves_of(runs, "eval/rubric_echo")
+    configs = {arm: run_config(preset, arm, seeds_of(preset, arm)[0], out) for arm in preset["arms"]}
     summary = summarize(
         steps,
         curves_of(runs, "eval/judge_score"),
@@ -607,10 +608,10 @@ def main() -> None:
         curves_of(runs, "eval/reward_judge_score"),
         control=control,
         echo_curves=echo,
-        references=paper_arms(preset, out),
+        references=paper_arms(configs),
     )
     for arm, row in summary.items():
-        row["learning_rate"] = run_config(preset, arm, seeds_of(preset, arm)[0], out).learning_rate
+        row["learning_rate"] = configs[arm].learning_rate
         row["step_seconds"] = sum(r["step_seconds"] for r in runs[arm]) / len(runs[arm])
         walls = [r["wall_seconds"] for r in runs[arm]]
         row["wall_seconds"] = {"total": sum(walls), "per_run": sum(walls) / len(walls)}

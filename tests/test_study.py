@@ -147,7 +147,8 @@ def test_summary_adds_the_baseline_change_interval_control_difference_and_echo_s
 def test_a_credit_rule_is_compared_with_the_papers_credit_under_the_same_advantage(tmp_path):
     study = study_script()
     preset = load_study_preset("cpu_g8")
-    assert study.paper_arms(preset, tmp_path) == {
+    configs = {arm: study.run_config(preset, arm, 0, tmp_path) for arm in preset["arms"]}
+    assert study.paper_arms(configs) == {
         "dense_best": "dense_grad_x_embed",
         "dense_uniform": "dense_grad_x_embed",
         "grpo_credit": "grpo_credit_grad_x_embed",
