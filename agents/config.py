@@ -99,6 +99,11 @@ class TrainConfig:
     """score these task ids of the task set (any split, kept by task_ids or not) instead of eval_split;
     none of them may be a task trained on (a learning-rate sweep judges on tasks that are neither
     trained on nor the study's eval tasks)"""
+    eval_samples: int = 0
+    """beside the greedy response, sample this many responses per eval task (the rollout's temperature,
+    top_p and top_k; the draw seeded by the step, so runs evaluated at one step share it) and log
+    their mean score (eval/sampled_score): the policy's expected score, measured on tasks x samples
+    responses instead of one greedy response per task, so less noisy; 0: greedy only"""
 
     # ---- rollout -------------------------------------------------------------------------------
     prompts_per_step: int = 8
@@ -226,6 +231,7 @@ class TrainConfig:
             (self.judge_micro_batch_size >= 1, "judge_micro_batch_size must be >= 1"),
             (self.eval_every >= 0, "eval_every must be >= 0 (0: never)"),
             (self.eval_tasks >= 0, "eval_tasks must be >= 0 (0: all)"),
+            (self.eval_samples >= 0, "eval_samples must be >= 0 (0: greedy only)"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0 (0: only at the end)"),
             (self.report_prompts >= 0, "report_prompts must be >= 0"),
             (tau_ok, f"tau must be 'auto' or a finite number > 0, got {self.tau!r}"),

@@ -35,6 +35,11 @@ def load_study_preset(name: str) -> dict:
     for key in ("train", "arms", "seeds", "baseline"):
         if key not in preset:
             raise ValueError(f"{path}: a study preset needs {key!r}")
+    score = preset.get("score", "greedy")
+    if score not in ("greedy", "sampled"):
+        raise ValueError(f'{path}: "score" must be "greedy" or "sampled", got {score!r}')
+    if score == "sampled" and not preset["train"].get("eval_samples"):
+        raise ValueError(f'{path}: "score": "sampled" needs "eval_samples" > 0 in "train"')
     return preset
 
 
@@ -258,7 +263,13 @@ TRAINING_ONLY = {
 }  # fmt: skip
 
 
+# The rollout's sampling settings, which the sampled eval responses (``eval_samples``) use too.
+SAMPLING = {"temperature", "top_p", "top_k"}
+
+
 def initial_eval_key(config) -> str:
     """Runs with the same key share their step-0 eval (``Trainer(initial_eval=...)``): the config
-    without the fields that only change training."""
-    return json.dumps({k: v for k, v in asdict(config).items() if k not in TRAINING_ONLY}, sort_keys=True)
+    without the fields that only change training (the sampling settings change the eval too when it
+    samples responses)."""
+    ignored = TRAINING_ONLY - SAMPLING if config.eval_samples else TRAINING_ONLY
+    return json.dumps({k: v for k, v in asdict(config).items() if k not in ignored}, sort_keys=True)

@@ -93,11 +93,11 @@ def pad_rows(rows: Sequence[Sequence[float]], value: float = 0.0, dtype=torch.fl
     return out
 
 
-def eval_envs(tasks, scorer: Grad2Reward, max_new_tokens: int) -> OpenEndedVectorEnv:
-    """A vector env of one sub-env per task of ``tasks`` (any split), judged forward only: where
-    ``evaluate_policy`` plays one greedy response per task."""
+def eval_envs(tasks, scorer: Grad2Reward, max_new_tokens: int, responses: int = 1) -> OpenEndedVectorEnv:
+    """A vector env of ``responses`` sub-envs per task of ``tasks`` (any split), judged forward only:
+    where ``evaluate_policy`` plays one greedy response per task (``play_responses`` samples several)."""
     return OpenEndedVectorEnv(
-        num_envs=len(tasks),
+        num_envs=len(tasks) * responses,
         tasks=tasks,
         split="all",
         max_new_tokens=max_new_tokens,
@@ -126,10 +126,31 @@ def greedy_responses(
 ) -> list[tuple[str, list[int], float, list[dict]]]:
     """(task_id, response ids as played, judge score, per-criterion verdicts as in ``ScoreResult.criteria``)
     of one greedy response per task of ``envs``."""
-    task_ids = [t.task_id for t in envs.tasks][: envs.num_envs]
+    return play_responses(sampler, envs, max_new_tokens)
+
+
+def play_responses(
+    sampler: Sampler,
+    envs: OpenEndedVectorEnv,
+    max_new_tokens: int,
+    n: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+) -> list[tuple[str, list[int], float, list[dict]]]:
+    """As ``greedy_responses``, for ``n`` responses per task drawn with the given sampling settings
+    (``envs`` from ``eval_envs(..., responses=n)``), task by task; ``seed`` makes the draw
+    reproducible, so runs that share it share their randomness (a paired comparison)."""
+    if envs.num_envs % n:
+        raise ValueError(f"{envs.num_envs} sub-envs do not hold {n} responses per task")
+    tasks = [t.task_id for t in envs.tasks][: envs.num_envs // n]
+    task_ids = [task_id for task_id in tasks for _ in range(n)]
     obs, _ = envs.reset(options={"task_ids": task_ids})
-    groups = sampler.generate(prompts_of(obs, 1), n=1, temperature=0.0, max_tokens=max_new_tokens, seed=0)
-    _, _, _, _, infos = envs.step_sequences([group[0].token_ids for group in groups])
+    groups = sampler.generate(
+        prompts_of(obs, n), n=n, temperature=temperature, top_p=top_p, top_k=top_k, max_tokens=max_new_tokens, seed=seed
+    )
+    _, _, _, _, infos = envs.step_sequences([sample.token_ids for group in groups for sample in group])
     rows = zip(task_ids, infos["response_ids"], infos["sequence_reward"], infos["criteria"])
     return [(t, list(r), float(s), list(c)) for t, r, s, c in rows]
 
@@ -203,6 +224,11 @@ class Trainer:
         self.tasks = load_taskset(config.tasks).select(config.task_ids, config.domains)
         self.scorer, self.envs = self._build_train_envs()
         self.eval_scorer, self.eval_envs = self._build_eval_envs()
+        self.sampled_eval_envs = None  # eval_samples responses per eval task, sampled (see evaluate)
+        if config.eval_samples and self.eval_envs is not None:
+            self.sampled_eval_envs = eval_envs(
+                self.eval_envs.tasks, self.eval_scorer, config.max_new_tokens, responses=config.eval_samples
+            )
         self.judge_model = self.scorer.judge.model
         self.tokenizer = self.envs.tokenizer
         self.policy = load_policy(config, self.device)
@@ -483,21 +509,37 @@ class Trainer:
         hacking metrics of ``hacking_metrics`` (rubric echo, code-checked verdicts).
 
         ``eval/judge_soft_score`` is the eval judge's score with each verdict's p_true in place of
-        met (p_true > 0.5): no threshold, so less noise from verdicts near 0.5. The responses, with
-        every criterion's p_true by the eval judge, are appended to ``eval_responses.jsonl`` (one
-        record per eval: a study can judge them again with another judge without training again).
+        met (p_true > 0.5): no threshold, so less noise from verdicts near 0.5. With ``eval_samples``,
+        the same three scores of that many sampled responses per task (``eval/sampled_score``,
+        ``eval/sampled_soft_score``, ``eval/sampled_reward_judge_score``). The responses, with every
+        criterion's p_true by the eval judge, are appended to ``eval_responses.jsonl`` (one record per
+        eval, the sampled ones under "sampled": a study can judge them again with another judge
+        without training again).
         """
-        played = greedy_responses(self.sampler, self.eval_envs, self.config.max_new_tokens)
+        config = self.config
+        played = greedy_responses(self.sampler, self.eval_envs, config.max_new_tokens)
         self.last_eval_responses = [response for _, response, _, _ in played]
-        texts = self.tokenizer.batch_decode(self.last_eval_responses, skip_special_tokens=True)
-        metrics = {
-            "eval/judge_score": float(np.mean([score for _, _, score, _ in played])),
-            "eval/judge_soft_score": float(np.mean([soft_score(criteria) for _, _, _, criteria in played])),
-            **hacking_metrics(texts, [criteria for _, _, _, criteria in played]),
-        }
-        record = {
-            "step": self.global_step,
-            "responses": [
+        metrics, record = {}, {"step": self.global_step}
+        plays = {"judge": (played, "responses")}
+        if self.sampled_eval_envs is not None:
+            sampled = play_responses(
+                self.sampler,
+                self.sampled_eval_envs,
+                config.max_new_tokens,
+                n=config.eval_samples,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                top_k=config.top_k,
+                seed=self.global_step,
+            )
+            plays["sampled"] = (sampled, "sampled")
+        for name, (rows, field_name) in plays.items():
+            texts = self.tokenizer.batch_decode([response for _, response, _, _ in rows], skip_special_tokens=True)
+            metrics[f"eval/{name}_score"] = float(np.mean([score for _, _, score, _ in rows]))
+            metrics[f"eval/{name}_soft_score"] = float(np.mean([soft_score(criteria) for _, _, _, criteria in rows]))
+            if name == "judge":
+                metrics.update(hacking_metrics(texts, [criteria for _, _, _, criteria in rows]))
+            record[field_name] = [
                 {
                     "task_id": task_id,
                     "text": text,
@@ -506,15 +548,15 @@ class Trainer:
                     "p_true": [float(c["p_true"]) for c in criteria],
                     "checked": [n for n, c in enumerate(criteria) if c["decided_by"] == "check"],
                 }
-                for (task_id, response, score, criteria), text in zip(played, texts)
-            ],
-        }
+                for (task_id, response, score, criteria), text in zip(rows, texts)
+            ]
+            if self.eval_envs.scorer is not self.scorer:
+                results = self.scorer.score_batch(
+                    [self.eval_envs.tasks.get(t) for t, _, _, _ in rows], [r for _, r, _, _ in rows], dense=False
+                )
+                key = "eval/reward_judge_score" if name == "judge" else f"eval/{name}_reward_judge_score"
+                metrics[key] = float(np.mean([r.sequence_reward for r in results]))
         self.eval_log.append(record)
-        if self.eval_envs.scorer is not self.scorer:
-            results = self.scorer.score_batch(
-                [self.eval_envs.tasks.get(t) for t, _, _, _ in played], self.last_eval_responses, dense=False
-            )
-            metrics["eval/reward_judge_score"] = float(np.mean([r.sequence_reward for r in results]))
         return metrics
 
     def train(self) -> list[dict]:

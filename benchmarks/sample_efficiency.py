@@ -100,10 +100,37 @@ def sweep_configs(preset: dict, out: Path) -> list:
     return configs
 
 
+# The eval scores a study can read its curves from (a preset's "score"): the eval judge's score, its
+# p_true version and the training judge's score, of one greedy response per eval task or of the
+# config's eval_samples sampled ones.
+SCORES = {
+    "greedy": ("eval/judge_score", "eval/judge_soft_score", "eval/reward_judge_score"),
+    "sampled": ("eval/sampled_score", "eval/sampled_soft_score", "eval/sampled_reward_judge_score"),
+}
+
+
+def judge_weights(config) -> dict[str, str]:
+    """Per judge the run names (training and eval), the sha256 of its weights and record where it is a
+    local folder (a shipped judge keeps its name when it is rebuilt); "" for a hub id."""
+    import hashlib
+
+    from g2r_env.models import resolve_source
+
+    out = {}
+    for name in sorted({config.judge, config.eval_judge} - {None}):
+        folder, digest = Path(resolve_source(name)), hashlib.sha256()
+        files = sorted(f for f in folder.glob("*") if f.suffix in (".safetensors", ".json") and f.name != "eval.json")
+        for path in files if folder.is_dir() else []:
+            digest.update(path.name.encode() + path.read_bytes())
+        out[name] = digest.hexdigest() if files else ""
+    return out
+
+
 def finished(config, say: bool = True) -> bool:
     """A run whose run.json (written last, after its weights are deleted) is there, whose metrics
     reach the last step with an eval record and whose saved config equals ``config`` (a run of other
-    settings, say another learning rate, is rerun)."""
+    settings, say another learning rate, is rerun), trained with the judges there now where its
+    run.json records them (a run trained before a judge was rebuilt is rerun)."""
     from agents import TrainConfig
     from g2r_env.runlog import read_metrics
 
@@ -117,6 +144,11 @@ def finished(config, say: bool = True) -> bool:
     }:
         if say:
             print(f"[study] {folder}: finished with other settings; it is trained again", flush=True)
+        return False
+    judges = json.loads((folder / "run.json").read_text()).get("judges")
+    if judges is not None and judges != judge_weights(config):
+        if say:
+            print(f"[study] {folder}: trained with other judge weights; it is trained again", flush=True)
         return False
     records = read_metrics(folder / "metrics.jsonl")
     return any(r["step"] == config.total_steps and "eval/judge_score" in r for r in records)
@@ -208,7 +240,8 @@ def run_many(configs: Iterable, label: str, commit: bool) -> list[tuple[str, flo
             for weights in ("checkpoint", "model"):  # the study reads metrics only: 2 GB a run otherwise
                 shutil.rmtree(folder / weights, ignore_errors=True)
             seconds = time.perf_counter() - start
-            (folder / "run.json").write_text(json.dumps({"wall_seconds": seconds, "threads": 1}, indent=2))
+            info = {"wall_seconds": seconds, "threads": 1, "judges": judge_weights(config)}
+            (folder / "run.json").write_text(json.dumps(info, indent=2))
             done.append((config.run_dir, seconds))
             name = "/".join(folder.parts[-3:])
             print(f"[study] {name}: {seconds:.0f}s", flush=True)
@@ -249,13 +282,7 @@ def read_run(folder: Path, stop_ids: frozenset[int] = frozenset()) -> dict:
     evals = [r for r in records if "eval/judge_score" in r]
     step_times = [r["time/step"] for r in records if "time/step" in r]
     info = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
-    keys = (
-        "eval/judge_score",
-        "eval/judge_soft_score",
-        "eval/reward_judge_score",
-        "eval/rubric_echo",
-        "eval/checks_passed",
-    )
+    keys = (*SCORES["greedy"], *SCORES["sampled"], "eval/rubric_echo", "eval/checks_passed")
     finished = {}
     if stop_ids and (folder / "eval_responses.jsonl").exists():
         played = read_metrics(folder / "eval_responses.jsonl")
@@ -293,8 +320,9 @@ def collect(preset: dict, out: Path) -> tuple[list[int], dict]:
 
 def rescore(preset: dict, out: Path, runs: dict, judge: str) -> None:
     """Judge every run's saved eval responses (eval_responses.jsonl) again with ``judge`` and put its
-    scores in place of the eval judge's in ``runs`` (``eval/judge_score``, ``eval/judge_soft_score``):
-    a better eval judge scores a finished study without training it again."""
+    scores in place of the eval judge's in ``runs`` (``eval/judge_score``, ``eval/judge_soft_score``,
+    and the sampled responses' ``eval/sampled_score``, ``eval/sampled_soft_score`` where saved): a
+    better eval judge scores a finished study without training it again."""
     from tqdm.auto import tqdm
 
     from agents.trainer import soft_score
@@ -313,15 +341,18 @@ def rescore(preset: dict, out: Path, runs: dict, judge: str) -> None:
         records = read_metrics(path)
         if [r["step"] for r in records] != runs[arm][n]["steps"]:
             raise SystemExit(f"{path}: eval steps {[r['step'] for r in records]} differ from its metrics'")
-        scores, softs = [], []
-        for record in records:
-            played = record["responses"]
-            results = scorer.score_batch(
-                [tasks.get(r["task_id"]) for r in played], [r["response_ids"] for r in played], dense=False
-            )
-            scores.append(sum(r.sequence_reward for r in results) / len(results))
-            softs.append(sum(soft_score(r.criteria) for r in results) / len(results))
-        runs[arm][n]["eval/judge_score"], runs[arm][n]["eval/judge_soft_score"] = scores, softs
+        for field, (score, soft, _) in (("responses", SCORES["greedy"]), ("sampled", SCORES["sampled"])):
+            if not all(field in record for record in records):
+                continue
+            scores, softs = [], []
+            for record in records:
+                played = record[field]
+                results = scorer.score_batch(
+                    [tasks.get(r["task_id"]) for r in played], [r["response_ids"] for r in played], dense=False
+                )
+                scores.append(sum(r.sequence_reward for r in results) / len(results))
+                softs.append(sum(soft_score(r.criteria) for r in results) / len(results))
+            runs[arm][n][score], runs[arm][n][soft] = scores, softs
 
 
 def curves_of(runs: dict, key: str) -> dict:
@@ -338,7 +369,7 @@ def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
     table = []
     for config in configs:
         run = read_run(Path(config.run_dir))
-        scores = run["eval/judge_score"]
+        scores = run[SCORES[preset.get("score", "greedy")][0]]
         arm = Path(config.run_dir).parts[-2]
         table.append(
             {
@@ -415,26 +446,26 @@ def apply_sweep(preset: dict, out: Path, use_sweep: bool) -> dict:
     return preset
 
 
-def plot(steps, summary: dict, echo: dict, path: Path, title: str) -> None:
+def plot(steps, summary: dict, echo: dict, path: Path, title: str, score: str = "greedy") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2 if echo else 1, figsize=(13 if echo else 8, 4.5), squeeze=False)
-    score, copied = axes[0][0], axes[0][-1]
+    axis, copied = axes[0][0], axes[0][-1]
     for n, (arm, row) in enumerate(summary.items()):
-        score.plot(steps, row["mean"], "o-", color=f"C{n}", label=f"{arm} ({row['seeds']} seeds)")
-        score.fill_between(steps, row["band_low"], row["band_high"], color=f"C{n}", alpha=0.2)
+        axis.plot(steps, row["mean"], "o-", color=f"C{n}", label=f"{arm} ({row['seeds']} seeds)")
+        axis.fill_between(steps, row["band_low"], row["band_high"], color=f"C{n}", alpha=0.2)
         if arm in echo:
             from agents.study import band, mean_curve
 
             low, high = band(echo[arm])
             copied.plot(steps, mean_curve(echo[arm]), "o-", color=f"C{n}", label=arm)
             copied.fill_between(steps, low, high, color=f"C{n}", alpha=0.2)
-    score.set_ylabel("eval judge score, test split (greedy)")
-    score.set_title(title)
-    score.legend(fontsize=8)
+    axis.set_ylabel(f"eval judge score, test split ({score})")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
     if echo:
         copied.set_ylabel("rubric echo (share of words in 4-grams of the criteria)")
         copied.set_title("hacking check: rubric echo")
@@ -601,11 +632,13 @@ def main() -> None:
         suffix = "-" + Path(args.rescore).name
     echo = curves_of(runs, "eval/rubric_echo")
     configs = {arm: run_config(preset, arm, seeds_of(preset, arm)[0], out) for arm in preset["arms"]}
+    score = preset.get("score", "greedy")
+    score_key, soft_key, reward_key = SCORES[score]
     summary = summarize(
         steps,
-        curves_of(runs, "eval/judge_score"),
+        curves_of(runs, score_key),
         baseline,
-        curves_of(runs, "eval/reward_judge_score"),
+        curves_of(runs, reward_key),
         control=control,
         echo_curves=echo,
         references=paper_arms(configs),
@@ -615,7 +648,7 @@ def main() -> None:
         row["step_seconds"] = sum(r["step_seconds"] for r in runs[arm]) / len(runs[arm])
         walls = [r["wall_seconds"] for r in runs[arm]]
         row["wall_seconds"] = {"total": sum(walls), "per_run": sum(walls) / len(walls)}
-        soft = curves_of({arm: runs[arm]}, "eval/judge_soft_score")
+        soft = curves_of({arm: runs[arm]}, soft_key)
         if soft:  # the eval judge's p_true in place of its verdicts (runs from before it was logged lack it)
             values = [c[-1] - c[0] for c in soft[arm]]
             row["soft_final_mean"] = sum(c[-1] for c in soft[arm]) / len(soft[arm])
@@ -630,11 +663,12 @@ def main() -> None:
             row["checks_passed_final"] = sum(c[-1] for c in checks[arm]) / len(checks[arm])
     counts = sorted({len(seeds_of(preset, arm)) for arm in preset["arms"]})
     title = f"{label}: {'-'.join(map(str, counts))} seeds, {preset['train'].get('total_steps')} steps"
-    plot(steps, summary, echo, out / f"curves{suffix}.png", title)
+    plot(steps, summary, echo, out / f"curves{suffix}.png", title, score)
     judges = {"training": preset["train"].get("judge"), "eval": args.rescore or preset["train"].get("eval_judge")}
     result = {
         "preset": preset,
         "judges": judges,
+        "score": score,
         "steps": steps,
         "summary": summary,
         "wall_seconds": elapsed,

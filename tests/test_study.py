@@ -72,9 +72,20 @@ def test_final_score_difference_and_its_bootstrap_interval():
 
 def test_an_unknown_study_preset_names_the_shipped_ones():
     with pytest.raises(
-        ValueError, match=r"no study preset 'slow'.*known: \['cpu', 'cpu_g8', 'cpu_long', 'cpu_wide', 'gpu', 'quick'\]"
+        ValueError, match=r"no study preset 'slow'.*known: \['cpu', 'cpu_g8', 'cpu_g8s', 'cpu_long', 'cpu_wide', 'gpu', 'quick'\]"
     ):
         load_study_preset("slow")
+
+
+def test_a_study_preset_scores_greedy_or_sampled_responses_and_sampled_needs_samples(tmp_path):
+    quick = load_study_preset("quick")
+    for score, samples, error in (("best", 4, '"score" must be "greedy" or "sampled"'), ("sampled", 0, "needs \"eval_samples\" > 0")):  # fmt: skip
+        path = tmp_path / f"{score}.json"
+        path.write_text(json.dumps({**quick, "score": score, "train": {**quick["train"], "eval_samples": samples}}))
+        with pytest.raises(ValueError, match=error):
+            load_study_preset(str(path))
+    path.write_text(json.dumps({**quick, "score": "sampled", "train": {**quick["train"], "eval_samples": 2}}))
+    assert load_study_preset(str(path))["score"] == "sampled"
 
 
 def study_script():
@@ -88,7 +99,7 @@ def study_script():
     return study
 
 
-@pytest.mark.parametrize("preset", ["cpu", "quick", "gpu"])
+@pytest.mark.parametrize("preset", ["cpu", "cpu_g8s", "quick", "gpu"])
 def test_every_study_preset_has_train_and_eval_tasks_for_every_arm(preset, tmp_path):
     from tasks import load_taskset
 
@@ -179,7 +190,16 @@ def test_a_finished_run_is_picked_up_only_with_its_own_settings_and_arms_follow_
         handle.write(json.dumps(last) + "\n")
     assert not study.finished(config)  # killed after its last record, before its weights were deleted
     (folder / "run.json").write_text(json.dumps({"wall_seconds": 60.0, "threads": 1}))
+    assert study.finished(config)  # a run from before run.json recorded its judges
+    judges = study.judge_weights(config)
+    assert sorted(judges) == ["bundled-eval-judge", "bundled-judge"] and len(set(judges.values())) == 2
+    assert all(len(digest) == 64 for digest in judges.values())
+    (folder / "run.json").write_text(json.dumps({"wall_seconds": 60.0, "judges": judges}))
     assert study.finished(config)
+    rebuilt = {**judges, "bundled-judge": "0" * 64}  # trained before bundled-judge was rebuilt
+    (folder / "run.json").write_text(json.dumps({"wall_seconds": 60.0, "judges": rebuilt}))
+    assert not study.finished(config)
+    (folder / "run.json").write_text(json.dumps({"wall_seconds": 60.0, "judges": judges}))
     assert not study.finished(
         study.run_config({**preset, "train": {**preset["train"], "learning_rate": 1}}, "sparse", 0, tmp_path)
     )
@@ -269,6 +289,11 @@ def test_rescore_judges_the_saved_eval_responses_again_with_another_judge(tiny_m
                 {"task_id": t, "response_ids": bundled_tokenizer.encode(text[: 12 + 8 * step]) + [2]}
                 for t, text in played
             ],
+            "sampled": [
+                {"task_id": t, "response_ids": bundled_tokenizer.encode(text[: 6 + 5 * step + k]) + [2]}
+                for t, text in played
+                for k in (0, 3)
+            ],
         }
         for step in (0, 2)
     ]
@@ -278,13 +303,17 @@ def test_rescore_judges_the_saved_eval_responses_again_with_another_judge(tiny_m
 
     scorer = build_scorer("bundled", tiny_model, "cpu")
     for n, record in enumerate(records):
-        results = scorer.score_batch(
-            [tasks.get(t) for t, _ in played], [r["response_ids"] for r in record["responses"]], dense=False
-        )
-        assert runs["sparse"][0]["eval/judge_score"][n] == pytest.approx(np.mean([r.sequence_reward for r in results]))
-        assert runs["sparse"][0]["eval/judge_soft_score"][n] == pytest.approx(
-            np.mean([soft_score(r.criteria) for r in results])
-        )
+        for field, score, soft in (("responses", "judge_score", "judge_soft_score"), ("sampled", "sampled_score", "sampled_soft_score")):  # fmt: skip
+            results = scorer.score_batch(
+                [tasks.get(r["task_id"]) for r in record[field]],
+                [r["response_ids"] for r in record[field]],
+                dense=False,
+            )
+            assert runs["sparse"][0][f"eval/{score}"][n] == pytest.approx(np.mean([r.sequence_reward for r in results]))
+            assert runs["sparse"][0][f"eval/{soft}"][n] == pytest.approx(
+                np.mean([soft_score(r.criteria) for r in results])
+            )
+    assert runs["sparse"][0]["eval/sampled_score"] != runs["sparse"][0]["eval/judge_score"]
     runs["sparse"][0]["steps"] = [0, 4]
     with pytest.raises(SystemExit, match="eval steps .* differ"):
         study.rescore(preset, tmp_path, runs, tiny_model)

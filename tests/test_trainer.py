@@ -305,6 +305,7 @@ def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_
             eval_judge=str(other),
             eval_every=1,
             eval_tasks=2,
+            eval_samples=2,
             task_ids=["creative-006", "creative-012", "creative-018", "creative-019"],
         )
     )
@@ -334,11 +335,65 @@ def test_a_separate_eval_judge_scores_the_eval_and_the_training_judge_is_logged_
         assert saved["score"] == pytest.approx(result.sequence_reward)
         assert saved["p_true"] == pytest.approx([c["p_true"] for c in result.criteria])
         assert saved["checked"] == [n for n, c in enumerate(result.criteria) if c["decided_by"] == "check"]
+    sampled = record["sampled"]  # scored by the eval judge, and by the training judge beside it
+    by_each = [
+        scorer.score_batch(
+            [trainer.tasks.get(r["task_id"]) for r in sampled], [r["response_ids"] for r in sampled], dense=False
+        )
+        for scorer in (trainer.eval_envs.scorer, trainer.scorer)
+    ]
+    assert metrics["eval/sampled_score"] == pytest.approx(np.mean([r.sequence_reward for r in by_each[0]]))
+    assert metrics["eval/sampled_reward_judge_score"] == pytest.approx(np.mean([r.sequence_reward for r in by_each[1]]))
     plain = Trainer(tiny_config(tiny_model, tmp_path / "plain", eval_every=1, eval_tasks=2))
     keys = set(plain.evaluate())  # no second judge: no reward_judge_score
     assert keys == {"eval/judge_score", "eval/judge_soft_score", "eval/rubric_echo"} | (
         {"eval/checks_passed"} & set(expected)
     )
+
+
+def test_sampled_eval_responses_are_scored_beside_the_greedy_ones_and_the_draw_is_the_steps(tiny_model, tmp_path):
+    from agents.study import initial_eval_key
+
+    tasks = ["creative-018", "creative-019"]
+    config = tiny_config(
+        tiny_model,
+        tmp_path / "run",
+        eval_every=1,
+        eval_tasks=2,
+        eval_samples=3,
+        temperature=1.0,
+        task_ids=["creative-006", "creative-012", *tasks],
+    )
+    trainer = Trainer(config)
+    metrics = trainer.evaluate()
+    greedy_only = Trainer(dataclasses.replace(config, run_dir=str(tmp_path / "greedy"), eval_samples=0)).evaluate()
+    assert {k: metrics[k] for k in greedy_only} == pytest.approx(greedy_only)  # the greedy eval is unchanged
+    (record,) = read_jsonl(tmp_path / "run" / "eval_responses.jsonl")
+    sampled = record["sampled"]
+    assert [r["task_id"] for r in sampled] == [t for t in tasks for _ in range(3)]
+    # the responses are the sampler's draw at the rollout's settings, seeded by the step
+    prompts = [trainer.eval_envs.prompts[t] for t in tasks]
+    drawn = trainer.sampler.generate(prompts, n=3, temperature=1.0, top_p=config.top_p, top_k=config.top_k,
+                                     max_tokens=config.max_new_tokens, seed=0)  # fmt: skip
+    assert [r["response_ids"] for r in sampled] == [s.token_ids for group in drawn for s in group]
+    assert len({tuple(r["response_ids"]) for r in sampled}) > 2  # sampled, not three copies of the greedy one
+    results = trainer.scorer.score_batch(
+        [trainer.tasks.get(r["task_id"]) for r in sampled], [r["response_ids"] for r in sampled], dense=False
+    )
+    assert metrics["eval/sampled_score"] == pytest.approx(np.mean([r.sequence_reward for r in results]))
+    assert [r["score"] for r in sampled] == pytest.approx([r.sequence_reward for r in results])
+    soft = [
+        sum(c["weight"] * c["p_true"] for c in r.criteria) / trainer.tasks.get(r.task_id).max_score for r in results
+    ]
+    assert metrics["eval/sampled_soft_score"] == pytest.approx(np.mean(soft))
+    assert trainer.evaluate() == metrics  # the same step draws the same responses
+    # the sampling settings are part of the shared step-0 eval's key only when the eval samples
+    hotter = dataclasses.replace(config, temperature=0.5)
+    assert initial_eval_key(config) != initial_eval_key(hotter)
+    greedy = dataclasses.replace(config, eval_samples=0)
+    assert initial_eval_key(greedy) == initial_eval_key(dataclasses.replace(hotter, eval_samples=0))
+    with pytest.raises(ValueError, match="eval_samples must be >= 0"):
+        dataclasses.replace(config, eval_samples=-1)
 
 
 def test_runs_differing_only_in_training_fields_share_their_step_zero_eval(tiny_model, tmp_path):
