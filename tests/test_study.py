@@ -72,7 +72,8 @@ def test_final_score_difference_and_its_bootstrap_interval():
 
 def test_an_unknown_study_preset_names_the_shipped_ones():
     with pytest.raises(
-        ValueError, match=r"no study preset 'slow'.*known: \['cpu', 'cpu_g8', 'cpu_g8s', 'cpu_long', 'cpu_wide', 'gpu', 'quick'\]"
+        ValueError,
+        match=r"no study preset 'slow'.*known: \['cpu', 'cpu_g8', 'cpu_g8s', 'cpu_long', 'cpu_wide', 'gpu', 'quick'\]",
     ):
         load_study_preset("slow")
 
