@@ -520,7 +520,7 @@ class Trainer:
         played = greedy_responses(self.sampler, self.eval_envs, config.max_new_tokens)
         self.last_eval_responses = [response for _, response, _, _ in played]
         metrics, record = {}, {"step": self.global_step}
-        plays = {"judge": (played, "responses")}
+        plays = [("judge", "responses", "eval/reward_judge_score", played)]  # score name, record field, ...
         if self.sampled_eval_envs is not None:
             sampled = play_responses(
                 self.sampler,
@@ -532,8 +532,8 @@ class Trainer:
                 top_k=config.top_k,
                 seed=self.global_step,
             )
-            plays["sampled"] = (sampled, "sampled")
-        for name, (rows, field_name) in plays.items():
+            plays.append(("sampled", "sampled", "eval/sampled_reward_judge_score", sampled))
+        for name, field_name, reward_key, rows in plays:
             texts = self.tokenizer.batch_decode([response for _, response, _, _ in rows], skip_special_tokens=True)
             metrics[f"eval/{name}_score"] = float(np.mean([score for _, _, score, _ in rows]))
             metrics[f"eval/{name}_soft_score"] = float(np.mean([soft_score(criteria) for _, _, _, criteria in rows]))
@@ -554,8 +554,7 @@ class Trainer:
                 results = self.scorer.score_batch(
                     [self.eval_envs.tasks.get(t) for t, _, _, _ in rows], [r for _, r, _, _ in rows], dense=False
                 )
-                key = "eval/reward_judge_score" if name == "judge" else f"eval/{name}_reward_judge_score"
-                metrics[key] = float(np.mean([r.sequence_reward for r in results]))
+                metrics[reward_key] = float(np.mean([r.sequence_reward for r in results]))
         self.eval_log.append(record)
         return metrics
 
