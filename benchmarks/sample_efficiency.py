@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import multiprocessing as mp
@@ -112,18 +113,20 @@ SCORES = {
 def judge_weights(config) -> dict[str, str]:
     """Per judge the run names (training and eval), the sha256 of its weights and record where it is a
     local folder (a shipped judge keeps its name when it is rebuilt); "" for a hub id."""
+    return {name: _judge_digest(name) for name in sorted({config.judge, config.eval_judge} - {None})}
+
+
+@functools.cache
+def _judge_digest(name: str) -> str:
     import hashlib
 
     from g2r_env.models import resolve_source
 
-    out = {}
-    for name in sorted({config.judge, config.eval_judge} - {None}):
-        folder, digest = Path(resolve_source(name)), hashlib.sha256()
-        files = sorted(f for f in folder.glob("*") if f.suffix in (".safetensors", ".json") and f.name != "eval.json")
-        for path in files if folder.is_dir() else []:
-            digest.update(path.name.encode() + path.read_bytes())
-        out[name] = digest.hexdigest() if files else ""
-    return out
+    folder, digest = Path(resolve_source(name)), hashlib.sha256()
+    files = sorted(f for f in folder.glob("*") if f.suffix in (".safetensors", ".json") and f.name != "eval.json")
+    for path in files:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest() if files else ""
 
 
 def finished(config, say: bool = True) -> bool:
