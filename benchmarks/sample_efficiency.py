@@ -533,9 +533,17 @@ def table(steps, summary: dict, baseline: str, control: str) -> str:
             f"{against} | {paper} | {row['auc']['mean']:.3f} ({row['auc']['ci_low']:.3f}-{row['auc']['ci_high']:.3f}) | "
             f"{change} | {reward} | {echo} | {reach} | {ratio} | {row['step_seconds']:.0f} |"
         )
-    soft = [f"{arm} {_interval(row['soft_change'], 'mean')}" for arm, row in summary.items() if "soft_change" in row]
-    if soft:
-        lines.append("\neval change by the eval judge's p_true in place of its verdicts: " + "; ".join(soft))
+    for name, what in (
+        ("soft", "by the eval judge's p_true in place of its verdicts"),
+        ("greedy", "of the greedy responses"),
+    ):
+        changes = [
+            f"{arm} {_interval(row[f'{name}_change'], 'mean')}"
+            for arm, row in summary.items()
+            if f"{name}_change" in row
+        ]
+        if changes:
+            lines.append(f"\neval change {what}: " + "; ".join(changes))
     ended = [
         f"{arm} {row['finished_first']:.2f} -> {row['finished_final']:.2f}"
         for arm, row in summary.items()
@@ -651,11 +659,13 @@ def main() -> None:
         row["step_seconds"] = sum(r["step_seconds"] for r in runs[arm]) / len(runs[arm])
         walls = [r["wall_seconds"] for r in runs[arm]]
         row["wall_seconds"] = {"total": sum(walls), "per_run": sum(walls) / len(walls)}
-        soft = curves_of({arm: runs[arm]}, soft_key)
-        if soft:  # the eval judge's p_true in place of its verdicts (runs from before it was logged lack it)
-            values = [c[-1] - c[0] for c in soft[arm]]
-            row["soft_final_mean"] = sum(c[-1] for c in soft[arm]) / len(soft[arm])
-            row["soft_change"] = bootstrap_mean(values)
+        # the eval judge's p_true in place of its verdicts (runs from before it was logged lack it), and
+        # with a sampled score the greedy one beside it
+        for name, key in (("soft", soft_key), ("greedy", SCORES["greedy"][0] if score != "greedy" else None)):
+            curves = curves_of({arm: runs[arm]}, key) if key else {}
+            if curves:
+                row[f"{name}_final_mean"] = sum(c[-1] for c in curves[arm]) / len(curves[arm])
+                row[f"{name}_change"] = bootstrap_mean([c[-1] - c[0] for c in curves[arm]])
         ended = curves_of({arm: runs[arm]}, "eval/finished")
         if ended:  # greedy eval responses that end on a stop token, not at max_new_tokens
             row["finished_first"] = sum(c[0] for c in ended[arm]) / len(ended[arm])
