@@ -17,8 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"  # no OpenMP spin-waits on a busy machine
 G2R="${G2R:-.venv/bin/g2r}"
-STEPS="${STEPS:-300}"
-EVAL_STEPS="${EVAL_STEPS:-300}"
+STEPS="${STEPS:-600}"
+EVAL_STEPS="${EVAL_STEPS:-600}"
 EVAL_EVERY="${EVAL_EVERY:-100}"
 CASES=benchmarks/data/judged_cases.jsonl
 COMPARE_FULL=0
