@@ -642,7 +642,7 @@ def main() -> None:
         rescore(preset, out, runs, args.rescore)
         suffix = "-" + Path(args.rescore).name
     echo = curves_of(runs, "eval/rubric_echo")
-    configs = {arm: run_config(preset, arm, seeds_of(preset, arm)[0], out) for arm in preset["arms"]}
+    arm_configs = {arm: run_config(preset, arm, seeds_of(preset, arm)[0], out) for arm in preset["arms"]}
     score = preset.get("score", "greedy")
     score_key, soft_key, reward_key = SCORES[score]
     summary = summarize(
@@ -652,10 +652,10 @@ def main() -> None:
         curves_of(runs, reward_key),
         control=control,
         echo_curves=echo,
-        references=paper_arms(configs),
+        references=paper_arms(arm_configs),
     )
     for arm, row in summary.items():
-        row["learning_rate"] = configs[arm].learning_rate
+        row["learning_rate"] = arm_configs[arm].learning_rate
         row["step_seconds"] = sum(r["step_seconds"] for r in runs[arm]) / len(runs[arm])
         walls = [r["wall_seconds"] for r in runs[arm]]
         row["wall_seconds"] = {"total": sum(walls), "per_run": sum(walls) / len(walls)}
