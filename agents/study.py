@@ -252,6 +252,23 @@ def summarize(
     return out
 
 
+def default_rule(summary: Mapping[str, dict], attributions: Mapping[str, str], paper: str = "grad_x_embed") -> dict:
+    """The default credit rule a study's evidence picks: the credit rule (``attributions``: arm -> its
+    attribution) of the arm with the best final eval score among those whose ``final_vs_reference``
+    interval (against the paper's rule under the same advantage) lies above zero; the paper's rule
+    when no arm's does. Returns ``attribution``, the deciding ``arm`` (None when the paper's rule
+    stays) and that arm's ``versus`` difference."""
+    ahead = [
+        (row["final_mean"], arm)
+        for arm, row in summary.items()
+        if "final_vs_reference" in row and row["final_vs_reference"]["ci_low"] > 0
+    ]
+    if not ahead:
+        return {"attribution": paper, "arm": None, "versus": None}
+    _, arm = max(ahead)
+    return {"attribution": attributions[arm], "arm": arm, "versus": summary[arm]["final_vs_reference"]}
+
+
 # Fields that change training but not the step-0 eval (greedy responses of the initial policy,
 # judged forward only); runs equal in every other field share that eval.
 TRAINING_ONLY = {

@@ -633,7 +633,7 @@ def main() -> None:
         done, elapsed = train_all(configs, jobs, label, args.commit)  # every config was checked above
         trained = sum(seconds > 0 for _, seconds in done)
 
-    from agents.study import bootstrap_mean, summarize
+    from agents.study import bootstrap_mean, default_rule, summarize
 
     baseline, control = preset["baseline"], preset.get("control", "dense_uniform")
     steps, runs = collect(preset, out)
@@ -686,6 +686,7 @@ def main() -> None:
         "summary": summary,
         "wall_seconds": elapsed,
         "runs_trained": trained,
+        "default_rule": default_rule(summary, {arm: c.attribution for arm, c in arm_configs.items()}),
     }
     (out / f"results{suffix}.json").write_text(json.dumps(result, indent=2))
     print(
@@ -693,6 +694,17 @@ def main() -> None:
         f"{len(configs) - trained} finished before); eval judge {judges['eval']}, training judge {judges['training']}"
     )
     print(table(steps, summary, baseline, control))
+    rule = result["default_rule"]
+    if rule["arm"] is None:
+        print(
+            "\ndefault credit rule by this study: grad_x_embed stays (no credit rule's final score is above "
+            "grad_x_embed's under the same advantage with an interval above zero)"
+        )
+    else:
+        print(
+            f"\ndefault credit rule by this study: {rule['attribution']} (arm {rule['arm']}: "
+            f"{_interval(rule['versus'])} vs {rule['versus']['reference']})"
+        )
     print(f"\nwrote {out / f'results{suffix}.json'} and {out / f'curves{suffix}.png'}")
 
 

@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.study import band, bootstrap_difference, bootstrap_ratio, load_study_preset, steps_to_reach, summarize
+from agents.study import (
+    band,
+    bootstrap_difference,
+    bootstrap_ratio,
+    default_rule,
+    load_study_preset,
+    steps_to_reach,
+    summarize,
+)
 
 STEPS = [0, 2, 4]
 
@@ -175,6 +183,25 @@ def test_a_credit_rule_is_compared_with_the_papers_credit_under_the_same_advanta
     assert versus["reference"] == "paper" and versus["difference"] == pytest.approx(0.3)
     assert (versus["ci_low"], versus["ci_high"]) == pytest.approx((0.1, 0.5))  # (0.6 or 0.8) - (0.3 or 0.5)
     assert "final_vs_reference" not in summary["paper"] and "final_vs_reference" not in summary["sparse"]
+
+
+def test_the_default_rule_is_the_best_final_score_whose_interval_against_the_paper_is_above_zero():
+    curves = {
+        "sparse": [[0.2, 0.3, 0.4]] * 2,
+        "paper": [[0.2, 0.3, 0.30], [0.2, 0.3, 0.32]],
+        "steady": [[0.2, 0.4, 0.50], [0.2, 0.4, 0.52]],  # +0.20, interval +0.18 to +0.22
+        "lucky": [[0.2, 0.3, 0.20], [0.2, 0.3, 0.90]],  # a higher mean (0.55), interval -0.12 to +0.60
+    }
+    attributions = {"sparse": "grad_x_embed", "paper": "grad_x_embed", "steady": "grad_l2", "lucky": "uniform"}
+    references = {"steady": "paper", "lucky": "paper"}
+    summary = summarize(STEPS, curves, "sparse", references=references, resamples=500)
+    rule = default_rule(summary, attributions)
+    assert (rule["attribution"], rule["arm"]) == ("grad_l2", "steady")
+    assert rule["versus"]["difference"] == pytest.approx(0.2)
+    # with the steady arm's lead inside the noise, no rule is ahead and the paper's stays
+    curves["steady"] = [[0.2, 0.4, 0.20], [0.2, 0.4, 0.60]]
+    rule = default_rule(summarize(STEPS, curves, "sparse", references=references, resamples=500), attributions)
+    assert rule == {"attribution": "grad_x_embed", "arm": None, "versus": None}
 
 
 def test_a_finished_run_is_picked_up_only_with_its_own_settings_and_arms_follow_the_swept_rates(tmp_path):
