@@ -26,7 +26,8 @@ Every run writes its folder under benchmarks/results/<preset>/ (config.json, met
 eval_responses.jsonl with every eval's greedy responses, run.json with its wall time; weights are
 deleted); a finished run whose config is unchanged is picked up, not
 rerun, so a study stopped on one machine continues on another from the committed folders. With
-``--commit`` each run is committed as it finishes. Ends with results.json (curves, bands, final
+``--commit`` each run is committed as it finishes; a file named STOP in that folder stops the
+study between runs (those in flight finish). Ends with results.json (curves, bands, final
 scores, intervals, steps ratio; agents.study.summarize), curves.png, and the table for the README.
 
     python benchmarks/sample_efficiency.py --sweep --commit   # 1. the sweep of the default (cpu) preset
@@ -195,6 +196,11 @@ def commit_run(folder: Path, message: str, tries: int = 5) -> bool:
     return False
 
 
+STOP_FILE = "STOP"
+"""A file of this name in a study's output folder asks its jobs to start no new run: the runs in
+flight finish (and are committed with --commit), then the study or sweep ends without its summary."""
+
+
 def drain(queue) -> Iterator:
     """The items of ``queue`` in order, taken one at a time until it is empty (the jobs share it)."""
     while True:
@@ -204,11 +210,11 @@ def drain(queue) -> Iterator:
             return
 
 
-def run_many(configs: Iterable, label: str, commit: bool) -> list[tuple[str, float]]:
+def run_many(configs: Iterable, label: str, commit: bool, stop: Path | None = None) -> list[tuple[str, float]]:
     """Train the runs in order in this process, one sampler (vLLM engine) for all; the step-0 eval
     is measured once per initial_eval_key and reused. ``configs`` is a list or a queue the jobs
-    share (the next run goes to the first job free). Returns (run_dir, seconds; 0 for a run
-    finished before)."""
+    share (the next run goes to the first job free); once the file ``stop`` exists no new run
+    starts. Returns (run_dir, seconds; 0 for a run finished before)."""
     import gc
     import shutil
 
@@ -231,6 +237,9 @@ def run_many(configs: Iterable, label: str, commit: bool) -> list[tuple[str, flo
                     folder = Path(config.run_dir)
                     commit_run(folder, f"study {label}: {'/'.join(folder.parts[-3:])} finished")
                 continue
+            if stop is not None and stop.exists():
+                print(f"[study] {stop}: this job starts no new run", flush=True)
+                break
             shutil.rmtree(config.run_dir, ignore_errors=True)  # an unfinished run starts over, for equal budgets
             start = time.perf_counter()
             trainer = Trainer(config, sampler=sampler, initial_eval=initial.get(key))
@@ -256,23 +265,33 @@ def run_many(configs: Iterable, label: str, commit: bool) -> list[tuple[str, flo
     return done
 
 
-def train_all(configs: list, jobs: int, label: str, commit: bool) -> tuple[list, float]:
+def train_all(configs: list, jobs: int, label: str, commit: bool, out: Path) -> tuple[list, float]:
     """Train ``configs`` in ``jobs`` processes (each one thread), in order, each run to the first
-    job free; (done, wall seconds)."""
+    job free; (done, wall seconds). Exits, naming what is left, when ``out``/STOP stopped it first."""
     start = time.perf_counter()
     ready = [finished(c, say=False) for c in configs]
     jobs = max(1, min(jobs, ready.count(False)))
+    stop = out / STOP_FILE
     if jobs == 1:
-        done = run_many(configs, label, commit)
+        done = run_many(configs, label, commit, stop)
     else:
         context = mp.get_context("spawn")
         with context.Manager() as manager, context.Pool(jobs) as pool:
             queue = manager.Queue()
             for config in [c for c, r in zip(configs, ready) if r] + [c for c, r in zip(configs, ready) if not r]:
                 queue.put(config)  # picked-up runs first: they take no time
-            parts = pool.starmap(run_many, [(queue, label, commit)] * jobs)
+            parts = pool.starmap(run_many, [(queue, label, commit, stop)] * jobs)
         done = [d for part in parts for d in part]
-    return done, time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    left = [c.run_dir for c in configs if not finished(c, say=False)]
+    if left:
+        trained = sum(seconds > 0 for _, seconds in done)
+        why = f"stopped by {stop}" if stop.exists() else "not every run finished"
+        raise SystemExit(
+            f"[study] {why}: {trained} runs trained in {elapsed / 60:.1f} min, {len(left)} left "
+            f"(the next: {left[0]}); the same command goes on from there"
+        )
+    return done, elapsed
 
 
 def read_run(folder: Path, stop_ids: frozenset[int] = frozenset()) -> dict:
@@ -368,7 +387,7 @@ def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
     from agents.study import area_under
 
     configs = sweep_configs(preset, out)
-    _, elapsed = train_all(configs, jobs, f"{label}-sweep", commit)
+    _, elapsed = train_all(configs, jobs, f"{label}-sweep", commit, out)
     table = []
     for config in configs:
         run = read_run(Path(config.run_dir))
@@ -603,6 +622,9 @@ def main() -> None:
     if args.commit and not out.resolve().is_relative_to(REPO):
         raise SystemExit(f"--commit: {out} is outside the repository {REPO}")
     out.mkdir(parents=True, exist_ok=True)
+    if (out / STOP_FILE).exists() and not args.rescore:
+        (out / STOP_FILE).unlink()  # left by the last stop; this start asked for runs
+        print(f"[study] removed {out / STOP_FILE}, left by an earlier stop", flush=True)
     jobs = args.jobs or preset.get("jobs", 1)
     if args.sweep:
         if "sweep" not in preset:
@@ -630,7 +652,7 @@ def main() -> None:
             f"[study] {len(configs)} runs in {out}; vLLM's output goes to {REPO / 'runs' / 'study-logs' / label}",
             flush=True,
         )
-        done, elapsed = train_all(configs, jobs, label, args.commit)  # every config was checked above
+        done, elapsed = train_all(configs, jobs, label, args.commit, out)  # every config was checked above
         trained = sum(seconds > 0 for _, seconds in done)
 
     from agents.study import bootstrap_mean, default_rule, summarize

@@ -298,6 +298,21 @@ def test_the_jobs_share_one_queue_of_runs_each_taken_once_in_order():
         assert list(second) == []
 
 
+def test_a_stop_file_starts_no_new_run_and_names_what_is_left(tmp_path, monkeypatch):
+    study = study_script()
+    monkeypatch.setattr(study, "REPO", tmp_path)  # vLLM's log folder
+    preset = load_study_preset("quick")
+    out = tmp_path / "quick"
+    configs = study.study_configs(preset, out)
+    (out / study.STOP_FILE).parent.mkdir(parents=True)
+    (out / study.STOP_FILE).touch()
+    with pytest.raises(
+        SystemExit, match=rf"stopped by .*STOP: 0 runs trained .* {len(configs)} left .*{configs[0].run_dir}"
+    ):
+        study.train_all(configs, 1, "quick", commit=False, out=out)
+    assert not any(Path(c.run_dir).exists() for c in configs)
+
+
 def test_rescore_judges_the_saved_eval_responses_again_with_another_judge(tiny_model, bundled_tokenizer, tmp_path):
     from agents.trainer import soft_score
     from g2r_env import build_scorer
