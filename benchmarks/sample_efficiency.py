@@ -283,7 +283,8 @@ def train_all(configs: list, jobs: int, label: str, commit: bool, out: Path) -> 
             parts = pool.starmap(run_many, [(queue, label, commit, stop)] * jobs)
         done = [d for part in parts for d in part]
     elapsed = time.perf_counter() - start
-    left = [c.run_dir for c in configs if not finished(c, say=False)]
+    taken = {run_dir for run_dir, _ in done}  # finished before, or trained now
+    left = [c.run_dir for c in configs if c.run_dir not in taken]
     if left:
         trained = sum(seconds > 0 for _, seconds in done)
         why = f"stopped by {stop}" if stop.exists() else "not every run finished"
