@@ -265,6 +265,17 @@ def run_many(configs: Iterable, label: str, commit: bool, stop: Path | None = No
     return done
 
 
+def clear_stop(out: Path, configs: list) -> bool:
+    """Remove ``out``/STOP, left by the last stop, when this start has runs to train; a call that only
+    reads finished runs (the table of a subset) leaves it, so a study running beside it still stops."""
+    stop = out / STOP_FILE
+    if not stop.exists() or all(finished(c, say=False) for c in configs):
+        return False
+    stop.unlink()
+    print(f"[study] removed {stop}, left by an earlier stop", flush=True)
+    return True
+
+
 def train_all(configs: list, jobs: int, label: str, commit: bool, out: Path) -> tuple[list, float]:
     """Train ``configs`` in ``jobs`` processes (each one thread), in order, each run to the first
     job free; (done, wall seconds). Exits, naming what is left, when ``out``/STOP stopped it first."""
@@ -623,15 +634,13 @@ def main() -> None:
     if args.commit and not out.resolve().is_relative_to(REPO):
         raise SystemExit(f"--commit: {out} is outside the repository {REPO}")
     out.mkdir(parents=True, exist_ok=True)
-    if (out / STOP_FILE).exists() and not args.rescore:
-        (out / STOP_FILE).unlink()  # left by the last stop; this start asked for runs
-        print(f"[study] removed {out / STOP_FILE}, left by an earlier stop", flush=True)
     jobs = args.jobs or preset.get("jobs", 1)
     if args.sweep:
         if "sweep" not in preset:
             raise SystemExit(f"preset {label} has no learning-rate sweep")
         if args.arms or args.seeds:
             raise SystemExit("--arms and --seeds choose the study's runs; the sweep's are the preset's \"sweep\"")
+        clear_stop(out, sweep_configs(preset, out))
         sweep(preset, out, jobs, args.commit, label)
         return
     preset = apply_sweep(preset, out, not args.no_sweep)
@@ -649,6 +658,7 @@ def main() -> None:
             raise SystemExit(f"--rescore: {len(unfinished)} runs are not finished, e.g. {unfinished[0]}")
         trained, elapsed = 0, 0.0
     else:
+        clear_stop(out, configs)
         print(
             f"[study] {len(configs)} runs in {out}; vLLM's output goes to {REPO / 'runs' / 'study-logs' / label}",
             flush=True,

@@ -313,6 +313,20 @@ def test_a_stop_file_starts_no_new_run_and_names_what_is_left(tmp_path, monkeypa
     assert not any(Path(c.run_dir).exists() for c in configs)
 
 
+def test_a_stop_file_is_cleared_by_a_start_with_runs_to_train_only(tmp_path, monkeypatch):
+    study = study_script()
+    configs = study.study_configs(load_study_preset("quick"), tmp_path)
+    stop = tmp_path / study.STOP_FILE
+    stop.touch()
+    monkeypatch.setattr(study, "finished", lambda config, say=True: True)
+    assert not study.clear_stop(tmp_path, configs)  # the table of finished runs, beside a running study
+    assert stop.exists()
+    monkeypatch.setattr(study, "finished", lambda config, say=True: config is not configs[-1])
+    assert study.clear_stop(tmp_path, configs)  # a start that trains: the stop was the last one's
+    assert not stop.exists()
+    assert not study.clear_stop(tmp_path, configs)  # nothing to remove
+
+
 def test_rescore_judges_the_saved_eval_responses_again_with_another_judge(tiny_model, bundled_tokenizer, tmp_path):
     from agents.trainer import soft_score
     from g2r_env import build_scorer
