@@ -399,6 +399,7 @@ def sweep(preset: dict, out: Path, jobs: int, commit: bool, label: str) -> dict:
     from agents.study import area_under
 
     configs = sweep_configs(preset, out)
+    clear_stop(out, configs)
     _, elapsed = train_all(configs, jobs, f"{label}-sweep", commit, out)
     table = []
     for config in configs:
@@ -640,7 +641,6 @@ def main() -> None:
             raise SystemExit(f"preset {label} has no learning-rate sweep")
         if args.arms or args.seeds:
             raise SystemExit("--arms and --seeds choose the study's runs; the sweep's are the preset's \"sweep\"")
-        clear_stop(out, sweep_configs(preset, out))
         sweep(preset, out, jobs, args.commit, label)
         return
     preset = apply_sweep(preset, out, not args.no_sweep)
