@@ -3,8 +3,9 @@
 #   bundled-judge       the bundled model + a LoRA adapter trained on half 0 of the passages, seed 0
 #   bundled-eval-judge  the same on half 1 of the passages, seed 1 (the sample-efficiency study's eval judge)
 # Training composes near misses, claims and varied responses (g2r judge train's defaults), prints the
-# independent judged cases' AUC / accuracy / ECE every 100 steps (they are never trained on), and ends
-# with the calibration on judge-extra's val split. Resumable: run it again after a kill and each run
+# AUC / accuracy / ECE of the development cases (where settings such as STEPS are chosen) and of the
+# independent cases (the measurement) every 100 steps (neither is trained on), and ends with the
+# calibration on judge-extra's val split. Resumable: run it again after a kill and each run
 # continues from its last checkpoint, and a judge already shipped from its finished run is
 # left as it is. Hours on 2 CPU cores; minutes on a GPU.
 #
@@ -21,6 +22,7 @@ STEPS="${STEPS:-600}"
 EVAL_STEPS="${EVAL_STEPS:-600}"
 EVAL_EVERY="${EVAL_EVERY:-100}"
 CASES=benchmarks/data/judged_cases.jsonl
+DEV=benchmarks/data/judged_cases_dev.jsonl
 COMPARE_FULL=0
 for arg in "$@"; do
     case "$arg" in
@@ -33,13 +35,13 @@ train() {  # run folder, passage half, seed, steps, extra options...
     local run=$1 half=$2 seed=$3 steps=$4
     shift 4
     $G2R judge train --out-dir "runs/$run" --passage-half "$half" --seed "$seed" --steps "$steps" \
-        --eval-cases "$CASES" --eval-every "$EVAL_EVERY" "$@"
+        --eval-cases "$DEV" "$CASES" --eval-every "$EVAL_EVERY" "$@"
 }
 ship() {  # run folder, shipped name, attribution methods whose credit is measured ("" for verdicts only)
     rm -rf "g2r_env/judges/$2" && mkdir -p "g2r_env/judges/$2"
     cp "runs/$1/judge/"* "g2r_env/judges/$2/"
     # shellcheck disable=SC2086
-    $G2R judge eval --judge "$2" --cases "$CASES" --methods $3 --credit-cases 60 \
+    $G2R judge eval --judge "$2" --cases "$CASES" "$DEV" --methods $3 --credit-cases 60 \
         --json-out "g2r_env/judges/$2/eval.json"
 }
 
