@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from g2r_judge.training import JudgeTrainConfig
 from g2r_judge.verdicts import load_verdicts
 from tasks import load_taskset
 from tasks.checks import recognise
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
 SETS = ["judged_cases.jsonl", "judged_cases_dev.jsonl"]
-TRAINED_ON = ["openended-mini", "judge-extra"]  # every split: the corpus composes from all of them
+TRAINED_ON = JudgeTrainConfig().corpora  # every split of them: the corpus composes from all
 
 
 def rows(name):
@@ -21,11 +22,11 @@ def rows(name):
 
 @pytest.mark.parametrize("name", SETS)
 def test_a_judged_set_loads_with_one_group_per_case(name):
-    cases = load_verdicts(DATA / name)
-    ids = [row["id"] for row in rows(name)]
+    cases, table = load_verdicts(DATA / name), rows(name)
+    ids = [row["id"] for row in table]
     assert len(set(ids)) == len(ids)
     assert {case.group for case in cases} == set(ids)
-    assert len(cases) == sum(len(row["criteria"]) for row in rows(name))
+    assert len(cases) == sum(len(row["criteria"]) for row in table)
     labels = [case.label for case in cases]
     assert 0.3 < sum(labels) / len(labels) < 0.7  # both verdicts well represented
 
